@@ -1,0 +1,52 @@
+# callguard: `make run` to try it (zero set-up), `make test` for the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+PGHOST ?= 127.0.0.1
+PGPORT ?= 5432
+PGUSER ?= postgres
+TEST_DB ?= callguard_test
+export CALLGUARD_TEST_DATABASE_URL ?= postgresql+psycopg://$(PGUSER)@$(PGHOST):$(PGPORT)/$(TEST_DB)
+export CALLGUARD_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/callguard: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/callguard ## Create the virtualenv and install callguard with its dev tools
+
+run: install ## Zero set-up: SQLite, in-process Redis, demo data, served on localhost:$(PORT)
+	$(BIN)/callguard db upgrade
+	$(BIN)/callguard demo
+	@echo
+	@echo "callguard is starting on http://localhost:$(PORT)"
+	@echo "Place a simulated call from another terminal:"
+	@echo "    $(BIN)/callguard simulate-call +447700900001 --url http://localhost:$(PORT)"
+	@echo
+	TWILIO_ACCOUNT_SID=$${TWILIO_ACCOUNT_SID:-ACdemo0000000000000000000000000000} \
+	TWILIO_AUTH_TOKEN=$${TWILIO_AUTH_TOKEN:-demo-auth-token} \
+	$(BIN)/flask --app telephony:create_app run --port $(PORT)
+
+services: ## Start PostgreSQL and Redis if they are installed but stopped
+	@bash scripts/services.sh
+
+test: install services ## The whole suite against real PostgreSQL and Redis (fresh database each run)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: install services ## Benchmarks: print their figures
+	$(BIN)/python bench/inbound.py
+
+.PHONY: help install run services test lint bench

@@ -1,0 +1,426 @@
+"""Creating and changing customers and restrictions, each change written to the audit trail.
+
+Every function here takes the session and the acting person, changes rows and adds AuditEntry rows
+in the same transaction; the caller commits. The routing cache is refreshed after the commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from restrictions.routing import RestrictionKind
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from restrictions import cache
+from restrictions.calendar import add_months, add_working_days
+from restrictions.db import after_commit
+from restrictions.errors import Conflict, Invalid, NotFound
+from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction, User
+from restrictions.phone import to_e164
+
+LANGUAGES = ("en-GB", "cy-GB", "pl-PL")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+REVIEW_MONTHS = 12  # policy 10.4
+APPEAL_WORKING_DAYS = 20  # policy 12.2
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is making a change: a staff user, or a named system process (CLI import, scheduler)."""
+
+    user_id: int | None
+    label: str
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(user.id, user.name)
+
+
+SYSTEM = Actor(None, "system")
+
+
+def audit(
+    sess: Session,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entity_id: int,
+    *,
+    customer_id: int | None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    note: str | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        actor_id=actor.user_id,
+        actor=actor.label,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        customer_id=customer_id,
+        before=dict(before) if before is not None else None,
+        after=dict(after) if after is not None else None,
+        note=note,
+    )
+    sess.add(entry)
+    return entry
+
+
+def customer_snapshot(customer: Customer) -> dict[str, Any]:
+    return {
+        "reference": customer.reference,
+        "name": customer.name,
+        "language": customer.language,
+        "adjustments": dict(customer.adjustments or {}),
+        "phone_numbers": [n.e164 for n in customer.numbers],
+    }
+
+
+def restriction_snapshot(r: Restriction) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "reason": r.reason,
+        "details": dict(r.details or {}),
+        "decided_at": r.decided_at.isoformat() if r.decided_at else None,
+        "notice_sent_on": r.notice_sent_on.isoformat() if r.notice_sent_on else None,
+        "review_due_on": r.review_due_on.isoformat() if r.review_due_on else None,
+        "appeal_lodged_on": r.appeal_lodged_on.isoformat() if r.appeal_lodged_on else None,
+        "appeal_due_on": r.appeal_due_on.isoformat() if r.appeal_due_on else None,
+        "appeal_outcome": r.appeal_outcome,
+        "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+        "end_reason": r.end_reason,
+    }
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+def _text(value: Any, field: str, *, max_length: int, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Invalid(f"{field} is required and must be text")
+    if len(value) > max_length:
+        raise Invalid(f"{field} is longer than {max_length} characters")
+    return value.strip()
+
+
+def _language(value: Any) -> str:
+    if value is None or value == "":
+        return "en-GB"
+    if value not in LANGUAGES:
+        raise Invalid(f"language must be one of {', '.join(LANGUAGES)}, not {value!r}")
+    return str(value)
+
+
+def _adjustments(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid('adjustments must be an object, for example {"slow_speech": true}')
+    if "slow_speech" in value and not isinstance(value["slow_speech"], bool):
+        raise Invalid("adjustments.slow_speech must be true or false")
+    return dict(value)
+
+
+def normalise_numbers(raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not raw:
+        raise Invalid("phone_numbers must be a non-empty list")
+    numbers: list[str] = []
+    for item in raw:
+        if not isinstance(item, str):
+            raise Invalid(f"phone number {item!r} must be text")
+        e164 = to_e164(item)
+        if e164 not in numbers:
+            numbers.append(e164)
+    return numbers
+
+
+def _check_numbers_free(sess: Session, numbers: Iterable[str], customer_id: int | None) -> None:
+    clash = sess.execute(
+        select(PhoneNumber.e164, Customer.reference)
+        .join(Customer)
+        .where(PhoneNumber.e164.in_(list(numbers)))
+        .where(Customer.id != (customer_id or -1))
+    ).first()
+    if clash is not None:
+        raise Conflict(f"phone number {clash[0]} already belongs to customer {clash[1]}")
+
+
+def create_customer(
+    sess: Session,
+    actor: Actor,
+    *,
+    reference: Any,
+    name: Any,
+    phone_numbers: Any,
+    language: Any = None,
+    adjustments: Any = None,
+) -> Customer:
+    ref = _text(reference, "reference", max_length=64)
+    customer = Customer(
+        reference=ref,
+        name=_text(name, "name", max_length=200),
+        language=_language(language),
+        adjustments=_adjustments(adjustments),
+    )
+    numbers = normalise_numbers(phone_numbers)
+    if sess.scalar(select(Customer.id).where(Customer.reference == ref)) is not None:
+        raise Conflict(f"a customer with reference {ref!r} already exists")
+    _check_numbers_free(sess, numbers, None)
+    customer.numbers = [PhoneNumber(e164=n) for n in numbers]
+    sess.add(customer)
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "customer.created",
+        "customer",
+        customer.id,
+        customer_id=customer.id,
+        after=customer_snapshot(customer),
+    )
+    _refresh_cache_after_commit(sess, customer.id, stale=())
+    return customer
+
+
+def update_customer(
+    sess: Session,
+    actor: Actor,
+    customer: Customer,
+    *,
+    name: Any = None,
+    phone_numbers: Any = None,
+    language: Any = None,
+    adjustments: Any = None,
+) -> bool:
+    """Apply the given fields; returns whether anything changed (and so was audited)."""
+    before = customer_snapshot(customer)
+    if name is not None:
+        customer.name = _text(name, "name", max_length=200)
+    if language is not None:
+        customer.language = _language(language)
+    if adjustments is not None:
+        customer.adjustments = _adjustments(adjustments)
+    stale: list[str] = []
+    if phone_numbers is not None:
+        numbers = normalise_numbers(phone_numbers)
+        _check_numbers_free(sess, numbers, customer.id)
+        current = {n.e164: n for n in customer.numbers}
+        stale = [n for n in current if n not in numbers]
+        customer.numbers = [current.get(n) or PhoneNumber(e164=n) for n in numbers]
+    after = customer_snapshot(customer)
+    if after == before:
+        return False
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "customer.updated",
+        "customer",
+        customer.id,
+        customer_id=customer.id,
+        before=before,
+        after=after,
+    )
+    _refresh_cache_after_commit(sess, customer.id, stale=stale)
+    return True
+
+
+def get_customer(sess: Session, reference: str) -> Customer:
+    customer = sess.scalar(select(Customer).where(Customer.reference == reference))
+    if customer is None:
+        raise NotFound(f"no customer with reference {reference!r}")
+    return customer
+
+
+# --- restrictions ----------------------------------------------------------------------------
+
+
+def _windows(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise Invalid("windows must be a non-empty list of {days, start, end}")
+    windows = []
+    for i, w in enumerate(value):
+        if not isinstance(w, dict):
+            raise Invalid(f"windows[{i}] must be an object with days, start and end")
+        days = w.get("days")
+        if not isinstance(days, list) or not days:
+            raise Invalid(f'windows[{i}].days must list weekdays, for example ["mon", "wed"]')
+        norm_days = []
+        for d in days:
+            key = str(d).strip().lower()[:3]
+            if key not in DAYS:
+                raise Invalid(f"windows[{i}].days: {d!r} is not a weekday")
+            norm_days.append(key)
+        start, end = w.get("start"), w.get("end")
+        for label, t in (("start", start), ("end", end)):
+            if not isinstance(t, str) or not _TIME.match(t):
+                raise Invalid(f'windows[{i}].{label} must be a time like "10:00"')
+        assert isinstance(start, str) and isinstance(end, str)
+        if start >= end:
+            raise Invalid(f"windows[{i}]: start {start} must be before end {end}")
+        windows.append({"days": sorted(set(norm_days), key=DAYS.index), "start": start, "end": end})
+    return windows
+
+
+def _spoc(sess: Session, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("spoc is required: a staff member's phone number or user name")
+    text = value.strip()
+    name = text.removeprefix("client:").removeprefix("user:")
+    user = sess.scalar(select(User).where(User.name == name))
+    if user is not None:
+        return f"client:{user.name}"
+    if text.startswith(("client:", "user:")):
+        raise Invalid(f"spoc: no staff user named {name!r}")
+    return to_e164(text)
+
+
+def validate_details(
+    sess: Session, kind: RestrictionKind, body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The kind's own fields, checked and normalised; unknown kinds and bad fields are Invalid."""
+    if kind is RestrictionKind.SPOC:
+        return {"spoc": _spoc(sess, body.get("spoc"))}
+    if kind is RestrictionKind.LIMITED_CONTACT:
+        details: dict[str, Any] = {"windows": _windows(body.get("windows"))}
+        cap = body.get("max_calls_per_week")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise Invalid("max_calls_per_week must be a whole number of at least 1")
+        details["max_calls_per_week"] = cap
+        return details
+    if kind is RestrictionKind.REPRESENTATIVE_ONLY:
+        return {
+            "representative": _text(body.get("representative"), "representative", max_length=200)
+        }
+    if kind is RestrictionKind.NO_ENGAGEMENT:
+        return {"issue": _text(body.get("issue"), "issue", max_length=500)}
+    return {}
+
+
+def parse_kind(value: Any) -> RestrictionKind:
+    try:
+        return RestrictionKind(value)
+    except ValueError:
+        kinds = ", ".join(k.value for k in RestrictionKind)
+        raise Invalid(f"kind must be one of {kinds}, not {value!r}") from None
+
+
+def _optional_date(value: Any, field: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise Invalid(f"{field} must be a date like 2026-03-01, not {value!r}") from None
+
+
+def add_restriction(
+    sess: Session,
+    actor: Actor,
+    customer: Customer,
+    body: Mapping[str, Any],
+    *,
+    decided_at: datetime | None = None,
+    source_alert_id: int | None = None,
+) -> Restriction:
+    """Record a decision under policy 10.1; review falls due 12 months on (10.4)."""
+    kind = parse_kind(body.get("kind"))
+    reason = _text(body.get("reason"), "reason", max_length=5000)
+    details = validate_details(sess, kind, body)
+    when = decided_at or datetime.now(UTC)
+    restriction = Restriction(
+        customer_id=customer.id,
+        kind=kind.value,
+        reason=reason,
+        details=details,
+        decided_by_id=actor.user_id,
+        decided_at=when,
+        notice_sent_on=_optional_date(body.get("notice_sent_on"), "notice_sent_on"),
+        review_due_on=add_months(when.date(), REVIEW_MONTHS),
+        source_alert_id=source_alert_id,
+    )
+    sess.add(restriction)
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "restriction.created",
+        "restriction",
+        restriction.id,
+        customer_id=customer.id,
+        after=restriction_snapshot(restriction),
+    )
+    _refresh_cache_after_commit(sess, customer.id, stale=())
+    return restriction
+
+
+def get_restriction(sess: Session, restriction_id: int) -> Restriction:
+    restriction = sess.get(Restriction, restriction_id)
+    if restriction is None:
+        raise NotFound(f"no restriction with id {restriction_id}")
+    return restriction
+
+
+def end_restriction(
+    sess: Session, actor: Actor, restriction: Restriction, reason: Any
+) -> Restriction:
+    """A restriction ends only by a recorded decision; the row stays."""
+    text = _text(reason, "reason", max_length=5000)
+    if restriction.ended_at is not None:
+        raise Conflict(
+            f"restriction {restriction.id} already ended on {restriction.ended_at:%Y-%m-%d}"
+        )
+    before = restriction_snapshot(restriction)
+    restriction.ended_at = datetime.now(UTC)
+    restriction.ended_by_id = actor.user_id
+    restriction.end_reason = text
+    audit(
+        sess,
+        actor,
+        "restriction.ended",
+        "restriction",
+        restriction.id,
+        customer_id=restriction.customer_id,
+        before=before,
+        after=restriction_snapshot(restriction),
+    )
+    _refresh_cache_after_commit(sess, restriction.customer_id, stale=())
+    return restriction
+
+
+def lodge_appeal(
+    sess: Session, actor: Actor, restriction: Restriction, lodged_on: Any
+) -> Restriction:
+    """An appeal is decided within 20 working days (12.2); the restriction stays in force (12.3)."""
+    day = _optional_date(lodged_on, "lodged_on") or datetime.now(UTC).date()
+    before = restriction_snapshot(restriction)
+    restriction.appeal_lodged_on = day
+    restriction.appeal_due_on = add_working_days(day, APPEAL_WORKING_DAYS)
+    restriction.appeal_outcome = None
+    audit(
+        sess,
+        actor,
+        "restriction.appeal_lodged",
+        "restriction",
+        restriction.id,
+        customer_id=restriction.customer_id,
+        before=before,
+        after=restriction_snapshot(restriction),
+    )
+    _refresh_cache_after_commit(sess, restriction.customer_id, stale=())
+    return restriction
+
+
+def _refresh_cache_after_commit(sess: Session, customer_id: int, stale: Iterable[str]) -> None:
+    after_commit(sess, cache.refresh_customer, customer_id, tuple(stale))

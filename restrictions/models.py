@@ -1,0 +1,299 @@
+"""The system of record: customers, numbers, restrictions, staff, calls and the audit trail.
+
+Nothing here is deleted: a restriction ends by a recorded decision (policy 10.2), an alert is closed
+with a reason, and every change to a customer or restriction leaves an AuditEntry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware UTC datetimes; SQLite hands back naive ones, so make them aware again."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    def may(self, needed: Role) -> bool:
+        """Roles are ordered: admin may do what a supervisor may, a supervisor what an agent may."""
+        order = [Role.AGENT, Role.SUPERVISOR, Role.ADMIN]
+        return order.index(self) >= order.index(needed)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="en-GB")
+    adjustments: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    numbers: Mapped[list[PhoneNumber]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="PhoneNumber.id"
+    )
+    restrictions: Mapped[list[Restriction]] = relationship(
+        back_populates="customer",
+        order_by="Restriction.decided_at",
+        foreign_keys="Restriction.customer_id",
+    )
+
+
+class PhoneNumber(Base):
+    __tablename__ = "phone_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="numbers")
+
+
+class Restriction(Base):
+    """A decision under policy 10.1, in force from decided_at until a recorded end."""
+
+    __tablename__ = "restrictions"
+    __table_args__ = (Index("ix_restrictions_active", "customer_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notice_sent_on: Mapped[date | None] = mapped_column(Date)
+    review_due_on: Mapped[date] = mapped_column(Date)
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    appeal_lodged_on: Mapped[date | None] = mapped_column(Date)
+    appeal_due_on: Mapped[date | None] = mapped_column(Date)
+    appeal_outcome: Mapped[str | None] = mapped_column(Text)
+    source_alert_id: Mapped[int | None] = mapped_column(ForeignKey("contact_alerts.id"))
+    ended_at: Mapped[datetime | None] = mapped_column()
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    end_reason: Mapped[str | None] = mapped_column(Text)
+
+    customer: Mapped[Customer] = relationship(
+        back_populates="restrictions", foreign_keys=[customer_id]
+    )
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    ended_by: Mapped[User | None] = relationship(foreign_keys=[ended_by_id])
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+class Call(Base):
+    """One inbound call, keyed on Twilio's CallSid."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(64), default="")
+    from_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    to_number: Mapped[str] = mapped_column(String(64), default="")
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    identified: Mapped[bool] = mapped_column(Boolean, default=False)
+    route: Mapped[str] = mapped_column(String(32), default="default")
+    route_destination: Mapped[str | None] = mapped_column(String(255))
+    restriction_id: Mapped[int | None] = mapped_column(ForeignKey("restrictions.id"))
+    flags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(32), default="ringing")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    counted_at: Mapped[datetime | None] = mapped_column()
+    emergency_selected_at: Mapped[datetime | None] = mapped_column()
+    conference_name: Mapped[str | None] = mapped_column(String(80))
+    conference_sid: Mapped[str | None] = mapped_column(String(64))
+    agent_call_sid: Mapped[str | None] = mapped_column(String(64))
+    agent_label: Mapped[str | None] = mapped_column(String(255))
+    voicemail_url: Mapped[str | None] = mapped_column(String(500))
+
+    customer: Mapped[Customer | None] = relationship()
+
+
+class CallEvent(Base):
+    """A Twilio callback exactly as received, stored before it is processed (nothing lost)."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (
+        UniqueConstraint(
+            "source", "resource_sid", "sequence_number", "event", name="uq_call_events_key"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    resource_sid: Mapped[str] = mapped_column(String(64))
+    call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    sequence_number: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column()
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    DISMISSED = "dismissed"
+    ESCALATED = "escalated"
+
+
+class ContactAlert(Base):
+    """Excessive contact (policy section 6): evidence for a person to decide on."""
+
+    __tablename__ = "contact_alerts"
+    __table_args__ = (
+        Index(
+            "uq_contact_alerts_open",
+            "subject",
+            "rule_name",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    rule_name: Mapped[str] = mapped_column(String(80))
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN.value)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    restriction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("restrictions.id", use_alter=True, name="fk_contact_alerts_restriction")
+    )
+
+    customer: Mapped[Customer | None] = relationship()
+    closed_by: Mapped[User | None] = relationship()
+
+
+class AgentAction(Base):
+    """An agent's Warn or End press on a live call (policy 9.2, 4.6)."""
+
+    __tablename__ = "agent_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    call: Mapped[Call] = relationship()
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    customer: Mapped[Customer | None] = relationship()
+
+
+class AuditEntry(Base):
+    """Who changed what, when, with the state before and after (policy 10.2)."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    note: Mapped[str | None] = mapped_column(Text)

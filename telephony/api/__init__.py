@@ -1,0 +1,62 @@
+"""The JSON API under /api/v1 (CONTRACT.md). Errors are always ``{"error": "..."}`` with a 4xx."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from restrictions.errors import DomainError
+
+log = logging.getLogger("callguard.api")
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def error(message: str, status: int) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400/415 that says what is wrong."""
+    if not request.is_json:
+        raise DomainError("send a JSON object with Content-Type: application/json").with_status(415)
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise DomainError("the body must be a JSON object").with_status(400)
+    return data
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(exc: DomainError) -> Response:
+    from restrictions.db import session
+
+    session().rollback()
+    return error(exc.message, exc.status)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return error(exc.description or exc.name, exc.code or 400)
+
+
+def init_app(app: Flask) -> None:
+    from telephony.api import alerts, calls, customers  # noqa: F401  (routes on bp)
+
+    app.register_blueprint(bp)
+
+    @app.errorhandler(404)
+    def _not_found(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return error("no such resource", 404)
+        return exc
+
+    @app.errorhandler(405)
+    def _method(exc: HTTPException) -> Any:
+        if request.path.startswith("/api/"):
+            return error(f"{request.method} is not allowed here", 405)
+        return exc

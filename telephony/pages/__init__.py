@@ -1,0 +1,14 @@
+"""Staff pages: sign-in, the supervisor's review queues and the agent console."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from telephony.pages import agent, auth, incidents, supervisor
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(supervisor.bp)
+    app.register_blueprint(agent.bp)
+    app.register_blueprint(incidents.bp)

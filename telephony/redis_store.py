@@ -1,0 +1,47 @@
+"""Redis and the rq queue, built once per app from REDIS_URL.
+
+With REDIS_URL unset (the zero-setup default) an in-process Redis stands in and jobs run inline.
+Two clients: a fast one for the call path (short timeouts, so a sick Redis cannot hold a caller),
+and a patient one for rq.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+
+REDIS = "callguard.redis"
+QUEUE = "callguard.queue"
+QUEUE_NAME = "callguard"
+
+
+def init_app(app: Flask) -> None:
+    url: str | None = app.config.get("REDIS_URL")
+    fast: Redis[Any]
+    patient: Redis[Any]
+    if url:
+        timeout = float(app.config.get("REDIS_TIMEOUT_SECONDS", 0.25))
+        fast = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        patient = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        is_async = not app.config.get("JOBS_INLINE", False)
+    else:
+        server = fakeredis.FakeServer()
+        fast = fakeredis.FakeRedis(server=server)
+        patient = fakeredis.FakeRedis(server=server)
+        is_async = False
+    app.extensions[REDIS] = fast
+    app.extensions[QUEUE] = Queue(QUEUE_NAME, connection=patient, is_async=is_async)
+
+
+def redis_client(app: Flask | None = None) -> Redis[Any]:
+    client: Redis[Any] = (app or current_app).extensions[REDIS]
+    return client
+
+
+def queue(app: Flask | None = None) -> Queue:
+    q: Queue = (app or current_app).extensions[QUEUE]
+    return q

@@ -1,0 +1,61 @@
+"""What callguard does when something it depends on fails. Written once, here.
+
+The rule: a caller is never dropped. Redis errors fail open (to PostgreSQL, or to the default
+route); anything on the call path runs under a deadline so a hung dependency cannot hold a call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import ParamSpec, TypeVar
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("callguard.resilience")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Threads for deadline-bounded work on the call path; a hung call here costs a thread, not a caller.
+_deadline_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="callguard-deadline")
+
+
+class DeadlineExceeded(TimeoutError):
+    """Work on the call path did not finish in time."""
+
+
+def within(seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``fn`` and return its result, or raise DeadlineExceeded after ``seconds``.
+
+    ``fn`` runs in another thread: give it what it needs as arguments (no Flask globals) and let it
+    open and close its own database session.
+    """
+    future = _deadline_pool.submit(fn, *args, **kwargs)
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        future.cancel()
+        raise DeadlineExceeded(
+            f"{getattr(fn, '__name__', fn)} took longer than {seconds}s"
+        ) from None
+
+
+def fail_open(default: T) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """On a Redis error, log it and return ``default`` instead of failing the caller."""
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except RedisError:
+                log.exception("redis unavailable in %s; carrying on without it", fn.__qualname__)
+                return default
+
+        return wrapper
+
+    return decorate

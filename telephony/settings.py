@@ -1,0 +1,160 @@
+"""callguard's own settings: the TOML file named by CALLGUARD_CONFIG, with documented defaults.
+
+Flask's ``app.config`` holds infrastructure (URLs, secrets); this holds the organisation's choices:
+routes, the emergency line, what callers are told, the excessive-contact rules (policy section 6).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+
+class SettingsError(ValueError):
+    """The CALLGUARD_CONFIG file says something callguard cannot use."""
+
+
+@dataclass(frozen=True)
+class ContactRule:
+    """One excessive-contact limit: an alert opens when a customer reaches it within the window."""
+
+    name: str
+    window_minutes: int
+    max_calls: int | None = None
+    max_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class Organisation:
+    name: str = "Example Homes"
+    postal_address: str = "1 Example Street, Derby DE1 1AA"
+    email: str = "customer.services@example.org"
+    website: str = "https://www.example.org/contact"
+    phone: str = "+441332000100"
+
+
+DEFAULT_CONTACT_RULES: tuple[ContactRule, ...] = (
+    ContactRule("calls-per-hour", window_minutes=60, max_calls=5),
+    ContactRule("calls-per-day", window_minutes=1440, max_calls=10),
+    ContactRule("talk-time-per-week", window_minutes=10080, max_minutes=180),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_route: str = "dial:+441332000100"
+    emergency_line: str = "+441332000999"
+    caller_id: str = "+441332000000"
+    spoc_ring_seconds: int = 25
+    agent_ring_seconds: int = 30
+    timezone: str = "Europe/London"
+    organisation: Organisation = field(default_factory=Organisation)
+    contact_rules: tuple[ContactRule, ...] = DEFAULT_CONTACT_RULES
+    review_months: int = 12
+    appeal_working_days: int = 20
+
+    def message_params(self) -> dict[str, str]:
+        """What prompts may mention about the organisation."""
+        org = self.organisation
+        return {
+            "organisation_name": org.name,
+            "postal_address": org.postal_address,
+            "email": org.email,
+            "website": org.website,
+            "phone": org.phone,
+        }
+
+
+def _e164(value: Any, key: str) -> str:
+    try:
+        parsed = phonenumbers.parse(str(value), "GB")
+    except phonenumbers.NumberParseException as exc:
+        raise SettingsError(f"{key}: {value!r} is not a phone number ({exc})") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise SettingsError(f"{key}: {value!r} is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def validate_route(value: Any, key: str = "routes.default") -> str:
+    """A route is dial:<E.164|sip:|client:>, enqueue:<queue> or redirect:<https URL>."""
+    if not isinstance(value, str) or ":" not in value:
+        raise SettingsError(f"{key}: expected dial:, enqueue: or redirect:, got {value!r}")
+    scheme, _, target = value.partition(":")
+    if scheme == "dial":
+        if target.startswith(("sip:", "client:")):
+            return value
+        return "dial:" + _e164(target, key)
+    if scheme == "enqueue" and target:
+        return value
+    if scheme == "redirect" and target.startswith(("https://", "http://")):
+        return value
+    raise SettingsError(f"{key}: expected dial:, enqueue: or redirect:, got {value!r}")
+
+
+def _rule(raw: Any, index: int) -> ContactRule:
+    where = f"contact_rules[{index}]"
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: expected a table")
+    name = raw.get("name")
+    window = raw.get("window_minutes")
+    max_calls = raw.get("max_calls")
+    max_minutes = raw.get("max_minutes")
+    if not isinstance(name, str) or not name:
+        raise SettingsError(f"{where}: name is required")
+    if not isinstance(window, int) or window <= 0:
+        raise SettingsError(f"{where}: window_minutes must be a positive whole number")
+    if (max_calls is None) == (max_minutes is None):
+        raise SettingsError(f"{where}: give exactly one of max_calls or max_minutes")
+    for label, limit in (("max_calls", max_calls), ("max_minutes", max_minutes)):
+        if limit is not None and (not isinstance(limit, int) or limit <= 0):
+            raise SettingsError(f"{where}: {label} must be a positive whole number")
+    return ContactRule(name, window, max_calls, max_minutes)
+
+
+def parse_settings(data: dict[str, Any]) -> Settings:
+    """Build Settings from a parsed TOML document; anything missing takes its default."""
+    defaults = Settings()
+    routes = data.get("routes", {})
+    org = data.get("organisation", {})
+    rules_raw = data.get("contact_rules")
+    rules = (
+        tuple(_rule(r, i) for i, r in enumerate(rules_raw))
+        if rules_raw is not None
+        else DEFAULT_CONTACT_RULES
+    )
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise SettingsError("contact_rules: rule names must be unique")
+    base_org = Organisation()
+    organisation = Organisation(
+        name=str(org.get("name", base_org.name)),
+        postal_address=str(org.get("postal_address", base_org.postal_address)),
+        email=str(org.get("email", base_org.email)),
+        website=str(org.get("website", base_org.website)),
+        phone=_e164(org.get("phone", base_org.phone), "organisation.phone"),
+    )
+    return Settings(
+        default_route=validate_route(routes.get("default", defaults.default_route)),
+        emergency_line=_e164(routes.get("emergency", defaults.emergency_line), "routes.emergency"),
+        caller_id=_e164(routes.get("caller_id", defaults.caller_id), "routes.caller_id"),
+        spoc_ring_seconds=int(routes.get("spoc_ring_seconds", defaults.spoc_ring_seconds)),
+        agent_ring_seconds=int(routes.get("agent_ring_seconds", defaults.agent_ring_seconds)),
+        timezone=str(data.get("timezone", defaults.timezone)),
+        organisation=organisation,
+        contact_rules=rules,
+    )
+
+
+def load_settings(path: str | None) -> Settings:
+    """Read CALLGUARD_CONFIG, or the built-in defaults when it is unset."""
+    if not path:
+        return Settings()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"CALLGUARD_CONFIG {path}: {exc}") from exc
+    return parse_settings(data)

@@ -1,0 +1,61 @@
+"""The only code that calls Twilio's REST API.
+
+The client is built once per app from TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN and pointed at
+TWILIO_API_BASE_URL (tests run a fake Twilio there). Every failure, a timeout or a 4xx/5xx,
+becomes a GatewayError with a message an agent can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger("callguard.twilio")
+
+EXTENSION = "callguard.twilio"
+REST_TIMEOUT_SECONDS = 5
+
+
+class GatewayError(RuntimeError):
+    """Twilio could not do what we asked; the message says why, for a person."""
+
+
+def init_app(app: Flask) -> None:
+    sid = app.config.get("TWILIO_ACCOUNT_SID")
+    token = app.config.get("TWILIO_AUTH_TOKEN")
+    if not sid or not token:
+        app.extensions[EXTENSION] = None
+        return
+    timeout = float(app.config.get("TWILIO_REST_TIMEOUT_SECONDS", REST_TIMEOUT_SECONDS))
+    client = Client(sid, token, http_client=TwilioHttpClient(timeout=timeout))
+    client.api.base_url = app.config["TWILIO_API_BASE_URL"].rstrip("/")
+    app.extensions[EXTENSION] = client
+
+
+def client() -> Client:
+    c: Client | None = current_app.extensions.get(EXTENSION)
+    if c is None:
+        raise GatewayError("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)")
+    return c
+
+
+def call_twilio(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one REST call, turning Twilio's and the network's failures into GatewayError."""
+    try:
+        return fn(*args, **kwargs)
+    except TwilioRestException as exc:
+        log.warning("twilio refused %s: %s %s", what, exc.status, exc.msg)
+        raise GatewayError(f"Twilio refused to {what} (HTTP {exc.status}: {exc.msg})") from exc
+    except (TwilioException, OSError) as exc:
+        log.warning("twilio unreachable for %s: %s", what, exc)
+        raise GatewayError(f"Twilio did not answer in time to {what}") from exc
+    except Exception as exc:  # requests' own errors are not OSError subclasses in every version
+        if type(exc).__module__.startswith(("requests", "urllib3")):
+            log.warning("twilio unreachable for %s: %s", what, exc)
+            raise GatewayError(f"Twilio did not answer in time to {what}") from exc
+        raise

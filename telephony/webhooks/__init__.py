@@ -1,0 +1,62 @@
+"""Twilio's webhooks, all under /twilio/, all signed.
+
+The signature check is written once, as this blueprint's ``before_request``: it runs before any
+view, fails closed (403), and checks against the public URL Twilio used (PUBLIC_BASE_URL + path +
+query), so it is right behind a TLS-terminating proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, Response, current_app, request
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+log = logging.getLogger("callguard.webhooks")
+
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+
+
+def public_url() -> str:
+    """The URL as Twilio requested it: our public origin, this path, this query string."""
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    query = request.query_string.decode("latin-1")
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def _signing_secret(settings_header: str | None) -> str | None:
+    """The auth token, or for HMAC-SHA256 the shared key named in the settings header."""
+    if not settings_header:
+        return current_app.config.get("TWILIO_AUTH_TOKEN") or None
+    parts = dict(p.strip().partition("=")[::2] for p in settings_header.split(","))
+    key_id = parts.get("key", "")
+    keys: dict[str, str] = current_app.config.get("TWILIO_WEBHOOK_SIGNING_KEYS", {})
+    return keys.get(key_id) or None
+
+
+def signature_is_valid() -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    settings_header = request.headers.get("X-Twilio-Webhooks-Signature-Settings")
+    secret = _signing_secret(settings_header)
+    if not secret or not signature:
+        return False
+    algorithm = get_signature_algorithm(settings_header)
+    return bool(RequestValidator(secret).validate(public_url(), request.form, signature, algorithm))
+
+
+@bp.before_request
+def require_twilio_signature() -> Response | None:
+    if request.method != "POST":
+        return Response("Twilio webhooks are POST only\n", status=405, mimetype="text/plain")
+    if not signature_is_valid():
+        log.warning("refused %s: missing or invalid X-Twilio-Signature", request.path)
+        return Response(
+            "invalid or missing X-Twilio-Signature\n", status=403, mimetype="text/plain"
+        )
+    return None
+
+
+def init_app(app: Flask) -> None:
+    from telephony.webhooks import conference, status, voice  # noqa: F401  (routes on bp)
+
+    app.register_blueprint(bp)

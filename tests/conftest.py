@@ -1,0 +1,492 @@
+"""Fixtures: a fresh app per test on real PostgreSQL and Redis, signed Twilio webhooks, a fake
+Twilio REST API on a real local HTTP server, staff with tokens, a real rq worker, and Chromium.
+
+Databases: CALLGUARD_TEST_DATABASE_URL (default postgres on localhost, database callguard_test,
+created when missing) and CALLGUARD_TEST_REDIS_URL (default db 15). The schema is rebuilt with the
+Alembic migrations once per run; every test starts from empty tables and an empty Redis db.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import create_engine, make_url, text
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+from werkzeug.test import TestResponse
+from werkzeug.wrappers import Request, Response
+
+from restrictions.db import database
+from restrictions.lifecycle import Actor, add_restriction, create_customer
+from restrictions.models import Base, Customer, Restriction, User
+from telephony import create_app
+from telephony.auth import create_user
+from telephony.redis_store import queue
+from telephony.settings import ContactRule, Organisation, Settings
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC_BASE_URL = "https://calls.example.org"
+LANDLORD_NUMBER = "+441332000000"
+
+TEST_DATABASE_URL = os.environ.get(
+    "CALLGUARD_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_test"
+)
+TEST_REDIS_URL = os.environ.get("CALLGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A fresh schema, built by the project's own migrations, once per test run."""
+    from alembic import command
+
+    from telephony.cli import alembic_config
+
+    url = make_url(TEST_DATABASE_URL)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+        )
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    command.upgrade(alembic_config(TEST_DATABASE_URL), "head")  # type: ignore[arg-type]
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[Redis]:  # type: ignore[type-arg]
+    conn: Redis = Redis.from_url(TEST_REDIS_URL)  # type: ignore[type-arg]
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+def _empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+# --- the fake Twilio REST API ------------------------------------------------------------------
+
+
+@dataclass
+class TwilioRequest:
+    method: str
+    path: str
+    form: dict[str, list[str]]
+
+    def param(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class FakeTwilio:
+    """Twilio's REST API as a real HTTP server on localhost: records requests, answers like Twilio.
+
+    ``fail(path_contains, status, message)`` makes matching requests fail; ``delay`` slows every
+    answer (to provoke the client's timeout).
+    """
+
+    url: str = ""
+    requests: list[TwilioRequest] = field(default_factory=list)
+    failures: list[tuple[str, int, str]] = field(default_factory=list)
+    delay: float = 0.0
+    _counter: int = 0
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.failures.clear()
+        self.delay = 0.0
+
+    def fail(self, path_contains: str, status: int = 500, message: str = "Internal error") -> None:
+        self.failures.append((path_contains, status, message))
+
+    def _sid(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter:032x}"
+
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_data(as_text=True)
+        record = TwilioRequest(request.method, request.path, parse_qs(body, keep_blank_values=True))
+        self.requests.append(record)
+        if self.delay:
+            time.sleep(self.delay)
+        for needle, status, message in self.failures:
+            if needle in request.path:
+                payload = {
+                    "code": 20000 + status,
+                    "message": message,
+                    "status": status,
+                    "more_info": "https://www.twilio.com/docs/errors",
+                }
+                return Response(json.dumps(payload), status=status, mimetype="application/json")(
+                    environ, start_response
+                )
+        return Response(
+            json.dumps(self._answer(record)),
+            status=201 if request.method == "POST" else 200,
+            mimetype="application/json",
+        )(environ, start_response)
+
+    def _answer(self, req: TwilioRequest) -> dict[str, Any]:
+        parts = req.path.strip("/").split("/")
+        base: dict[str, Any] = {
+            "account_sid": ACCOUNT_SID,
+            "date_created": None,
+            "date_updated": None,
+            "uri": req.path,
+        }
+        if parts[-1] == "Participants.json":
+            conference = parts[-2]
+            return base | {
+                "call_sid": self._sid("CA"),
+                "conference_sid": conference,
+                "label": req.param("Label"),
+                "status": "queued",
+                "muted": False,
+                "hold": False,
+            }
+        if len(parts) >= 2 and parts[-2] == "Conferences":
+            return base | {
+                "sid": parts[-1].removesuffix(".json"),
+                "status": "in-progress",
+                "friendly_name": "cg",
+            }
+        if "Participants" in parts:
+            return base | {
+                "call_sid": parts[-1].removesuffix(".json"),
+                "conference_sid": parts[-3],
+                "status": "connected",
+            }
+        if len(parts) >= 2 and parts[-2] == "Calls":
+            return base | {
+                "sid": parts[-1].removesuffix(".json"),
+                "status": req.param("Status") or "in-progress",
+            }
+        return base | {"sid": self._sid("XX")}
+
+    def posts(self, path_contains: str = "") -> list[TwilioRequest]:
+        return [r for r in self.requests if r.method == "POST" and path_contains in r.path]
+
+
+@pytest.fixture(scope="session")
+def _fake_twilio_server() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    server = make_server("127.0.0.1", 0, fake.wsgi, threaded=True)
+    fake.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+
+
+@pytest.fixture
+def fake_twilio(_fake_twilio_server: FakeTwilio) -> FakeTwilio:
+    _fake_twilio_server.reset()
+    return _fake_twilio_server
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The organisation's settings the tests run with (what a CALLGUARD_CONFIG file would say)."""
+    return Settings(
+        default_route="dial:+441332000100",
+        emergency_line="+441332000999",
+        caller_id=LANDLORD_NUMBER,
+        organisation=Organisation(
+            name="Example Homes",
+            postal_address="1 Example Street, Derby DE1 1AA",
+            email="customer.services@example.org",
+            website="https://www.example.org/contact",
+            phone="+441332000100",
+        ),
+        contact_rules=(
+            ContactRule("calls-per-hour", window_minutes=60, max_calls=5),
+            ContactRule("calls-per-day", window_minutes=1440, max_calls=10),
+            ContactRule("talk-time-per-week", window_minutes=10080, max_minutes=180),
+        ),
+    )
+
+
+@pytest.fixture
+def app_config(database_url: str, fake_twilio: FakeTwilio, settings: Settings) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_twilio.url,
+        "TWILIO_REST_TIMEOUT_SECONDS": 1,
+        "SETTINGS": settings,
+    }
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any], redis_conn: Redis) -> Iterator[Flask]:  # type: ignore[type-arg]
+    _empty_tables(app_config["DATABASE_URL"])
+    application = create_app(app_config)
+    with application.app_context():
+        yield application
+        database(application).engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def run_jobs(app: Flask) -> Callable[[], int]:
+    """Run a real rq worker over the queue until it is empty; returns how many jobs it ran."""
+
+    def run() -> int:
+        q = queue(app)
+        before = q.count
+        worker = SimpleWorker([q], connection=q.connection)
+        worker.work(burst=True)
+        return before
+
+    return run
+
+
+# --- Twilio webhooks, signed as Twilio signs them -------------------------------------------------
+
+
+class TwilioWebhooks:
+    """Posts form-encoded webhooks the way Twilio does, with a valid X-Twilio-Signature."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self._n = 0
+
+    @staticmethod
+    def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
+        return str(RequestValidator(token).compute_signature(url, params))
+
+    def new_call_sid(self) -> str:
+        self._n += 1
+        return f"CA{self._n:032x}"
+
+    def call_params(self, from_: str, **overrides: str) -> dict[str, str]:
+        """The fields Twilio sends to a Voice URL for an inbound call (TWILIO.md)."""
+        params = {
+            "AccountSid": ACCOUNT_SID,
+            "ApiVersion": "2010-04-01",
+            "CallSid": overrides.pop("CallSid", None) or self.new_call_sid(),
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": from_,
+            "To": LANDLORD_NUMBER,
+            "Caller": from_,
+            "Called": LANDLORD_NUMBER,
+            "FromCountry": "GB",
+            "FromCity": "DERBY",
+            "ToCountry": "GB",
+            "ToCity": "DERBY",
+            "CallerCountry": "GB",
+            "CalledCountry": "GB",
+        }
+        params.update(overrides)
+        return params
+
+    def post(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> TestResponse:
+        url = PUBLIC_BASE_URL + path
+        sig = signature if signature is not None else self.sign(url, params)
+        all_headers = {"X-Twilio-Signature": sig, **(headers or {})}
+        return self.client.post(path, data=params, headers=all_headers)
+
+    def incoming(self, from_: str, **overrides: str) -> TestResponse:
+        return self.post("/twilio/voice/incoming", self.call_params(from_, **overrides))
+
+
+@pytest.fixture
+def twilio(client: FlaskClient) -> TwilioWebhooks:
+    return TwilioWebhooks(client)
+
+
+# --- staff and customers -------------------------------------------------------------------------
+
+
+@dataclass
+class Staff:
+    user: User
+    token: str
+    password: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def make_staff(app: Flask) -> Callable[..., Staff]:
+    def make(
+        role: str = "supervisor", name: str | None = None, password: str = "correct horse"
+    ) -> Staff:
+        sess = database(app).sessions()
+        user, token = create_user(sess, name or f"{role}-{os.urandom(3).hex()}", role, password)
+        sess.commit()
+        sess.close()
+        return Staff(user, token, password)
+
+    return make
+
+
+@pytest.fixture
+def supervisor(make_staff: Callable[..., Staff]) -> Staff:
+    return make_staff("supervisor", "sam.supervisor")
+
+
+@pytest.fixture
+def agent(make_staff: Callable[..., Staff]) -> Staff:
+    return make_staff("agent", "alex.agent")
+
+
+@pytest.fixture
+def make_customer(app: Flask) -> Callable[..., Customer]:
+    """Create a customer through the domain layer (audited, cache refreshed after commit)."""
+
+    def make(
+        reference: str = "HMS-0001",
+        name: str = "Pat Example",
+        numbers: tuple[str, ...] = ("+447700900001",),
+        language: str = "en-GB",
+        adjustments: dict[str, Any] | None = None,
+    ) -> Customer:
+        sess = database(app).sessions()
+        customer = create_customer(
+            sess,
+            Actor(None, "test"),
+            reference=reference,
+            name=name,
+            phone_numbers=list(numbers),
+            language=language,
+            adjustments=adjustments,
+        )
+        sess.commit()
+        sess.close()
+        return customer
+
+    return make
+
+
+@pytest.fixture
+def restrict(app: Flask) -> Callable[..., Restriction]:
+    """Record a restriction through the domain layer: ``restrict(customer, kind="spoc", ...)``."""
+
+    def make(customer: Customer, **body: Any) -> Restriction:
+        body.setdefault("reason", "Decided at case review")
+        sess = database(app).sessions()
+        attached = sess.get(Customer, customer.id)
+        assert attached is not None
+        restriction = add_restriction(sess, Actor(None, "test"), attached, body)
+        sess.commit()
+        sess.close()
+        return restriction
+
+    return make
+
+
+# --- pages in a real browser --------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app served over HTTP on localhost, for the browser."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server)
+    pg = context.new_page()
+    pg.set_default_timeout(5000)
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def sign_in() -> Callable[[Any, Staff], None]:
+    """Sign in through the real form, as a person would: ``sign_in(page, staff)``."""
+
+    def do(page: Any, staff: Staff) -> None:
+        page.goto("/sign-in")
+        page.get_by_label("User name").fill(staff.user.name)
+        page.get_by_label("Password").fill(staff.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+
+    return do
