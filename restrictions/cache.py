@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
-from restrictions.routing import ActiveRestriction, CallerProfile, RestrictionKind
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from restrictions.models import Customer, PhoneNumber, Restriction
+from restrictions.routing import ActiveRestriction, CallerProfile, RestrictionKind
 from telephony.resilience import fail_open
 
 log = logging.getLogger("callguard.cache")
@@ -78,7 +78,7 @@ def decode(raw: bytes | str | None) -> Any:
     return CallerProfile.from_json(data) if data is not None else None
 
 
-def read(redis: Redis[Any], e164: str) -> tuple[bool, CallerProfile | None]:
+def read(redis: Redis, e164: str) -> tuple[bool, CallerProfile | None]:
     """(hit, profile) with one GET; raises RedisError for the caller to apply its policy."""
     value = decode(redis.get(key(e164)))
     if value is _MISS:
@@ -86,7 +86,7 @@ def read(redis: Redis[Any], e164: str) -> tuple[bool, CallerProfile | None]:
     return True, value
 
 
-def write(redis: Redis[Any], e164: str, profile: CallerProfile | None) -> None:
+def write(redis: Redis, e164: str, profile: CallerProfile | None) -> None:
     redis.set(key(e164), encode(profile), ex=TTL_SECONDS)
 
 
@@ -113,7 +113,7 @@ def refresh_customer(customer_id: int, stale_numbers: Iterable[str] = ()) -> Non
         pipe.execute()
 
 
-def rebuild(sess: Session, redis: Redis[Any]) -> int:
+def rebuild(sess: Session, redis: Redis) -> int:
     """Drop every cached profile and write one per known number; returns how many numbers."""
     for k in redis.scan_iter(match=PREFIX + "*", count=1000):
         redis.delete(k)

@@ -5,12 +5,10 @@ Placeholder until the excessive-contact work lands.
 
 from __future__ import annotations
 
-from typing import Any
-
 from redis import Redis
 from sqlalchemy.orm import Session
 
 
-def rebuild(sess: Session, redis: Redis[Any]) -> int:
+def rebuild(sess: Session, redis: Redis) -> int:
     """Rebuild every counter from the calls in PostgreSQL; returns how many calls were counted."""
     return 0

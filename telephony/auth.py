@@ -45,7 +45,7 @@ class LoginUser:
         return str(self.user.id)
 
 
-@login_manager.user_loader
+@login_manager.user_loader  # type: ignore[untyped-decorator]
 def _load_user(user_id: str) -> LoginUser | None:
     user = session().get(User, int(user_id)) if user_id.isdigit() else None
     return LoginUser(user) if user is not None and user.active else None

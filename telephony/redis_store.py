@@ -7,8 +7,6 @@ and a patient one for rq.
 
 from __future__ import annotations
 
-from typing import Any
-
 import fakeredis
 from flask import Flask, current_app
 from redis import Redis
@@ -21,8 +19,8 @@ QUEUE_NAME = "callguard"
 
 def init_app(app: Flask) -> None:
     url: str | None = app.config.get("REDIS_URL")
-    fast: Redis[Any]
-    patient: Redis[Any]
+    fast: Redis
+    patient: Redis
     if url:
         timeout = float(app.config.get("REDIS_TIMEOUT_SECONDS", 0.25))
         fast = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -37,8 +35,8 @@ def init_app(app: Flask) -> None:
     app.extensions[QUEUE] = Queue(QUEUE_NAME, connection=patient, is_async=is_async)
 
 
-def redis_client(app: Flask | None = None) -> Redis[Any]:
-    client: Redis[Any] = (app or current_app).extensions[REDIS]
+def redis_client(app: Flask | None = None) -> Redis:
+    client: Redis = (app or current_app).extensions[REDIS]
     return client
 
 

@@ -1,0 +1,1 @@
+"""The domain: customers, restrictions, routing decisions, contact counting and the audit trail."""
