@@ -55,13 +55,17 @@ def enqueue(
     *args: Any,
     job_id: str | None = None,
     retry: bool = True,
+    call_path: bool = False,
     **kwargs: Any,
 ) -> bool:
-    """Queue ``fn(*args)``; returns False (and logs) when Redis is unavailable."""
+    """Queue ``fn(*args)``; returns False (and logs) when Redis is unavailable.
+
+    ``call_path=True`` uses the fast Redis client, for enqueueing while a caller waits.
+    """
     from telephony.redis_store import queue
 
     try:
-        queue().enqueue(
+        queue(call_path=call_path).enqueue(
             fn,
             args=args,
             kwargs=kwargs,

@@ -14,6 +14,7 @@ from rq import Queue
 
 REDIS = "callguard.redis"
 QUEUE = "callguard.queue"
+CALL_PATH_QUEUE = "callguard.queue.call_path"
 QUEUE_NAME = "callguard"
 
 
@@ -33,6 +34,8 @@ def init_app(app: Flask) -> None:
         is_async = False
     app.extensions[REDIS] = fast
     app.extensions[QUEUE] = Queue(QUEUE_NAME, connection=patient, is_async=is_async)
+    # The same queue seen through the fast client: enqueueing on a call's path must fail fast.
+    app.extensions[CALL_PATH_QUEUE] = Queue(QUEUE_NAME, connection=fast, is_async=is_async)
 
 
 def redis_client(app: Flask | None = None) -> Redis:
@@ -40,6 +43,6 @@ def redis_client(app: Flask | None = None) -> Redis:
     return client
 
 
-def queue(app: Flask | None = None) -> Queue:
-    q: Queue = (app or current_app).extensions[QUEUE]
+def queue(app: Flask | None = None, *, call_path: bool = False) -> Queue:
+    q: Queue = (app or current_app).extensions[CALL_PATH_QUEUE if call_path else QUEUE]
     return q

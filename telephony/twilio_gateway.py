@@ -59,3 +59,37 @@ def call_twilio(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
             log.warning("twilio unreachable for %s: %s", what, exc)
             raise GatewayError(f"Twilio did not answer in time to {what}") from exc
         raise
+
+
+def add_participant(
+    conference: str,
+    *,
+    to: str,
+    from_: str,
+    label: str,
+    timeout: int,
+    status_callback: str,
+) -> str:
+    """Dial ``to`` into the named conference (created when the caller joined); returns its CallSid.
+
+    The dialled side ends the conference when it leaves, so the caller is not left waiting alone.
+    """
+    participant = call_twilio(
+        f"dial {to} into the call",
+        client().conferences(conference).participants.create,
+        from_=from_,
+        to=to,
+        label=label,
+        timeout=timeout,
+        early_media=True,
+        end_conference_on_exit=True,
+        status_callback=status_callback,
+        status_callback_method="POST",
+        status_callback_event=["initiated", "ringing", "answered", "completed"],
+    )
+    return str(participant.call_sid)
+
+
+def replace_call_twiml(call_sid: str, twiml: str, what: str) -> None:
+    """Make a live call do something else now (this takes it out of its conference)."""
+    call_twilio(what, client().calls(call_sid).update, twiml=twiml)

@@ -58,7 +58,7 @@ def connect_to_conference(call_sid: str, greeting: Speech, urls: CallbackUrls) -
 
 
 def route_twiml(destination: str, greeting: Speech, call_sid: str, urls: CallbackUrls) -> str:
-    """TwiML for a route that connects the caller somewhere (dial:, client:, enqueue:, redirect:)."""
+    """TwiML for a route that connects the caller (dial:, client:, enqueue:, redirect:)."""
     scheme, _, target = destination.partition(":")
     if scheme in ("dial", "client"):
         return connect_to_conference(call_sid, greeting, urls)
@@ -94,6 +94,28 @@ def message_then_end(
     return str(response)
 
 
+def direct_twiml(destination: str, greeting: Speech, timeout: int = 30) -> str:
+    """Connect without a conference: the way through when the queue or Twilio's REST API is down."""
+    scheme, _, target = destination.partition(":")
+    response = VoiceResponse()
+    if scheme == "redirect":
+        response.redirect(target, method="POST")
+        return str(response)
+    say(response, greeting)
+    if scheme == "enqueue":
+        response.enqueue(target)
+        return str(response)
+    dial = Dial(timeout=timeout)
+    if target.startswith("client:") or scheme == "client":
+        dial.client(target.removeprefix("client:"))
+    elif target.startswith("sip:"):
+        dial.sip(target)
+    else:
+        dial.number(target)
+    response.append(dial)
+    return str(response)
+
+
 def emergency_dial(line: str, connecting: Speech) -> str:
     response = VoiceResponse()
     say(response, connecting)
@@ -119,6 +141,12 @@ def spoken_then_hangup(*parts: Speech) -> str:
     for sp in parts:
         say(response, sp)
     response.hangup()
+    return str(response)
+
+
+def redirect_to(url: str) -> str:
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
     return str(response)
 
 
