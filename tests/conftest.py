@@ -394,7 +394,7 @@ def make_customer(app: Flask) -> Callable[..., Customer]:
     def make(
         reference: str = "HMS-0001",
         name: str = "Pat Example",
-        numbers: tuple[str, ...] = ("+447700900001",),
+        numbers: tuple[str, ...] = ("+447400100001",),
         language: str = "en-GB",
         adjustments: dict[str, Any] | None = None,
     ) -> Customer:
