@@ -1,0 +1,104 @@
+"""Never drop a call: whatever fails inside, the caller gets valid TwiML for the default route,
+and the failure is logged. (How fast is measured in bench/inbound.py, not here.)"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, text
+
+from restrictions.db import database
+from restrictions.models import Call
+from telephony import create_app
+
+CUSTOMER_NUMBER = "+447400100001"
+DEFAULT_LINE = "+441332000100"
+
+
+def default_route_directly(response: Any) -> ElementTree.Element:
+    assert response.status_code == 200
+    root = ElementTree.fromstring(response.data)
+    assert root.findtext("./Dial/Number") == DEFAULT_LINE
+    return root
+
+
+@pytest.fixture
+def app_with(app_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+    """A second app, configured like the test app but with some of its dependencies broken."""
+    made: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        application = create_app({**app_config, **overrides})
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        database(application).engine.dispose()
+
+
+def test_postgresql_unavailable_on_a_cache_miss_answers_the_default_route(
+    app_with: Callable[..., Flask], twilio: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    broken = app_with(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    twilio.client = broken.test_client()
+    with caplog.at_level(logging.ERROR):
+        default_route_directly(twilio.incoming(CUSTOMER_NUMBER))
+    assert any("default route" in r.getMessage() for r in caplog.records)
+
+
+def test_redis_unavailable_reads_postgresql_so_restrictions_still_apply(
+    app: Flask, app_with: Callable[..., Flask], twilio: Any, make_customer: Callable[..., Any],
+    restrict: Callable[..., Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    customer = make_customer()
+    restrict(customer, kind="written_only")
+    broken = app_with(REDIS_URL="redis://127.0.0.1:1/0")
+    twilio.client = broken.test_client()
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    with caplog.at_level(logging.ERROR):
+        response = twilio.post("/twilio/voice/incoming", params)
+    assert response.status_code == 200
+    assert b"in writing only" in response.data
+    assert any("redis unavailable" in r.getMessage() for r in caplog.records)
+    # without the queue, the call's row is written on the spot
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.route == "written_only"
+
+
+def test_redis_unavailable_connects_an_agent_call_directly(
+    app_with: Callable[..., Flask], twilio: Any, make_customer: Callable[..., Any],
+) -> None:
+    """No queue means no job to dial the agent into a conference, so dial them directly."""
+    make_customer()
+    broken = app_with(REDIS_URL="redis://127.0.0.1:1/0")
+    twilio.client = broken.test_client()
+    default_route_directly(twilio.incoming(CUSTOMER_NUMBER))
+
+
+def test_bad_data_that_breaks_the_decision_answers_the_default_route(
+    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    redis_conn: Any, caplog: pytest.LogCaptureFixture, run_jobs: Callable[[], int],
+) -> None:
+    customer = make_customer()
+    restriction = restrict(customer, kind="limited_contact",
+                           windows=[{"days": ["mon"], "start": "10:00", "end": "12:00"}])
+    with database(app).engine.begin() as conn:  # a bad row written behind callguard's back
+        conn.execute(text("UPDATE restrictions SET details = :d WHERE id = :id"),
+                      {"d": '{"windows": [{"days": ["mon"], "start": "ten"}]}',
+                       "id": restriction.id})
+    redis_conn.flushdb()
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    with caplog.at_level(logging.ERROR):
+        default_route_directly(twilio.post("/twilio/voice/incoming", params))
+    assert any("default route" in r.getMessage() for r in caplog.records)
+    run_jobs()
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.fallback is True
