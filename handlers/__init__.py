@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Flask, has_app_context
+from flask import Flask, current_app, has_app_context
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy.orm import Session
@@ -38,13 +38,13 @@ def _app() -> Flask:
 
 
 def job(fn: Callable[P, T]) -> Callable[P, T]:
-    """Run ``fn`` in an app context (the worker's own app when none is active)."""
+    """Run ``fn`` in a fresh app context of its own, so each job has its own session and ``g``
+    (the current app's when one is active, inline or in tests; else the worker's app)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        if has_app_context():
-            return fn(*args, **kwargs)
-        with _app().app_context():
+        app = current_app._get_current_object() if has_app_context() else _app()  # type: ignore[attr-defined]
+        with app.app_context():
             return fn(*args, **kwargs)
 
     return wrapper

@@ -22,15 +22,26 @@ from telephony.twilio_gateway import GatewayError
 log = logging.getLogger("callguard.jobs.calls")
 
 ROW_FIELDS = (
-    "from_number", "from_e164", "to_number", "caller_name", "customer_id", "identified",
-    "route", "route_destination", "restriction_id", "flags", "fallback", "conference_name",
+    "from_number",
+    "from_e164",
+    "to_number",
+    "caller_name",
+    "customer_id",
+    "identified",
+    "route",
+    "route_destination",
+    "restriction_id",
+    "flags",
+    "fallback",
+    "conference_name",
 )
 UNANSWERED = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
 def _apply(sess: Session, record: dict[str, Any]) -> Call:
-    call = get_or_create_call(sess, record["call_sid"],
-                              started_at=datetime.fromisoformat(record["started_at"]))
+    call = get_or_create_call(
+        sess, record["call_sid"], started_at=datetime.fromisoformat(record["started_at"])
+    )
     for name in ROW_FIELDS:
         setattr(call, name, record.get(name))
     call.started_at = min(call.started_at, datetime.fromisoformat(record["started_at"]))
@@ -79,8 +90,11 @@ def start_inbound_call(record: dict[str, Any]) -> None:
             status_callback=_public("/twilio/voice/participant", call_sid=call.call_sid, kind=kind),
         )
     except GatewayError:
-        log.exception("could not dial %s for call %s; connecting the caller directly",
-                      destination, call.call_sid)
+        log.exception(
+            "could not dial %s for call %s; connecting the caller directly",
+            destination,
+            call.call_sid,
+        )
         greeting = prompts.speech("unavailable", None, **settings.message_params())
         twilio_gateway.replace_call_twiml(
             call.call_sid, twiml.direct_twiml(destination, greeting, ring), "connect the caller"

@@ -51,6 +51,8 @@ class Database:
 
 def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = Database(app.config["DATABASE_URL"])
+    # A request ends its session even when its app context outlives it (as in tests).
+    app.teardown_request(_close_session)
     app.teardown_appcontext(_close_session)
 
 

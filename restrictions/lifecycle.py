@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from restrictions.routing import RestrictionKind
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +21,7 @@ from restrictions.db import after_commit
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction, User
 from restrictions.phone import to_e164
+from restrictions.routing import RestrictionKind
 
 LANGUAGES = ("en-GB", "cy-GB", "pl-PL")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -404,6 +404,8 @@ def lodge_appeal(
 ) -> Restriction:
     """An appeal is decided within 20 working days (12.2); the restriction stays in force (12.3)."""
     day = _optional_date(lodged_on, "lodged_on") or datetime.now(UTC).date()
+    if restriction.ended_at is not None:
+        raise Conflict(f"restriction {restriction.id} has ended; there is nothing to appeal")
     before = restriction_snapshot(restriction)
     restriction.appeal_lodged_on = day
     restriction.appeal_due_on = add_working_days(day, APPEAL_WORKING_DAYS)

@@ -128,8 +128,15 @@ def speak(
     return prompts.speech(key, language, slow=slow, **settings.message_params(), **params)
 
 
-def render(route: Route, profile: CallerProfile | None, settings: Settings,
-           call_sid: str, urls: twiml.CallbackUrls, *, queued: bool) -> str:
+def render(
+    route: Route,
+    profile: CallerProfile | None,
+    settings: Settings,
+    call_sid: str,
+    urls: twiml.CallbackUrls,
+    *,
+    queued: bool,
+) -> str:
     """The TwiML for a decided route. Without the queue (``queued=False``) connect directly."""
     if route.ends_call:
         params = dict(route.message_params)
@@ -140,8 +147,10 @@ def render(route: Route, profile: CallerProfile | None, settings: Settings,
         assert route.message is not None
         message = speak(route.message, profile, settings, **params)
         return twiml.message_then_end(
-            message, speak("emergency_offer", profile, settings),
-            speak("goodbye", profile, settings), urls,
+            message,
+            speak("emergency_offer", profile, settings),
+            speak("goodbye", profile, settings),
+            urls,
         )
     assert route.destination is not None
     greeting = speak("spoc_connecting" if route.kind == "spoc" else "connecting", profile, settings)
@@ -151,8 +160,15 @@ def render(route: Route, profile: CallerProfile | None, settings: Settings,
     return twiml.route_twiml(route.destination, greeting, call_sid, urls)
 
 
-def call_record(caller: Caller, route: Route, profile: CallerProfile | None, *,
-                fallback: bool, now: datetime, dial: bool) -> dict[str, Any]:
+def call_record(
+    caller: Caller,
+    route: Route,
+    profile: CallerProfile | None,
+    *,
+    fallback: bool,
+    now: datetime,
+    dial: bool,
+) -> dict[str, Any]:
     """Everything the call's row needs, as plain data for the job."""
     return {
         "call_sid": caller.call_sid,
@@ -193,8 +209,9 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
         redis = redis_client(app)
         redis.zadd(starts_key(profile.customer_id), {caller.call_sid: now.timestamp()})
         redis.expire(starts_key(profile.customer_id), STARTS_TTL_SECONDS)
-    queued = enqueue(call_jobs.start_inbound_call, record, job_id=f"inbound-{caller.call_sid}",
-                     call_path=True)
+    queued = enqueue(
+        call_jobs.start_inbound_call, record, job_id=f"inbound-{caller.call_sid}", call_path=True
+    )
     if not queued:
         record["dial"] = False
         _record_now(app, record)
@@ -204,16 +221,22 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
 def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     """The default route, connected directly: depends on nothing that might have failed."""
     caller = Caller.from_form(form)
-    route = default_route(routing_settings(settings), identified=caller.e164 is not None,
-                          flags=("fallback",))
+    route = default_route(
+        routing_settings(settings), identified=caller.e164 is not None, flags=("fallback",)
+    )
     greeting = prompts.speech("unavailable", None, **settings.message_params())
-    xml = twiml.direct_twiml(route.destination or settings.default_route, greeting,
-                             settings.agent_ring_seconds)
+    xml = twiml.direct_twiml(
+        route.destination or settings.default_route, greeting, settings.agent_ring_seconds
+    )
     if caller.call_sid:
         record = call_record(caller, route, None, fallback=True, now=datetime.now(UTC), dial=False)
         try:
-            if not enqueue(call_jobs.start_inbound_call, record,
-                           job_id=f"inbound-{caller.call_sid}", call_path=True):
+            if not enqueue(
+                call_jobs.start_inbound_call,
+                record,
+                job_id=f"inbound-{caller.call_sid}",
+                call_path=True,
+            ):
                 _record_now(app, record)
         except Exception:
             log.exception("could not record fallback call %s", caller.call_sid)
@@ -225,5 +248,6 @@ def _record_now(app: Flask, record: dict[str, Any]) -> None:
     try:
         within(0.3, call_jobs.write_call_row, database(app), record)
     except Exception:
-        log.exception("could not record call %s; it is not lost to Twilio's logs",
-                      record["call_sid"])
+        log.exception(
+            "could not record call %s; it is not lost to Twilio's logs", record["call_sid"]
+        )

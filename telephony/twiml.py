@@ -129,8 +129,13 @@ def spoc_voicemail(
     """The SPOC did not answer: a message and a recording for them, never the general line."""
     response = VoiceResponse()
     say(response, unavailable)
-    response.record(action=urls.voicemail, method="POST", max_length=max_length, play_beep=True,
-                    finish_on_key="#")
+    response.record(
+        action=urls.voicemail,
+        method="POST",
+        max_length=max_length,
+        play_beep=True,
+        finish_on_key="#",
+    )
     say(response, goodbye)
     response.hangup()
     return str(response)

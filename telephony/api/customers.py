@@ -1,5 +1,127 @@
-"""JSON API: customers."""
+"""JSON API: customers and their restrictions (CONTRACT.md)."""
 
 from __future__ import annotations
 
-from telephony.api import bp  # noqa: F401
+from typing import Any
+
+from flask import jsonify
+from sqlalchemy import select
+
+from restrictions.db import session
+from restrictions.lifecycle import (
+    add_restriction,
+    create_customer,
+    end_restriction,
+    get_customer,
+    get_restriction,
+    lodge_appeal,
+    update_customer,
+)
+from restrictions.models import AgentAction, AuditEntry, Call, Role
+from telephony.api import bp, json_body, serialize
+from telephony.auth import api_role, current_actor
+
+RECENT = 20
+
+
+@bp.post("/customers")
+@api_role(Role.SUPERVISOR)
+def create() -> Any:
+    body = json_body()
+    sess = session()
+    customer = create_customer(
+        sess,
+        current_actor(),
+        reference=body.get("reference"),
+        name=body.get("name"),
+        phone_numbers=body.get("phone_numbers"),
+        language=body.get("language"),
+        adjustments=body.get("adjustments"),
+    )
+    sess.commit()
+    return jsonify(serialize.customer(customer)), 201
+
+
+@bp.get("/customers/<reference>")
+@api_role(Role.AGENT)
+def show(reference: str) -> Any:
+    sess = session()
+    customer = get_customer(sess, reference)
+    calls = list(
+        sess.scalars(
+            select(Call)
+            .where(Call.customer_id == customer.id)
+            .order_by(Call.started_at.desc())
+            .limit(RECENT)
+        )
+    )
+    audit = list(
+        sess.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.customer_id == customer.id)
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(50)
+        )
+    )
+    actions = list(
+        sess.scalars(
+            select(AgentAction)
+            .where(AgentAction.customer_id == customer.id)
+            .order_by(AgentAction.created_at.desc())
+            .limit(RECENT)
+        )
+    )
+    return jsonify(serialize.customer(customer, calls=calls, audit=audit, actions=actions))
+
+
+@bp.patch("/customers/<reference>")
+@api_role(Role.SUPERVISOR)
+def update(reference: str) -> Any:
+    body = json_body()
+    sess = session()
+    customer = get_customer(sess, reference)
+    update_customer(
+        sess,
+        current_actor(),
+        customer,
+        name=body.get("name"),
+        phone_numbers=body.get("phone_numbers"),
+        language=body.get("language"),
+        adjustments=body.get("adjustments"),
+    )
+    sess.commit()
+    return jsonify(serialize.customer(customer))
+
+
+@bp.post("/customers/<reference>/restrictions")
+@api_role(Role.SUPERVISOR)
+def restrict(reference: str) -> Any:
+    body = json_body()
+    sess = session()
+    customer = get_customer(sess, reference)
+    restriction = add_restriction(sess, current_actor(), customer, body)
+    sess.commit()
+    return jsonify(serialize.restriction(restriction)), 201
+
+
+@bp.post("/restrictions/<int:restriction_id>/end")
+@api_role(Role.SUPERVISOR)
+def end(restriction_id: int) -> Any:
+    body = json_body()
+    sess = session()
+    restriction = get_restriction(sess, restriction_id)
+    end_restriction(sess, current_actor(), restriction, body.get("reason"))
+    sess.commit()
+    return jsonify(serialize.restriction(restriction))
+
+
+@bp.post("/restrictions/<int:restriction_id>/appeal")
+@api_role(Role.SUPERVISOR)
+def appeal(restriction_id: int) -> Any:
+    """Record an appeal (policy 12.2): due in 20 working days; the restriction stays (12.3)."""
+    body = json_body()
+    sess = session()
+    restriction = get_restriction(sess, restriction_id)
+    lodge_appeal(sess, current_actor(), restriction, body.get("lodged_on"))
+    sess.commit()
+    return jsonify(serialize.restriction(restriction))

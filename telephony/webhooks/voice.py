@@ -27,8 +27,9 @@ def incoming() -> Response:
     try:
         xml = inbound.answer(app, settings(), request.form)
     except Exception:
-        log.exception("inbound call %s: answering the default route instead",
-                      request.form.get("CallSid", "?"))
+        log.exception(
+            "inbound call %s: answering the default route instead", request.form.get("CallSid", "?")
+        )
         xml = inbound.fallback(app, settings(), request.form)
     return twiml_response(xml)
 
@@ -40,8 +41,9 @@ def emergency() -> Response:
     digits = request.form.get("Digits", "")
     conf = settings()
     if digits == "1":
-        if call_sid and not enqueue(call_jobs.record_emergency_choice, call_sid,
-                                    call_jobs.now_iso(), call_path=True):
+        if call_sid and not enqueue(
+            call_jobs.record_emergency_choice, call_sid, call_jobs.now_iso(), call_path=True
+        ):
             log.error("call %s chose emergency repairs; could not record it", call_sid)
         connecting = prompts.speech("emergency_connecting", None, **conf.message_params())
         return twiml_response(twiml.emergency_dial(conf.emergency_line, connecting))
@@ -56,8 +58,13 @@ def participant() -> Response:
     kind = request.args.get("kind", "agent")
     status = request.form.get("CallStatus", "")
     if call_sid and status in call_jobs.UNANSWERED:
-        enqueue(call_jobs.participant_unanswered, call_sid, kind, status,
-                job_id=f"unanswered-{call_sid}")
+        enqueue(
+            call_jobs.participant_unanswered,
+            call_sid,
+            kind,
+            status,
+            job_id=f"unanswered-{call_sid}",
+        )
     return Response(status=204)
 
 

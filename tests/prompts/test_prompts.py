@@ -7,9 +7,14 @@ import pytest
 import prompts
 
 PARAMS = {
-    "organisation_name": "Example Homes", "postal_address": "1 Example Street", "email": "a@b.org",
-    "website": "https://example.org", "phone": "+441332000100", "windows": "Monday 10:00 to 12:00",
-    "max_calls": 2, "representative": "Derby Advocacy",
+    "organisation_name": "Example Homes",
+    "postal_address": "1 Example Street",
+    "email": "a@b.org",
+    "website": "https://example.org",
+    "phone": "+441332000100",
+    "windows": "Monday 10:00 to 12:00",
+    "max_calls": 2,
+    "representative": "Derby Advocacy",
 }
 
 

@@ -23,7 +23,9 @@ TUESDAY_10_30_BST = datetime(2026, 6, 2, 9, 30, tzinfo=UTC)
 WINDOWS = [{"days": ["tue"], "start": "10:00", "end": "12:00"}]
 
 
-def restriction(kind: str, rid: int = 1, appeal: bool = False, **details: object) -> ActiveRestriction:
+def restriction(
+    kind: str, rid: int = 1, appeal: bool = False, **details: object
+) -> ActiveRestriction:
     return ActiveRestriction(rid, RestrictionKind(kind), details, DECIDED, appeal)
 
 
@@ -49,7 +51,9 @@ def test_warning_flag_carries_its_local_date() -> None:
 
 
 def test_spoc_number_and_spoc_user() -> None:
-    by_number = decide(caller(restriction("spoc", spoc="+441332000555")), TUESDAY_10_30_BST, SETTINGS)
+    by_number = decide(
+        caller(restriction("spoc", spoc="+441332000555")), TUESDAY_10_30_BST, SETTINGS
+    )
     assert (by_number.kind, by_number.destination) == (RouteKind.SPOC, "dial:+441332000555")
     by_user = decide(caller(restriction("spoc", spoc="client:jo")), TUESDAY_10_30_BST, SETTINGS)
     assert by_user.destination == "client:jo"
@@ -77,10 +81,10 @@ def test_no_engagement_flags_the_issue() -> None:
     ("moment", "inside"),
     [
         (datetime(2026, 6, 2, 8, 59, 59, tzinfo=UTC), False),  # 09:59:59 BST
-        (datetime(2026, 6, 2, 9, 0, 0, tzinfo=UTC), True),     # 10:00 BST (start inclusive)
+        (datetime(2026, 6, 2, 9, 0, 0, tzinfo=UTC), True),  # 10:00 BST (start inclusive)
         (datetime(2026, 6, 2, 10, 59, 59, tzinfo=UTC), True),  # 11:59:59 BST
-        (datetime(2026, 6, 2, 11, 0, 0, tzinfo=UTC), False),   # 12:00 BST (end exclusive)
-        (datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC), True),   # 10:00 GMT in winter
+        (datetime(2026, 6, 2, 11, 0, 0, tzinfo=UTC), False),  # 12:00 BST (end exclusive)
+        (datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC), True),  # 10:00 GMT in winter
         (datetime(2026, 12, 1, 9, 59, 59, tzinfo=UTC), False),
     ],
 )
@@ -106,23 +110,30 @@ def test_no_weekly_count_needed_without_a_cap() -> None:
 
 def test_precedence_most_restrictive_first() -> None:
     everything = caller(
-        restriction("warning", 1), restriction("spoc", 2, spoc="+441332000555"),
-        restriction("limited_contact", 3, windows=WINDOWS), restriction("written_only", 4),
+        restriction("warning", 1),
+        restriction("spoc", 2, spoc="+441332000555"),
+        restriction("limited_contact", 3, windows=WINDOWS),
+        restriction("written_only", 4),
         restriction("representative_only", 5, representative="R"),
     )
     assert decide(everything, TUESDAY_10_30_BST, SETTINGS).kind is RouteKind.REPRESENTATIVE_ONLY
     no_rep = caller(*[r for r in everything.restrictions if r.id != 5])
     assert decide(no_rep, TUESDAY_10_30_BST, SETTINGS).kind is RouteKind.WRITTEN_ONLY
-    spoc_and_limited = caller(restriction("spoc", 2, spoc="+441332000555"),
-                              restriction("limited_contact", 3, windows=WINDOWS))
+    spoc_and_limited = caller(
+        restriction("spoc", 2, spoc="+441332000555"),
+        restriction("limited_contact", 3, windows=WINDOWS),
+    )
     outside = datetime(2026, 6, 3, 9, 30, tzinfo=UTC)
     assert decide(spoc_and_limited, outside, SETTINGS).kind is RouteKind.OUTSIDE_WINDOW
     assert decide(spoc_and_limited, TUESDAY_10_30_BST, SETTINGS).kind is RouteKind.SPOC
 
 
 def test_flags_of_every_restriction_travel_with_the_winning_route() -> None:
-    route = decide(caller(restriction("warning", 1), restriction("spoc", 2, spoc="+441332000555")),
-                   TUESDAY_10_30_BST, SETTINGS)
+    route = decide(
+        caller(restriction("warning", 1), restriction("spoc", 2, spoc="+441332000555")),
+        TUESDAY_10_30_BST,
+        SETTINGS,
+    )
     assert route.kind is RouteKind.SPOC
     assert "warning:2026-03-01" in route.flags and "spoc" in route.flags
 
@@ -147,6 +158,8 @@ def test_naive_time_is_refused() -> None:
 
 
 def test_caller_profile_survives_the_cache_round_trip() -> None:
-    profile = caller(restriction("limited_contact", windows=WINDOWS, max_calls_per_week=2),
-                     restriction("warning", 2, appeal=True))
+    profile = caller(
+        restriction("limited_contact", windows=WINDOWS, max_calls_per_week=2),
+        restriction("warning", 2, appeal=True),
+    )
     assert CallerProfile.from_json(profile.to_json()) == profile

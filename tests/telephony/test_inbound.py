@@ -63,7 +63,10 @@ def ends_with_emergency_offer_first(root: ElementTree.Element, action_contains: 
 
 
 def test_caller_with_no_restrictions_waits_in_their_own_conference_while_an_agent_is_dialled(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], run_jobs: Callable[[], int],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    run_jobs: Callable[[], int],
     fake_twilio: Any,
 ) -> None:
     make_customer()
@@ -99,7 +102,9 @@ def test_the_call_row_is_written_by_a_job_not_the_webhook(
     assert call_row(app, params["CallSid"]).from_e164 == CUSTOMER_NUMBER
 
 
-@pytest.mark.parametrize("from_", ["anonymous", "+266696687", "Restricted", "Unknown", "", "abc#12"])
+@pytest.mark.parametrize(
+    "from_", ["anonymous", "+266696687", "Restricted", "Unknown", "", "abc#12"]
+)
 def test_withheld_or_unknown_numbers_take_the_default_route_marked_unidentified(
     app: Flask, twilio: Any, run_jobs: Callable[[], int], from_: str
 ) -> None:
@@ -135,7 +140,10 @@ def test_enqueue_default_route(app: Flask, twilio: Any, settings: Any) -> None:
 
 
 def test_warning_on_file_takes_the_default_route_with_the_warning_flagged(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
     run_jobs: Callable[[], int],
 ) -> None:
     customer = make_customer()
@@ -149,8 +157,12 @@ def test_warning_on_file_takes_the_default_route_with_the_warning_flagged(
 
 
 def test_spoc_is_dialled_instead_of_the_general_line(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
-    run_jobs: Callable[[], int], fake_twilio: Any,
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    fake_twilio: Any,
 ) -> None:
     customer = make_customer()
     restrict(customer, kind="spoc", spoc="01332 000 555")
@@ -167,15 +179,24 @@ def test_spoc_is_dialled_instead_of_the_general_line(
 
 @pytest.mark.parametrize("status", ["no-answer", "busy"])
 def test_spoc_who_does_not_answer_means_a_message_and_voicemail_never_the_general_line(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
-    run_jobs: Callable[[], int], fake_twilio: Any, status: str,
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    fake_twilio: Any,
+    status: str,
 ) -> None:
     customer = make_customer()
     restrict(customer, kind="spoc", spoc="+441332000555")
     params = twilio.call_params(CUSTOMER_NUMBER)
     twilio.post("/twilio/voice/incoming", params)
     run_jobs()
-    callback = {"CallSid": "CA" + "f" * 32, "CallStatus": status, "AccountSid": params["AccountSid"]}
+    callback = {
+        "CallSid": "CA" + "f" * 32,
+        "CallStatus": status,
+        "AccountSid": params["AccountSid"],
+    }
     path = f"/twilio/voice/participant?call_sid={params['CallSid']}&kind=spoc"
     assert twilio.post(path, callback).status_code == 204
     run_jobs()
@@ -193,16 +214,28 @@ def test_a_voicemail_for_the_spoc_is_kept_on_the_call(
 ) -> None:
     sid = "CA" + "1" * 32
     path = f"/twilio/voice/voicemail?call_sid={sid}"
-    root = parse(twilio.post(path, {"CallSid": sid, "RecordingUrl": "https://api.twilio.com/rec/RE1",
-                                    "RecordingDuration": "14"}))
+    root = parse(
+        twilio.post(
+            path,
+            {
+                "CallSid": sid,
+                "RecordingUrl": "https://api.twilio.com/rec/RE1",
+                "RecordingDuration": "14",
+            },
+        )
+    )
     assert list(root)[-1].tag == "Hangup"
     run_jobs()
     assert call_row(app, sid).voicemail_url == "https://api.twilio.com/rec/RE1"
 
 
 def test_written_only_hears_how_to_write_after_the_emergency_offer_then_the_call_ends(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
-    fake_twilio: Any, run_jobs: Callable[[], int],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    fake_twilio: Any,
+    run_jobs: Callable[[], int],
 ) -> None:
     customer = make_customer()
     restrict(customer, kind="written_only")
@@ -229,7 +262,10 @@ def test_representative_only_is_told_to_go_through_their_representative(
 
 
 def test_not_engaging_on_an_issue_takes_the_default_route_with_the_issue_flagged(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
     run_jobs: Callable[[], int],
 ) -> None:
     customer = make_customer()
@@ -248,7 +284,9 @@ WINDOWS = [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]
 
 @pytest.mark.parametrize("moment", [TUESDAY_BST, TUESDAY_GMT], ids=["summer", "winter"])
 def test_limited_contact_inside_a_window_is_routed(
-    twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
     moment: datetime,
 ) -> None:
     customer = make_customer()
@@ -261,14 +299,16 @@ def test_limited_contact_inside_a_window_is_routed(
 @pytest.mark.parametrize(
     "moment",
     [
-        datetime(2026, 6, 2, 8, 59, 59, tzinfo=UTC),   # Tuesday 09:59:59 BST: one second early
-        datetime(2026, 6, 2, 11, 0, 0, tzinfo=UTC),    # Tuesday 12:00 BST: the window has closed
-        datetime(2026, 6, 3, 9, 30, tzinfo=UTC),       # Wednesday: not a permitted day
+        datetime(2026, 6, 2, 8, 59, 59, tzinfo=UTC),  # Tuesday 09:59:59 BST: one second early
+        datetime(2026, 6, 2, 11, 0, 0, tzinfo=UTC),  # Tuesday 12:00 BST: the window has closed
+        datetime(2026, 6, 3, 9, 30, tzinfo=UTC),  # Wednesday: not a permitted day
     ],
     ids=["before", "at-end", "other-day"],
 )
 def test_limited_contact_outside_the_windows_hears_when_they_may_call(
-    twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
     moment: datetime,
 ) -> None:
     customer = make_customer()
@@ -280,8 +320,11 @@ def test_limited_contact_outside_the_windows_hears_when_they_may_call(
 
 
 def test_limited_contact_with_a_spoc_is_routed_to_the_spoc_inside_the_window(
-    twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
-    run_jobs: Callable[[], int], fake_twilio: Any,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    fake_twilio: Any,
 ) -> None:
     customer = make_customer()
     restrict(customer, kind="limited_contact", windows=WINDOWS)
@@ -294,7 +337,9 @@ def test_limited_contact_with_a_spoc_is_routed_to_the_spoc_inside_the_window(
 
 
 def test_weekly_allowance_routes_until_it_is_used_then_says_so(
-    twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
 ) -> None:
     customer = make_customer()
     restrict(customer, kind="limited_contact", windows=WINDOWS, max_calls_per_week=2)
@@ -368,8 +413,9 @@ def test_pressing_1_connects_the_emergency_line_and_is_recorded(
     app: Flask, twilio: Any, run_jobs: Callable[[], int]
 ) -> None:
     sid = "CA" + "2" * 32
-    root = parse(twilio.post(f"/twilio/voice/emergency?call_sid={sid}",
-                             {"CallSid": sid, "Digits": "1"}))
+    root = parse(
+        twilio.post(f"/twilio/voice/emergency?call_sid={sid}", {"CallSid": sid, "Digits": "1"})
+    )
     assert root.findtext("Dial") == "+441332000999"
     run_jobs()
     assert call_row(app, sid).emergency_selected_at is not None
@@ -377,16 +423,20 @@ def test_pressing_1_connects_the_emergency_line_and_is_recorded(
 
 def test_another_key_replays_the_message(twilio: Any) -> None:
     sid = "CA" + "3" * 32
-    root = parse(twilio.post(f"/twilio/voice/emergency?call_sid={sid}",
-                             {"CallSid": sid, "Digits": "5"}))
+    root = parse(
+        twilio.post(f"/twilio/voice/emergency?call_sid={sid}", {"CallSid": sid, "Digits": "5"})
+    )
     assert root.findtext("Redirect") == "https://calls.example.org/twilio/voice/incoming"
 
 
-# --- the look-up: one Redis round trip, no SQL -----------------------------------------------------
+# --- the look-up: one Redis round trip, no SQL ---------------------------------------------
 
 
 def test_the_usual_caller_costs_one_redis_get_and_no_sql(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
     redis_conn: Any,
 ) -> None:
     customer = make_customer()
@@ -409,7 +459,10 @@ def test_the_usual_caller_costs_one_redis_get_and_no_sql(
 
 
 def test_a_cache_miss_is_filled_from_postgresql(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
     redis_conn: Any,
 ) -> None:
     customer = make_customer()

@@ -43,7 +43,9 @@ def app_with(app_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
 
 
 def test_postgresql_unavailable_on_a_cache_miss_answers_the_default_route(
-    app_with: Callable[..., Flask], twilio: Any, caplog: pytest.LogCaptureFixture,
+    app_with: Callable[..., Flask],
+    twilio: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     broken = app_with(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     twilio.client = broken.test_client()
@@ -53,8 +55,12 @@ def test_postgresql_unavailable_on_a_cache_miss_answers_the_default_route(
 
 
 def test_redis_unavailable_reads_postgresql_so_restrictions_still_apply(
-    app: Flask, app_with: Callable[..., Flask], twilio: Any, make_customer: Callable[..., Any],
-    restrict: Callable[..., Any], caplog: pytest.LogCaptureFixture,
+    app: Flask,
+    app_with: Callable[..., Flask],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     customer = make_customer()
     restrict(customer, kind="written_only")
@@ -73,7 +79,9 @@ def test_redis_unavailable_reads_postgresql_so_restrictions_still_apply(
 
 
 def test_redis_unavailable_connects_an_agent_call_directly(
-    app_with: Callable[..., Flask], twilio: Any, make_customer: Callable[..., Any],
+    app_with: Callable[..., Flask],
+    twilio: Any,
+    make_customer: Callable[..., Any],
 ) -> None:
     """No queue means no job to dial the agent into a conference, so dial them directly."""
     make_customer()
@@ -83,16 +91,25 @@ def test_redis_unavailable_connects_an_agent_call_directly(
 
 
 def test_bad_data_that_breaks_the_decision_answers_the_default_route(
-    app: Flask, twilio: Any, make_customer: Callable[..., Any], restrict: Callable[..., Any],
-    redis_conn: Any, caplog: pytest.LogCaptureFixture, run_jobs: Callable[[], int],
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    redis_conn: Any,
+    caplog: pytest.LogCaptureFixture,
+    run_jobs: Callable[[], int],
 ) -> None:
     customer = make_customer()
-    restriction = restrict(customer, kind="limited_contact",
-                           windows=[{"days": ["mon"], "start": "10:00", "end": "12:00"}])
+    restriction = restrict(
+        customer,
+        kind="limited_contact",
+        windows=[{"days": ["mon"], "start": "10:00", "end": "12:00"}],
+    )
     with database(app).engine.begin() as conn:  # a bad row written behind callguard's back
-        conn.execute(text("UPDATE restrictions SET details = :d WHERE id = :id"),
-                      {"d": '{"windows": [{"days": ["mon"], "start": "ten"}]}',
-                       "id": restriction.id})
+        conn.execute(
+            text("UPDATE restrictions SET details = :d WHERE id = :id"),
+            {"d": '{"windows": [{"days": ["mon"], "start": "ten"}]}', "id": restriction.id},
+        )
     redis_conn.flushdb()
     params = twilio.call_params(CUSTOMER_NUMBER)
     with caplog.at_level(logging.ERROR):

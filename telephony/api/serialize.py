@@ -1,0 +1,105 @@
+"""JSON shapes of the API's resources, in one place."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from restrictions.models import AgentAction, AuditEntry, Call, Customer, Restriction
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def restriction(r: Restriction) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "customer": r.customer.reference if r.customer else None,
+        "kind": r.kind,
+        "reason": r.reason,
+        **dict(r.details or {}),
+        "details": dict(r.details or {}),
+        "active": r.ended_at is None,
+        "decided_at": _iso(r.decided_at),
+        "decided_by": r.decided_by.name if r.decided_by else None,
+        "notice_sent_on": _iso(r.notice_sent_on),
+        "review_due_on": _iso(r.review_due_on),
+        "appeal": {
+            "lodged_on": _iso(r.appeal_lodged_on),
+            "due_on": _iso(r.appeal_due_on),
+            "outcome": r.appeal_outcome,
+        }
+        if r.appeal_lodged_on
+        else None,
+        "ended_at": _iso(r.ended_at),
+        "ended_by": r.ended_by.name if r.ended_by else None,
+        "end_reason": r.end_reason,
+    }
+
+
+def call(c: Call) -> dict[str, Any]:
+    return {
+        "call_sid": c.call_sid,
+        "from": c.from_number,
+        "to": c.to_number,
+        "route": c.route,
+        "destination": c.route_destination,
+        "status": c.status,
+        "started_at": _iso(c.started_at),
+        "answered_at": _iso(c.answered_at),
+        "ended_at": _iso(c.ended_at),
+        "duration_seconds": c.duration_seconds,
+        "emergency_selected": c.emergency_selected_at is not None,
+        "flags": list((c.flags or {}).get("flags", [])),
+    }
+
+
+def audit_entry(a: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": _iso(a.at),
+        "actor": a.actor,
+        "action": a.action,
+        "entity": a.entity,
+        "entity_id": a.entity_id,
+        "before": a.before,
+        "after": a.after,
+        "note": a.note,
+    }
+
+
+def agent_action(a: AgentAction) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "call_sid": a.call.call_sid if a.call else None,
+        "agent": a.user.name if a.user else None,
+        "reason": a.reason,
+        "outcome": a.outcome,
+        "error": a.error,
+        "at": _iso(a.created_at),
+    }
+
+
+def customer(
+    c: Customer,
+    *,
+    calls: list[Call] | None = None,
+    audit: list[AuditEntry] | None = None,
+    actions: list[AgentAction] | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "reference": c.reference,
+        "name": c.name,
+        "language": c.language,
+        "adjustments": dict(c.adjustments or {}),
+        "phone_numbers": [n.e164 for n in c.numbers],
+        "active_restrictions": [restriction(r) for r in c.restrictions if r.ended_at is None],
+    }
+    if calls is not None:
+        data["recent_calls"] = [call(x) for x in calls]
+    if actions is not None:
+        data["agent_actions"] = [agent_action(x) for x in actions]
+    if audit is not None:
+        data["audit"] = [audit_entry(x) for x in audit]
+    return data
