@@ -163,6 +163,7 @@ def create_customer(
     phone_numbers: Any,
     language: Any = None,
     adjustments: Any = None,
+    refresh_cache: bool = True,
 ) -> Customer:
     ref = _text(reference, "reference", max_length=64)
     customer = Customer(
@@ -187,7 +188,8 @@ def create_customer(
         customer_id=customer.id,
         after=customer_snapshot(customer),
     )
-    _refresh_cache_after_commit(sess, customer.id, stale=())
+    if refresh_cache:
+        _refresh_cache_after_commit(sess, customer.id, stale=())
     return customer
 
 
@@ -200,6 +202,7 @@ def update_customer(
     phone_numbers: Any = None,
     language: Any = None,
     adjustments: Any = None,
+    refresh_cache: bool = True,
 ) -> bool:
     """Apply the given fields; returns whether anything changed (and so was audited)."""
     before = customer_snapshot(customer)
@@ -230,7 +233,8 @@ def update_customer(
         before=before,
         after=after,
     )
-    _refresh_cache_after_commit(sess, customer.id, stale=stale)
+    if refresh_cache:
+        _refresh_cache_after_commit(sess, customer.id, stale=stale)
     return True
 
 

@@ -111,3 +111,67 @@ def counters_rebuild() -> None:
     numbers = cache.rebuild(sess, redis)
     calls = counting.rebuild(sess, redis)
     click.echo(f"routing cache: {numbers} numbers; contact counters: {calls} calls")
+
+
+@main.group("import")
+def import_() -> None:
+    """Import data from the housing management system."""
+
+
+@import_.command("customers")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_customers_command(csv_file: Path) -> None:
+    """Import customers from CSV (reference,name,phone_numbers,language; numbers split by ;)."""
+    from tqdm import tqdm
+
+    from restrictions.importing import import_customers, refresh_cache_for
+    from restrictions.lifecycle import Actor
+    from telephony.redis_store import redis_client
+
+    with csv_file.open(encoding="utf-8-sig", newline="") as fh:
+        total = max(sum(1 for _ in fh) - 1, 0)
+    sess = session()
+    with (
+        csv_file.open(encoding="utf-8-sig", newline="") as fh,
+        tqdm(total=total, unit="row", desc="customers", file=sys.stderr, disable=None) as bar,
+    ):
+        try:
+            report = import_customers(
+                sess, fh, Actor(None, f"import:{csv_file.name}"), progress=bar.update
+            )
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+    for line, reason in report.skipped:
+        click.echo(f"line {line}: {reason}", err=True)
+    refresh_cache_for(sess, redis_client(), report.touched, report.stale_numbers)
+    click.echo(report.summary())
+
+
+@main.command("demo")
+@with_appcontext
+def demo() -> None:
+    """Seed demonstration customers, restrictions and staff (safe to run again)."""
+    from restrictions.demo import seed
+
+    for line in seed(session()):
+        click.echo(line)
+
+
+@main.command("simulate-call")
+@click.argument("from_number")
+@click.option("--url", default=None, help="Where the server runs (default PUBLIC_BASE_URL).")
+@click.option("--to", "to_number", default=None, help="The number called (default: caller ID).")
+@click.option("--digits", default=None, help="Then press these keys (e.g. 1 for emergencies).")
+@with_appcontext
+def simulate_call(
+    from_number: str, url: str | None, to_number: str | None, digits: str | None
+) -> None:
+    """Send a correctly signed inbound-call webhook to a running server; print what is heard."""
+    from telephony.simulate import SimulationError, simulate
+
+    try:
+        for line in simulate(current_app, from_number, url=url, to=to_number, digits=digits):
+            click.echo(line)
+    except SimulationError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,216 @@
+"""The ``callguard`` command line (CONTRACT.md), driven through Click as a person would type it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from restrictions import cache
+from restrictions.db import database
+from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction
+from telephony.cli import main
+from telephony.redis_store import redis_client
+
+
+def count(app: Flask, model: type, *where: Any) -> int:
+    with database(app).sessions() as sess:
+        return int(sess.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def test_users_add_prints_a_working_token_alone_on_the_last_line(runner: Any, client: Any) -> None:
+    result = runner.invoke(main, ["users", "add", "jo.supervisor", "--role", "supervisor"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("cg_") and " " not in token
+    response = client.post(
+        "/api/v1/customers",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"reference": "R1", "name": "N", "phone_numbers": ["+447400100001"]},
+    )
+    assert response.status_code == 201
+
+
+def test_users_add_refuses_a_duplicate_name_and_an_unknown_role(runner: Any) -> None:
+    assert runner.invoke(main, ["users", "add", "jo", "--role", "agent"]).exit_code == 0
+    again = runner.invoke(main, ["users", "add", "jo", "--role", "agent"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = runner.invoke(main, ["users", "add", "kim", "--role", "boss"])
+    assert bad.exit_code == 2 and "boss" in bad.output
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+def test_demo_seeds_every_kind_of_restriction_and_can_run_again(app: Flask, runner: Any) -> None:
+    first = runner.invoke(main, ["demo"])
+    assert first.exit_code == 0, first.output
+    assert "demo.supervisor" in first.output and "API token" in first.output
+    with database(app).sessions() as sess:
+        kinds = set(sess.scalars(select(Restriction.kind)))
+    assert kinds == {
+        "warning",
+        "spoc",
+        "written_only",
+        "limited_contact",
+        "representative_only",
+        "no_engagement",
+    }
+    customers = count(app, Customer)
+    second = runner.invoke(main, ["demo"])
+    assert second.exit_code == 0 and "already there" in second.output
+    assert count(app, Customer) == customers
+
+
+# --- import customers --------------------------------------------------------------------------
+
+GOOD_AND_BAD = """reference,name,phone_numbers,language
+HMS-1,Ann Able,07400 100001;01332 123456,en-GB
+HMS-2,Bob Baker,12345,en-GB
+HMS-3,Cat Cole,+447400100003,fr-FR
+HMS-4,Dan Dale,+447400100004,cy-GB
+HMS-1,Ann Again,+447400100009,en-GB
+HMS-5,Eve Evans,07400 100004,
+HMS-6,,+447400100006,
+HMS-7,Gus Green,+447400100007,pl-PL
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "customers.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_import_lands_good_rows_and_reports_bad_ones_by_line(
+    app: Flask, runner: Any, tmp_path: Path
+) -> None:
+    result = runner.invoke(main, ["import", "customers", str(write(tmp_path, GOOD_AND_BAD))])
+    assert result.exit_code == 0, result.output
+    assert "line 3: '12345' is not a valid phone number" in result.output
+    assert "line 4: language must be one of" in result.output
+    assert "line 6: reference HMS-1 is also on line 2" in result.output
+    assert "line 7: +447400100004 is also given to HMS-4 on line 5" in result.output
+    assert "line 8: name is required" in result.output
+    assert "imported 3, updated 0, unchanged 0, skipped 5" in result.output
+    with database(app).sessions() as sess:
+        refs = set(sess.scalars(select(Customer.reference)))
+        assert refs == {"HMS-1", "HMS-4", "HMS-7"}
+        ann = sess.scalar(select(Customer).where(Customer.reference == "HMS-1"))
+        assert ann is not None and [n.e164 for n in ann.numbers] == [
+            "+447400100001",
+            "+441332123456",
+        ]
+    assert count(app, PhoneNumber) == 4
+    hit, profile = cache.read(redis_client(app), "+441332123456")
+    assert hit and profile is not None and profile.reference == "HMS-1"
+
+
+def test_a_rerun_updates_instead_of_duplicating(app: Flask, runner: Any, tmp_path: Path) -> None:
+    first = "reference,name,phone_numbers,language\nHMS-1,Ann Able,07400100001,en-GB\n"
+    runner.invoke(main, ["import", "customers", str(write(tmp_path, first))])
+    second = (
+        "reference,name,phone_numbers,language\n"
+        "HMS-1,Ann Able-Smith,07400100002,cy-GB\n"
+        "HMS-2,Bea,07400100003,\n"
+    )
+    result = runner.invoke(main, ["import", "customers", str(write(tmp_path, second, "b.csv"))])
+    assert "imported 1, updated 1, unchanged 0, skipped 0" in result.output
+    again = runner.invoke(main, ["import", "customers", str(write(tmp_path, second, "b.csv"))])
+    assert "imported 0, updated 0, unchanged 2, skipped 0" in again.output
+    assert count(app, Customer) == 2
+    assert count(app, AuditEntry, AuditEntry.action == "customer.updated") == 1
+    assert cache.read(redis_client(app), "+447400100001") == (False, None)
+    hit, profile = cache.read(redis_client(app), "+447400100002")
+    assert profile is not None and profile.name == "Ann Able-Smith" and profile.language == "cy-GB"
+
+
+def test_a_number_owned_by_an_existing_customer_is_a_bad_row(
+    app: Flask, runner: Any, tmp_path: Path, make_customer: Callable[..., Any]
+) -> None:
+    make_customer(reference="OLD-1", numbers=("+447400100001",))
+    text = "reference,name,phone_numbers,language\nHMS-1,Ann,07400100001,en-GB\n"
+    result = runner.invoke(main, ["import", "customers", str(write(tmp_path, text))])
+    assert "line 2: phone number +447400100001 already belongs to customer OLD-1" in result.output
+    assert count(app, Customer) == 1
+
+
+def test_a_file_without_the_columns_is_refused(runner: Any, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["import", "customers", str(write(tmp_path, "ref,name\nx,y\n"))])
+    assert result.exit_code == 1 and "missing reference, phone_numbers, language" in result.output
+
+
+def test_import_of_thousands_of_rows(app: Flask, runner: Any, tmp_path: Path) -> None:
+    lines = ["reference,name,phone_numbers,language"]
+    lines += [f"BULK-{i},Person {i},+4474001{i:05d},en-GB" for i in range(2000)]
+    result = runner.invoke(main, ["import", "customers", str(write(tmp_path, "\n".join(lines)))])
+    assert "imported 2000, updated 0, unchanged 0, skipped 0" in result.output
+    assert count(app, PhoneNumber) == 2000
+
+
+# --- counters, database ------------------------------------------------------------------------
+
+
+def test_counters_rebuild_restores_the_routing_cache(
+    app: Flask, runner: Any, make_customer: Callable[..., Any], redis_conn: Any
+) -> None:
+    make_customer(numbers=("+447400100001", "+447400100002"))
+    redis_conn.flushdb()
+    result = runner.invoke(main, ["counters", "rebuild"])
+    assert result.exit_code == 0 and "routing cache: 2 numbers" in result.output
+    hit, profile = cache.read(redis_client(app), "+447400100002")
+    assert hit and profile is not None
+
+
+def test_db_upgrade_builds_a_sqlite_database_from_nothing(tmp_path: Path) -> None:
+    from telephony import create_app
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x"})
+    result = app.test_cli_runner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with database(app).sessions() as sess:
+        assert sess.scalar(select(func.count()).select_from(Customer)) == 0
+    database(app).engine.dispose()
+
+
+# --- simulate-call -------------------------------------------------------------------------------
+
+
+def test_simulate_call_prints_what_the_caller_hears(
+    app: Flask,
+    runner: Any,
+    live_server: str,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    customer = make_customer()
+    restrict(customer, kind="written_only")
+    result = runner.invoke(
+        main, ["simulate-call", "+447400100001", "--url", live_server, "--digits", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[press a key now: 1 for emergency repairs]" in result.output
+    assert "in writing only" in result.output
+    assert "[caller presses 1]" in result.output
+    assert "[dialling +441332000999]" in result.output
+
+
+def test_simulate_call_for_an_unrestricted_caller(runner: Any, live_server: str) -> None:
+    result = runner.invoke(main, ["simulate-call", "+447400100099", "--url", live_server])
+    assert result.exit_code == 0, result.output
+    assert "[waiting in conference cg-CA" in result.output
+
+
+def test_simulate_call_explains_a_server_that_refuses(
+    app: Flask, runner: Any, live_server: str
+) -> None:
+    app.config["TWILIO_AUTH_TOKEN"] = "not-the-servers"
+    result = runner.invoke(main, ["simulate-call", "+447400100099", "--url", "http://127.0.0.1:1"])
+    assert result.exit_code == 1 and "could not reach" in result.output
