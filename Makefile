@@ -47,6 +47,7 @@ lint: install ## ruff and mypy
 	$(BIN)/mypy
 
 bench: install services ## Benchmarks: print their figures
-	$(BIN)/python bench/inbound.py
+	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.import_customers
 
 .PHONY: help install run services test lint bench
