@@ -1,14 +1,86 @@
 """Contact counting (policy section 6): sliding-window counters in Redis, rebuilt from PostgreSQL.
 
-Placeholder until the excessive-contact work lands.
+Per subject, ``customer:<id>`` across all their numbers, or ``number:<E.164>`` when the caller is
+not a customer (a withheld number has nothing to count against). Two keys per subject: a sorted
+set of CallSids scored by when the call started, and a hash of CallSid → talk seconds. Both are
+keyed on the CallSid, so counting a call again changes nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
 from redis import Redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from restrictions.models import Call
+
+CALLS = "cg:count:calls:"
+TALK = "cg:count:talk:"
+KEEP_SECONDS = 8 * 24 * 3600  # longer than the longest default window (7 days)
+
+
+def subject_of(customer_id: int | None, e164: str | None) -> str | None:
+    if customer_id is not None:
+        return f"customer:{customer_id}"
+    if e164:
+        return f"number:{e164}"
+    return None
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    calls: int
+    seconds: int
+    call_sids: tuple[str, ...]
+
+
+def count_call(
+    redis: Redis,
+    subject: str,
+    call_sid: str,
+    started_at: datetime,
+    seconds: int,
+    keep_seconds: int = KEEP_SECONDS,
+) -> None:
+    """Add one call to its subject's counters (idempotent on the CallSid)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.zadd(CALLS + subject, {call_sid: started_at.timestamp()})
+    pipe.hset(TALK + subject, call_sid, seconds)
+    pipe.expire(CALLS + subject, keep_seconds)
+    pipe.expire(TALK + subject, keep_seconds)
+    pipe.execute()
+
+
+def window(redis: Redis, subject: str, end: datetime, minutes: int) -> WindowStats:
+    """Calls that started in (end - minutes, end], and their talk time."""
+    low = (end - timedelta(minutes=minutes)).timestamp()
+    raw = redis.zrangebyscore(CALLS + subject, f"({low}", end.timestamp())
+    sids = tuple(s.decode() if isinstance(s, bytes) else str(s) for s in raw)
+    seconds = 0
+    if sids:
+        values = redis.hmget(TALK + subject, list(sids))
+        seconds = sum(int(v) for v in values if v is not None)
+    return WindowStats(len(sids), seconds, sids)
 
 
 def rebuild(sess: Session, redis: Redis) -> int:
-    """Rebuild every counter from the calls in PostgreSQL; returns how many calls were counted."""
-    return 0
+    """Rebuild every counter from the counted calls in PostgreSQL; returns how many calls."""
+    for prefix in (CALLS, TALK):
+        for key in redis.scan_iter(match=prefix + "*", count=1000):
+            redis.delete(key)
+    since = datetime.now(UTC) - timedelta(seconds=KEEP_SECONDS)
+    count = 0
+    rows = sess.execute(
+        select(
+            Call.call_sid, Call.customer_id, Call.from_e164, Call.started_at, Call.duration_seconds
+        ).where(Call.counted_at.is_not(None), Call.started_at >= since)
+    )
+    for call_sid, customer_id, e164, started_at, seconds in rows:
+        subject = subject_of(customer_id, e164)
+        if subject is not None:
+            count_call(redis, subject, call_sid, started_at, seconds or 0)
+            count += 1
+    return count

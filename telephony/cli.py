@@ -85,11 +85,13 @@ def worker(with_scheduler: bool, burst: bool) -> None:
     """Run an rq worker for callguard's queue inside this app."""
     from rq import SimpleWorker
 
+    from handlers.contact import start_sweeping
     from telephony.redis_store import queue
 
     q = queue()
     if not q.is_async:
         raise click.ClickException("REDIS_URL is not set: jobs already run inline")
+    start_sweeping()  # events stored while no worker ran are processed first
     ok = SimpleWorker([q], connection=q.connection).work(with_scheduler=with_scheduler, burst=burst)
     sys.exit(0 if ok or burst else 1)
 

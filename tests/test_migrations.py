@@ -34,8 +34,9 @@ def test_upgrade_downgrade_upgrade_on_a_scratch_database(database_url: str) -> N
         command.upgrade(cfg, "head")  # type: ignore[arg-type]
         engine = create_engine(scratch)
         with engine.connect() as conn:
-            tables = set(conn.scalars(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")))
+            tables = set(
+                conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+            )
         engine.dispose()
         assert {"customers", "restrictions", "calls", "audit_entries"} <= tables
     finally:

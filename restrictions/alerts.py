@@ -1,0 +1,208 @@
+"""Excessive-contact alerts (policy section 6): a rule that trips opens one alert per subject and
+rule, with its evidence, for a person to decide on. Nothing is restricted automatically."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from restrictions import counting
+from restrictions.errors import Conflict, Invalid, NotFound
+from restrictions.lifecycle import Actor, _text, add_restriction, audit, get_customer
+from restrictions.models import AlertStatus, Call, ContactAlert, Customer, Restriction
+from telephony.settings import ContactRule
+
+log = logging.getLogger("callguard.alerts")
+SYSTEM = Actor(None, "callguard")
+
+
+def tripped(rule: ContactRule, stats: counting.WindowStats) -> bool:
+    """A limit is reached when the count or the talk time gets to it."""
+    if rule.max_calls is not None:
+        return stats.calls >= rule.max_calls
+    assert rule.max_minutes is not None
+    return stats.seconds >= rule.max_minutes * 60
+
+
+def describe_rule(rule: ContactRule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "window_minutes": rule.window_minutes,
+        "max_calls": rule.max_calls,
+        "max_minutes": rule.max_minutes,
+    }
+
+
+def evidence(
+    sess: Session,
+    call_sids: tuple[str, ...],
+    stats: counting.WindowStats,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any]:
+    calls = (
+        sess.scalars(select(Call).where(Call.call_sid.in_(call_sids)).order_by(Call.started_at))
+        if call_sids
+        else []
+    )
+    return {
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "calls_in_window": stats.calls,
+        "talk_seconds": stats.seconds,
+        "calls": [
+            {
+                "call_sid": c.call_sid,
+                "started_at": c.started_at.isoformat(),
+                "number": c.from_e164 or c.from_number,
+                "duration_seconds": c.duration_seconds or 0,
+                "route": c.route,
+            }
+            for c in calls
+        ],
+    }
+
+
+def evaluate(
+    sess: Session,
+    redis: Redis,
+    rules: tuple[ContactRule, ...],
+    subject: str,
+    customer_id: int | None,
+    e164: str | None,
+    at: datetime,
+) -> list[ContactAlert]:
+    """Check each rule for the window ending at ``at``; open an alert where one trips and none
+    is open for this subject and rule."""
+    opened = []
+    for rule in rules:
+        stats = counting.window(redis, subject, at, rule.window_minutes)
+        if not tripped(rule, stats):
+            continue
+        already = sess.scalar(
+            select(ContactAlert.id).where(
+                ContactAlert.subject == subject,
+                ContactAlert.rule_name == rule.name,
+                ContactAlert.status == AlertStatus.OPEN.value,
+            )
+        )
+        if already is not None:
+            continue
+        start = at - timedelta(minutes=rule.window_minutes)
+        alert = ContactAlert(
+            subject=subject,
+            customer_id=customer_id,
+            phone_e164=e164 if customer_id is None else None,
+            rule_name=rule.name,
+            rule=describe_rule(rule),
+            evidence=evidence(sess, stats.call_sids, stats, start, at),
+        )
+        try:
+            with sess.begin_nested():
+                sess.add(alert)
+                sess.flush()
+        except IntegrityError:  # another worker opened it a moment ago
+            log.info("alert for %s %s already open", subject, rule.name)
+            continue
+        audit(
+            sess,
+            SYSTEM,
+            "alert.opened",
+            "alert",
+            alert.id,
+            customer_id=customer_id,
+            after={"rule": rule.name, "calls": stats.calls, "talk_seconds": stats.seconds},
+        )
+        opened.append(alert)
+    return opened
+
+
+def get_alert(sess: Session, alert_id: int) -> ContactAlert:
+    alert = sess.get(ContactAlert, alert_id)
+    if alert is None:
+        raise NotFound(f"no alert with id {alert_id}")
+    return alert
+
+
+def _must_be_open(alert: ContactAlert) -> None:
+    if alert.status != AlertStatus.OPEN.value:
+        raise Conflict(f"alert {alert.id} is already {alert.status}")
+
+
+def dismiss(sess: Session, actor: Actor, alert: ContactAlert, reason: Any) -> ContactAlert:
+    """A person looked at the evidence and decided no action is needed, and says why."""
+    text = _text(reason, "reason", max_length=5000)
+    _must_be_open(alert)
+    alert.status = AlertStatus.DISMISSED.value
+    alert.closed_at = datetime.now(UTC)
+    alert.closed_by_id = actor.user_id
+    alert.close_reason = text
+    audit(
+        sess,
+        actor,
+        "alert.dismissed",
+        "alert",
+        alert.id,
+        customer_id=alert.customer_id,
+        before={"status": "open"},
+        after={"status": alert.status, "reason": text},
+    )
+    return alert
+
+
+def escalate(sess: Session, actor: Actor, alert: ContactAlert, body: dict[str, Any]) -> Restriction:
+    """A person chose a restriction from the alert's evidence: it is recorded like any other."""
+    _must_be_open(alert)
+    if alert.customer_id is None:
+        raise Invalid("this caller is not a known customer: formal action is not possible (11.4)")
+    customer = sess.get(Customer, alert.customer_id)
+    assert customer is not None
+    restriction = add_restriction(sess, actor, customer, body, source_alert_id=alert.id)
+    alert.status = AlertStatus.ESCALATED.value
+    alert.closed_at = datetime.now(UTC)
+    alert.closed_by_id = actor.user_id
+    alert.close_reason = f"escalated to restriction {restriction.id} ({restriction.kind})"
+    alert.restriction_id = restriction.id
+    audit(
+        sess,
+        actor,
+        "alert.escalated",
+        "alert",
+        alert.id,
+        customer_id=alert.customer_id,
+        before={"status": "open"},
+        after={"status": alert.status, "restriction_id": restriction.id},
+    )
+    return restriction
+
+
+def list_alerts(
+    sess: Session,
+    status: str | None = None,
+    rule: str | None = None,
+    customer: str | None = None,
+    limit: int = 200,
+) -> list[ContactAlert]:
+    """Open first, then newest first."""
+    query = select(ContactAlert)
+    if status:
+        if status not in {s.value for s in AlertStatus}:
+            raise Invalid(f"status must be open, dismissed or escalated, not {status!r}")
+        query = query.where(ContactAlert.status == status)
+    if rule:
+        query = query.where(ContactAlert.rule_name == rule)
+    if customer:
+        c = get_customer(sess, customer)
+        query = query.where(or_(ContactAlert.customer_id == c.id))
+    query = query.order_by(
+        (ContactAlert.status == AlertStatus.OPEN.value).desc(),
+        ContactAlert.opened_at.desc(),
+        ContactAlert.id.desc(),
+    ).limit(limit)
+    return list(sess.scalars(query))

@@ -1,0 +1,210 @@
+"""Contact is counted per customer (or per number) by a real rq worker, and excessive contact
+(policy section 6) opens one alert per subject and rule, with its evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from flask import Flask
+from sqlalchemy import select
+
+from handlers.contact import sweep_call_events
+from restrictions import counting
+from restrictions.db import database
+from restrictions.models import AuditEntry, Call, CallEvent, ContactAlert
+from telephony import create_app
+from telephony.redis_store import redis_client
+
+T0 = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
+CUSTOMER = "+447400100001"
+
+
+@pytest.fixture
+def place_call(twilio: Any, run_jobs: Callable[[], int]) -> Callable[..., str]:
+    """A whole call as Twilio reports it: the inbound webhook, then the completed callback."""
+
+    def place(at: datetime, from_: str = CUSTOMER, seconds: int = 60) -> str:
+        with time_machine.travel(at, tick=False):
+            params = twilio.call_params(from_)
+            twilio.post("/twilio/voice/incoming", params)
+            run_jobs()
+        with time_machine.travel(at + timedelta(seconds=seconds), tick=False):
+            done = {
+                **params,
+                "CallStatus": "completed",
+                "CallDuration": str(seconds),
+                "SequenceNumber": "3",
+            }
+            assert twilio.post("/twilio/voice/status", done).status_code == 204
+            run_jobs()
+        return params["CallSid"]
+
+    return place
+
+
+def alerts(app: Flask) -> list[ContactAlert]:
+    with database(app).sessions() as sess:
+        return list(sess.scalars(select(ContactAlert).order_by(ContactAlert.id)))
+
+
+def test_the_fifth_call_within_an_hour_opens_an_alert_with_its_evidence(
+    app: Flask, place_call: Callable[..., str], make_customer: Callable[..., Any]
+) -> None:
+    customer = make_customer(numbers=(CUSTOMER, "+441332123456"))
+    sids = [
+        place_call(T0 + timedelta(minutes=m), from_=CUSTOMER if m % 20 else "+441332123456")
+        for m in (0, 10, 20, 30)
+    ]
+    assert alerts(app) == []
+    sids.append(place_call(T0 + timedelta(minutes=59, seconds=59)))
+    (alert,) = alerts(app)
+    assert alert.rule_name == "calls-per-hour" and alert.status == "open"
+    assert alert.customer_id == customer.id and alert.subject == f"customer:{customer.id}"
+    calls = alert.evidence["calls"]
+    assert [c["call_sid"] for c in calls] == sids
+    assert {c["number"] for c in calls} == {CUSTOMER, "+441332123456"}  # across all numbers
+    assert all(c["duration_seconds"] == 60 and c["route"] == "default" for c in calls)
+    assert calls[0]["started_at"].startswith("2026-06-02T09:00:00")
+    with database(app).sessions() as sess:
+        opened = sess.scalar(select(AuditEntry).where(AuditEntry.action == "alert.opened"))
+        assert opened is not None and opened.customer_id == customer.id
+
+
+def test_a_call_exactly_an_hour_after_the_first_does_not_count_the_first(
+    app: Flask, place_call: Callable[..., str], make_customer: Callable[..., Any]
+) -> None:
+    make_customer()
+    for m in (0, 10, 20, 30):
+        place_call(T0 + timedelta(minutes=m))
+    place_call(T0 + timedelta(minutes=60))
+    assert alerts(app) == []
+
+
+def test_one_alert_per_rule_while_it_is_open(
+    app: Flask, place_call: Callable[..., str], make_customer: Callable[..., Any]
+) -> None:
+    make_customer()
+    for m in range(0, 56, 8):  # seven calls in 48 minutes
+        place_call(T0 + timedelta(minutes=m))
+    assert [a.rule_name for a in alerts(app)] == ["calls-per-hour"]
+
+
+def test_talk_time_over_a_week_opens_its_own_alert(
+    app: Flask, place_call: Callable[..., str], make_customer: Callable[..., Any]
+) -> None:
+    make_customer()
+    place_call(T0, seconds=90 * 60)
+    place_call(T0 + timedelta(days=3), seconds=89 * 60)
+    assert alerts(app) == []
+    place_call(T0 + timedelta(days=6, hours=23), seconds=60)  # 180 minutes inside 7 days
+    (alert,) = alerts(app)
+    assert alert.rule_name == "talk-time-per-week"
+    assert alert.evidence["talk_seconds"] == 180 * 60
+
+
+def test_unknown_callers_are_counted_per_number(app: Flask, place_call: Callable[..., str]) -> None:
+    for m in range(5):
+        place_call(T0 + timedelta(minutes=m), from_="+447400100077")
+    (alert,) = alerts(app)
+    assert alert.subject == "number:+447400100077" and alert.customer_id is None
+    assert alert.phone_e164 == "+447400100077"
+
+
+def test_withheld_callers_are_not_counted(app: Flask, place_call: Callable[..., str]) -> None:
+    for m in range(6):
+        place_call(T0 + timedelta(minutes=m), from_="anonymous")
+    assert alerts(app) == []
+
+
+def test_counting_a_call_twice_changes_nothing(
+    app: Flask,
+    twilio: Any,
+    place_call: Callable[..., str],
+    make_customer: Callable[..., Any],
+    run_jobs: Callable[[], int],
+) -> None:
+    customer = make_customer()
+    sid = place_call(T0)
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == sid))
+        assert call is not None
+        call.counted_at = None  # as if the job had died after counting, before committing
+        sess.commit()
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
+        retry = {
+            **twilio.call_params(CUSTOMER, CallSid=sid),
+            "CallStatus": "completed",
+            "CallDuration": "60",
+            "SequenceNumber": "4",
+        }
+        twilio.post("/twilio/voice/status", retry)
+        run_jobs()
+    stats = counting.window(
+        redis_client(app), f"customer:{customer.id}", T0 + timedelta(hours=1), 60 * 24
+    )
+    assert (stats.calls, stats.seconds) == (1, 60)
+
+
+def test_events_stored_while_redis_was_down_are_counted_once_when_it_is_back(
+    app: Flask,
+    app_config: dict[str, Any],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    run_jobs: Callable[[], int],
+) -> None:
+    customer = make_customer()
+    down = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    twilio.client = down.test_client()
+    sids = []
+    for m in range(5):
+        with time_machine.travel(T0 + timedelta(minutes=m), tick=False):
+            params = {
+                **twilio.call_params(CUSTOMER),
+                "CallStatus": "completed",
+                "CallDuration": "30",
+                "SequenceNumber": "3",
+            }
+            assert twilio.post("/twilio/voice/status", params).status_code == 204
+            sids.append(params["CallSid"])
+    database(down).engine.dispose()
+    with database(app).sessions() as sess:
+        pending = sess.scalars(select(CallEvent).where(CallEvent.processed_at.is_(None)))
+        assert len(list(pending)) == 5, "stored durably although Redis was down"
+
+    # Redis is back: the worker's sweep picks the events up
+    with time_machine.travel(T0 + timedelta(minutes=10), tick=False):
+        assert sweep_call_events(reschedule=False) == 5
+        assert sweep_call_events(reschedule=False) == 0
+    stats = counting.window(
+        redis_client(app), f"customer:{customer.id}", T0 + timedelta(hours=1), 120
+    )
+    assert stats.calls == 5
+    (alert,) = alerts(app)
+    assert [c["call_sid"] for c in alert.evidence["calls"]] == sids
+
+
+def test_counters_rebuild_from_postgresql(
+    app: Flask,
+    runner: Any,
+    place_call: Callable[..., str],
+    make_customer: Callable[..., Any],
+    redis_conn: Any,
+) -> None:
+    from telephony.cli import main
+
+    customer = make_customer()
+    with time_machine.travel(datetime.now(UTC) - timedelta(hours=2), tick=False):
+        now = datetime.now(UTC)
+    place_call(now)
+    place_call(now + timedelta(minutes=5), seconds=120)
+    redis_conn.flushdb()
+    result = runner.invoke(main, ["counters", "rebuild"])
+    assert "contact counters: 2 calls" in result.output
+    stats = counting.window(
+        redis_client(app), f"customer:{customer.id}", now + timedelta(hours=1), 120
+    )
+    assert (stats.calls, stats.seconds) == (2, 180)

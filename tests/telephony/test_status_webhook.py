@@ -1,0 +1,107 @@
+"""Twilio's call status callback: stored durably first, idempotent, malformed events refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from restrictions.db import database
+from restrictions.models import Call, CallEvent
+
+SID = "CA" + "a" * 32
+
+
+def status(
+    sid: str = SID, call_status: str = "completed", seq: int = 3, **extra: str
+) -> dict[str, str]:
+    params = {
+        "AccountSid": "AC" + "0" * 31 + "1",
+        "ApiVersion": "2010-04-01",
+        "CallSid": sid,
+        "CallStatus": call_status,
+        "Direction": "inbound",
+        "From": "+447400100001",
+        "To": "+441332000000",
+        "SequenceNumber": str(seq),
+        "CallbackSource": "call-progress-events",
+        "Timestamp": "Tue, 02 Jun 2026 09:30:00 +0000",
+    }
+    if call_status == "completed":
+        params["CallDuration"] = "95"
+    params.update(extra)
+    return params
+
+
+def events(app: Flask) -> list[CallEvent]:
+    with database(app).sessions() as sess:
+        return list(sess.scalars(select(CallEvent).order_by(CallEvent.id)))
+
+
+def test_a_status_event_is_stored_and_answered_204(app: Flask, twilio: Any) -> None:
+    response = twilio.post("/twilio/voice/status", status())
+    assert response.status_code == 204
+    (event,) = events(app)
+    assert (event.resource_sid, event.event, event.sequence_number) == (SID, "completed", 3)
+    assert event.payload["CallDuration"] == "95"
+    assert event.processed_at is None  # processing is the job's
+
+
+def test_unsigned_status_callbacks_are_refused(client: Any, app: Flask) -> None:
+    assert client.post("/twilio/voice/status", data=status()).status_code == 403
+    assert events(app) == []
+
+
+def test_a_retried_or_duplicated_event_is_stored_once_and_queued_once(
+    app: Flask, twilio: Any, run_jobs: Callable[[], int]
+) -> None:
+    for _ in range(3):
+        assert twilio.post("/twilio/voice/status", status()).status_code == 204
+    assert len(events(app)) == 1
+    assert run_jobs() == 1
+
+
+def test_events_of_one_call_are_each_kept(app: Flask, twilio: Any) -> None:
+    for seq, st in enumerate(["initiated", "ringing", "in-progress", "completed"]):
+        twilio.post("/twilio/voice/status", status(call_status=st, seq=seq))
+    assert [e.event for e in events(app)] == ["initiated", "ringing", "in-progress", "completed"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"CallSid": ""}, "CallSid is missing"),
+        ({"CallStatus": "exploded"}, "CallStatus 'exploded' is not a Twilio call status"),
+        ({"CallDuration": "-4"}, "CallDuration must not be negative"),
+        ({"CallDuration": "ninety"}, "CallDuration must be a whole number"),
+        ({"SequenceNumber": "x"}, "SequenceNumber must be a whole number"),
+    ],
+)
+def test_a_malformed_event_is_a_400_that_says_why_and_stores_nothing(
+    app: Flask, twilio: Any, params: dict[str, str], message: str
+) -> None:
+    response = twilio.post("/twilio/voice/status", status(**params))
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+    assert events(app) == []
+
+
+def test_the_call_row_follows_the_events_even_out_of_order(
+    app: Flask, twilio: Any, run_jobs: Callable[[], int], make_customer: Callable[..., Any]
+) -> None:
+    make_customer()
+    twilio.post("/twilio/voice/status", status(call_status="completed", seq=4))
+    twilio.post("/twilio/voice/status", status(call_status="ringing", seq=1))  # late
+    run_jobs()
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == SID))
+        assert call is not None
+        assert call.status == "completed" and call.duration_seconds == 95
+        assert call.customer_id is not None and call.counted_at is not None
+        unprocessed = sess.scalar(
+            select(func.count()).select_from(CallEvent).where(CallEvent.processed_at.is_(None))
+        )
+        assert unprocessed == 0
