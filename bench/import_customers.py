@@ -42,8 +42,10 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             assert result.exit_code == 0, result.output
             summary = result.stdout.strip().splitlines()[-1]
-            print(f"{label:<20} {ROWS} rows in {elapsed:6.1f} s = {ROWS / elapsed:7.0f} rows/s"
-                  f"  ({summary})")
+            print(
+                f"{label:<20} {ROWS} rows in {elapsed:6.1f} s = {ROWS / elapsed:7.0f} rows/s"
+                f"  ({summary})"
+            )
     with app.app_context(), database(app).sessions() as sess:
         print(f"customers in the database: {sess.scalar(select(func.count(Customer.id)))}")
 

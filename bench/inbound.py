@@ -23,8 +23,9 @@ from restrictions.lifecycle import Actor, add_restriction, create_customer
 from telephony import create_app
 from telephony.cli import alembic_config
 
-DB = os.environ.get("CALLGUARD_BENCH_DATABASE_URL",
-                    "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench")
+DB = os.environ.get(
+    "CALLGUARD_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench"
+)
 REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 TOKEN = "bench-token"
 BASE = "https://calls.example.org"
@@ -44,9 +45,16 @@ def fresh_database() -> None:
 
 
 def app_for(**overrides: Any) -> Any:
-    config = {"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": DB, "REDIS_URL": REDIS,
-              "PUBLIC_BASE_URL": BASE, "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-              "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_API_BASE_URL": "http://127.0.0.1:9"}
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "bench",
+        "DATABASE_URL": DB,
+        "REDIS_URL": REDIS,
+        "PUBLIC_BASE_URL": BASE,
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_API_BASE_URL": "http://127.0.0.1:9",
+    }
     config.update(overrides)
     return create_app(config)
 
@@ -54,25 +62,42 @@ def app_for(**overrides: Any) -> Any:
 def seed(app: Any, customers: int = 1000) -> None:
     with app.app_context(), database(app).sessions() as sess:
         for i in range(customers):
-            c = create_customer(sess, Actor(None, "bench"), reference=f"B-{i}", name=f"P {i}",
-                                phone_numbers=[f"+4474001{i:05d}"])
+            c = create_customer(
+                sess,
+                Actor(None, "bench"),
+                reference=f"B-{i}",
+                name=f"P {i}",
+                phone_numbers=[f"+4474001{i:05d}"],
+            )
             if i % 3 == 0:
                 add_restriction(sess, Actor(None, "bench"), c, {"kind": "warning", "reason": "r"})
         sess.commit()
 
 
 def post(client: Any, n: int, from_: str) -> None:
-    params = {"AccountSid": "AC" + "0" * 32, "CallSid": f"CA{n:032x}", "From": from_,
-              "To": "+441332000000", "CallStatus": "ringing", "Direction": "inbound"}
+    params = {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": f"CA{n:032x}",
+        "From": from_,
+        "To": "+441332000000",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
     url = BASE + "/twilio/voice/incoming"
     sig = RequestValidator(TOKEN).compute_signature(url, params)
-    response = client.post("/twilio/voice/incoming", data=params,
-                           headers={"X-Twilio-Signature": sig})
+    response = client.post(
+        "/twilio/voice/incoming", data=params, headers={"X-Twilio-Signature": sig}
+    )
     assert response.status_code == 200 and b"<Response>" in response.data
 
 
-def measure(name: str, app: Any, number: Callable[[int], str], rounds: int = ROUNDS,
-            before: Callable[[], None] | None = None) -> None:
+def measure(
+    name: str,
+    app: Any,
+    number: Callable[[int], str],
+    rounds: int = ROUNDS,
+    before: Callable[[], None] | None = None,
+) -> None:
     client = app.test_client()
     timings = []
     with app.app_context():
@@ -84,8 +109,10 @@ def measure(name: str, app: Any, number: Callable[[int], str], rounds: int = ROU
             timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
     p95 = timings[int(len(timings) * 0.95) - 1]
-    print(f"{name:<34} n={rounds:<4} p50={statistics.median(timings):7.2f} ms  "
-          f"p95={p95:7.2f} ms  max={timings[-1]:7.2f} ms")
+    print(
+        f"{name:<34} n={rounds:<4} p50={statistics.median(timings):7.2f} ms  "
+        f"p95={p95:7.2f} ms  max={timings[-1]:7.2f} ms"
+    )
 
 
 def hung_server() -> int:
@@ -112,17 +139,33 @@ def main() -> None:
     redis.flushdb()
     measure("unknown caller, cache miss", app, lambda i: f"+4479{i:08d}")
     measure("customer, cache hit", app, lambda i: f"+4474001{i % 1000:05d}")
-    measure("customer, cache miss (PostgreSQL)", app, lambda i: f"+4474001{i % 1000:05d}",
-            before=redis.flushdb)
-    measure("Redis down (PostgreSQL read)", app_for(REDIS_URL="redis://127.0.0.1:1/0"),
-            lambda i: f"+4474001{i % 1000:05d}", rounds=50)
-    measure("PostgreSQL down, cache miss", app_for(
-        DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/x"),
-        lambda i: f"+4479{i:08d}", rounds=50, before=redis.flushdb)
+    measure(
+        "customer, cache miss (PostgreSQL)",
+        app,
+        lambda i: f"+4474001{i % 1000:05d}",
+        before=redis.flushdb,
+    )
+    measure(
+        "Redis down (PostgreSQL read)",
+        app_for(REDIS_URL="redis://127.0.0.1:1/0"),
+        lambda i: f"+4474001{i % 1000:05d}",
+        rounds=50,
+    )
+    measure(
+        "PostgreSQL down, cache miss",
+        app_for(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/x"),
+        lambda i: f"+4479{i:08d}",
+        rounds=50,
+        before=redis.flushdb,
+    )
     port = hung_server()
-    measure("PostgreSQL hung, cache miss", app_for(
-        DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{port}/x"),
-        lambda i: f"+4478{i:08d}", rounds=10, before=redis.flushdb)
+    measure(
+        "PostgreSQL hung, cache miss",
+        app_for(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{port}/x"),
+        lambda i: f"+4478{i:08d}",
+        rounds=10,
+        before=redis.flushdb,
+    )
 
 
 if __name__ == "__main__":

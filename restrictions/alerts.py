@@ -206,3 +206,39 @@ def list_alerts(
         ContactAlert.id.desc(),
     ).limit(limit)
     return list(sess.scalars(query))
+
+
+def daily_calls(
+    sess: Session,
+    *,
+    customer_id: int | None,
+    e164: str | None,
+    today: datetime,
+    days: int = 30,
+    tz: str = "Europe/London",
+) -> list[tuple[str, int]]:
+    """Calls per local day over the last ``days`` days, oldest first (for the alert's chart)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    last = today.astimezone(zone).date()
+    first = last - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=zone)
+    query = select(Call.started_at).where(Call.started_at >= since)
+    if customer_id is not None:
+        query = query.where(Call.customer_id == customer_id)
+    elif e164:
+        query = query.where(Call.from_e164 == e164)
+    else:
+        return []
+    counts: dict[str, int] = {}
+    for (started,) in sess.execute(query):
+        key = started.astimezone(zone).date().isoformat()
+        counts[key] = counts.get(key, 0) + 1
+    return [
+        (
+            (first + timedelta(days=i)).isoformat(),
+            counts.get((first + timedelta(days=i)).isoformat(), 0),
+        )
+        for i in range(days)
+    ]

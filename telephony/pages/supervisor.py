@@ -1,18 +1,232 @@
-"""Supervisor pages (issue: excessive contact). Placeholder routes until that work lands."""
+"""Supervisor pages: the alert queue, an alert with its evidence, dismiss and escalate, and the
+customer's record with its audit trail."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import (
+    DateField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Optional
 
-from restrictions.models import Role
-from telephony.auth import page_role
+from restrictions import alerts as domain
+from restrictions.db import session
+from restrictions.errors import DomainError
+from restrictions.lifecycle import get_customer
+from restrictions.models import AgentAction, AuditEntry, Call, ContactAlert, Role
+from restrictions.routing import RestrictionKind
+from telephony import settings
+from telephony.auth import current_actor, page_role
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+
+KIND_LABELS = {
+    "warning": "Warning on file",
+    "spoc": "Single point of contact",
+    "written_only": "Writing only",
+    "limited_contact": "Limited contact",
+    "representative_only": "Representative only",
+    "no_engagement": "Not engaging on an issue",
+}
+
+
+class DismissForm(FlaskForm):  # type: ignore[misc]
+    reason = TextAreaField("Why no action is needed", validators=[DataRequired()])
+
+
+class RestrictionForm(FlaskForm):  # type: ignore[misc]
+    kind = SelectField(
+        "Restriction",
+        choices=[SelectChoice("", "Choose a restriction…")]
+        + [SelectChoice(value, label) for value, label in KIND_LABELS.items()],
+        validators=[DataRequired()],
+    )
+    reason = TextAreaField("Reason (as it will appear in the letter)", validators=[DataRequired()])
+    notice_sent_on = DateField("Written notice sent on", validators=[Optional()])
+    spoc = StringField("SPOC: staff phone number or user name", validators=[Optional()])
+    days = StringField("Permitted days (e.g. mon, wed)", validators=[Optional()])
+    start = StringField("From (HH:MM)", validators=[Optional()])
+    end = StringField("Until (HH:MM)", validators=[Optional()])
+    max_calls_per_week = IntegerField("Calls allowed per week", validators=[Optional()])
+    representative = StringField("Nominated representative", validators=[Optional()])
+    issue = StringField("Issue not to be engaged on", validators=[Optional()])
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": self.kind.data,
+            "reason": self.reason.data,
+            "notice_sent_on": self.notice_sent_on.data,
+        }
+        kind = self.kind.data
+        if kind == "spoc":
+            body["spoc"] = self.spoc.data
+        elif kind == "limited_contact":
+            days = [d.strip() for d in (self.days.data or "").replace(",", " ").split() if d]
+            body["windows"] = [{"days": days, "start": self.start.data, "end": self.end.data}]
+            body["max_calls_per_week"] = self.max_calls_per_week.data
+        elif kind == "representative_only":
+            body["representative"] = self.representative.data
+        elif kind == "no_engagement":
+            body["issue"] = self.issue.data
+        return body
+
+
+def _alert(alert_id: int) -> ContactAlert:
+    alert = session().get(ContactAlert, alert_id)
+    if alert is None:
+        abort(404)
+    return alert
 
 
 @bp.route("/alerts")
 @page_role(Role.SUPERVISOR)
 def alerts() -> Any:
-    return render_template("placeholder.html", title="Alerts")
+    status = request.args.get("status") or None
+    rule = request.args.get("rule") or None
+    try:
+        found = domain.list_alerts(session(), status=status, rule=rule)
+    except DomainError as exc:
+        flash(exc.message, "error")
+        found = []
+    rules = [r.name for r in settings().contact_rules]
+    return render_template(
+        "supervisor/alerts.html", alerts=found, status=status, rule=rule, rules=rules
+    )
+
+
+@bp.route("/alerts/<int:alert_id>")
+@page_role(Role.SUPERVISOR)
+def alert(alert_id: int) -> Any:
+    found = _alert(alert_id)
+    days = domain.daily_calls(
+        session(),
+        customer_id=found.customer_id,
+        e164=found.phone_e164,
+        today=datetime.now(UTC),
+        tz=settings().timezone,
+    )
+    return render_template(
+        "supervisor/alert.html",
+        alert=found,
+        days=days,
+        peak=max([n for _, n in days] + [1]),
+        form=DismissForm(),
+    )
+
+
+@bp.route("/alerts/<int:alert_id>/dismiss", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def dismiss(alert_id: int) -> Any:
+    form = DismissForm()
+    found = _alert(alert_id)
+    if not form.validate_on_submit():
+        flash("Say why no action is needed before dismissing.", "error")
+        return redirect(url_for("supervisor.alert", alert_id=alert_id))
+    sess = session()
+    try:
+        domain.dismiss(sess, current_actor(), found, form.reason.data)
+        sess.commit()
+    except DomainError as exc:
+        sess.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("supervisor.alert", alert_id=alert_id))
+    flash(f"Alert {alert_id} dismissed.", "info")
+    return redirect(url_for("supervisor.alerts"))
+
+
+def _prefilled_reason(found: ContactAlert) -> str:
+    ev = found.evidence or {}
+    limit = found.rule or {}
+    what = (
+        f"{ev.get('calls_in_window', len(ev.get('calls', [])))} calls"
+        if limit.get("max_calls")
+        else f"{(ev.get('talk_seconds', 0)) // 60} minutes of calls"
+    )
+    return (
+        f"Unacceptable level of contact (policy section 6): {what} within "
+        f"{limit.get('window_minutes')} minutes, up to {ev.get('window_end', '')[:16]}."
+    )
+
+
+@bp.route("/alerts/<int:alert_id>/escalate", methods=["GET", "POST"])
+@page_role(Role.SUPERVISOR)
+def escalate(alert_id: int) -> Any:
+    found = _alert(alert_id)
+    form = RestrictionForm()
+    if request.method == "GET":
+        form.reason.data = _prefilled_reason(found)
+    if form.validate_on_submit():
+        sess = session()
+        try:
+            restriction = domain.escalate(sess, current_actor(), found, form.body())
+            sess.commit()
+        except DomainError as exc:
+            sess.rollback()
+            flash(exc.message, "error")
+            return render_template("supervisor/escalate.html", alert=found, form=form), 422
+        flash(f"{KIND_LABELS[restriction.kind]} recorded for {found.customer.reference}.", "info")
+        return redirect(url_for("supervisor.customer", reference=found.customer.reference))
+    return render_template("supervisor/escalate.html", alert=found, form=form)
+
+
+@bp.route("/customers/<reference>")
+@page_role(Role.SUPERVISOR)
+def customer(reference: str) -> Any:
+    sess = session()
+    try:
+        found = get_customer(sess, reference)
+    except DomainError:
+        abort(404)
+    calls = list(
+        sess.scalars(
+            select(Call)
+            .where(Call.customer_id == found.id)
+            .order_by(Call.started_at.desc())
+            .limit(20)
+        )
+    )
+    audit = list(
+        sess.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.customer_id == found.id)
+            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+            .limit(100)
+        )
+    )
+    found_alerts = list(
+        sess.scalars(
+            select(ContactAlert)
+            .where(ContactAlert.customer_id == found.id)
+            .order_by(ContactAlert.opened_at.desc())
+        )
+    )
+    actions = list(
+        sess.scalars(
+            select(AgentAction)
+            .where(AgentAction.customer_id == found.id)
+            .order_by(AgentAction.created_at.desc())
+            .limit(50)
+        )
+    )
+    return render_template(
+        "supervisor/customer.html",
+        customer=found,
+        calls=calls,
+        audit=audit,
+        alerts=found_alerts,
+        actions=actions,
+        kinds=KIND_LABELS,
+    )
+
+
+assert set(KIND_LABELS) == {k.value for k in RestrictionKind}
