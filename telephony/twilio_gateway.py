@@ -93,3 +93,18 @@ def add_participant(
 def replace_call_twiml(call_sid: str, twiml: str, what: str) -> None:
     """Make a live call do something else now (this takes it out of its conference)."""
     call_twilio(what, client().calls(call_sid).update, twiml=twiml)
+
+
+def announce_to_conference(conference_sid: str, announce_url: str) -> None:
+    """Play TwiML fetched from ``announce_url`` to everyone in the conference (Warn)."""
+    call_twilio(
+        "play the warning into the call",
+        client().conferences(conference_sid).update,
+        announce_url=announce_url,
+        announce_method="POST",
+    )
+
+
+def end_conference(conference_sid: str) -> None:
+    """Close the conference, which frees the agent once the caller has been taken out (End)."""
+    call_twilio("free the agent", client().conferences(conference_sid).update, status="completed")

@@ -1,5 +1,69 @@
-"""JSON API: calls."""
+"""JSON API: live calls, and agents' Warn and End (CONTRACT.md)."""
 
 from __future__ import annotations
 
-from telephony.api import bp  # noqa: F401
+from typing import Any
+
+from flask import g, jsonify, request
+from sqlalchemy import select
+
+from restrictions import agent_actions
+from restrictions.db import session
+from restrictions.models import AgentAction, Role
+from telephony import live
+from telephony.api import bp, error, serialize
+from telephony.auth import api_role
+from telephony.twilio_gateway import GatewayError
+
+
+def cards(mine_only: bool) -> list[dict[str, Any]]:
+    sess = session()
+    calls = agent_actions.live_calls(sess, g.user if mine_only else None)
+    warned = (
+        set(
+            sess.scalars(
+                select(AgentAction.call_id).where(
+                    AgentAction.call_id.in_([c.id for c in calls]),
+                    AgentAction.kind == "warn",
+                    AgentAction.outcome == "ok",
+                )
+            )
+        )
+        if calls
+        else set()
+    )
+    return [live.card(c, c.customer, c.id in warned) for c in calls]
+
+
+@bp.get("/calls/active")
+@api_role(Role.AGENT)
+def active_calls() -> Any:
+    """Live calls; ``?mine=1`` for the calling agent's own and the contact centre's."""
+    return jsonify(calls=cards(mine_only=request.args.get("mine") == "1"))
+
+
+def _press(kind: str, call_sid: str) -> Any:
+    sess = session()
+    body = request.get_json(silent=True) if request.data else {}
+    if not isinstance(body, dict):
+        return error("the body must be a JSON object", 400)
+    try:
+        if kind == "warn":
+            action = live.warn(sess, g.user, call_sid)
+        else:
+            action = live.end(sess, g.user, call_sid, body.get("reason"))
+    except GatewayError as exc:
+        return error(str(exc), 502)
+    return jsonify(serialize.agent_action(action))
+
+
+@bp.post("/calls/<call_sid>/warn")
+@api_role(Role.AGENT)
+def warn_call(call_sid: str) -> Any:
+    return _press("warn", call_sid)
+
+
+@bp.post("/calls/<call_sid>/end")
+@api_role(Role.AGENT)
+def end_call(call_sid: str) -> Any:
+    return _press("end", call_sid)

@@ -1,0 +1,172 @@
+"""Agents' Warn and End on live calls (policy 9.2: a clear warning first; 4.6: a call may be
+ended when staff feel threatened). Every press is an AgentAction on the record, audited, with
+its outcome, whether or not Twilio carried it out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from restrictions.errors import Conflict, Invalid, NotFound
+from restrictions.lifecycle import Actor, audit
+from restrictions.models import AgentAction, Call, User
+
+WARN = "warn"
+END = "end"
+
+
+def live_calls(sess: Session, agent: User | None = None) -> list[Call]:
+    """Calls answered by a person and not yet over. For an agent: their own (client:<name>)
+    and the contact centre's, which any agent may have picked up; others' SPOC calls are not."""
+    query = select(Call).where(
+        Call.answered_at.is_not(None), Call.ended_at.is_(None), Call.conference_sid.is_not(None)
+    )
+    if agent is not None:
+        query = query.where(
+            or_(
+                Call.agent_label == f"client:{agent.name}",
+                Call.agent_label.is_(None),
+                ~Call.agent_label.startswith("client:"),
+            )
+        )
+    return list(sess.scalars(query.order_by(Call.answered_at)))
+
+
+def live_call(sess: Session, call_sid: str) -> Call:
+    """The call an agent pressed a button on: 404 if unknown, 409 if it is not live."""
+    call = sess.scalar(select(Call).where(Call.call_sid == call_sid))
+    if call is None:
+        raise NotFound(f"no call {call_sid}")
+    if call.ended_at is not None:
+        raise Conflict(f"call {call_sid} has already ended")
+    if call.conference_sid is None or call.answered_at is None:
+        raise Conflict(f"call {call_sid} is not connected to an agent yet")
+    return call
+
+
+def was_warned(sess: Session, call: Call) -> bool:
+    return (
+        sess.scalar(
+            select(AgentAction.id)
+            .where(
+                AgentAction.call_id == call.id,
+                AgentAction.kind == WARN,
+                AgentAction.outcome == "ok",
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _snapshot(action: AgentAction) -> dict[str, Any]:
+    return {
+        "kind": action.kind,
+        "call_sid": action.call.call_sid,
+        "reason": action.reason,
+        "outcome": action.outcome,
+        "error": action.error,
+    }
+
+
+def record_press(
+    sess: Session, user: User, call_sid: str, kind: str, reason: Any = None
+) -> AgentAction:
+    """Check the press and put it on the record (outcome pending); the caller commits."""
+    call = live_call(sess, call_sid)
+    text = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    if reason is not None and not isinstance(reason, str):
+        raise Invalid("reason must be text")
+    if kind == END and text is None and not was_warned(sess, call):
+        raise Invalid("ending a call without an earlier warning needs a reason (policy 9.2, 4.6)")
+    action = AgentAction(
+        call_id=call.id,
+        customer_id=call.customer_id,
+        user_id=user.id,
+        kind=kind,
+        reason=text,
+        outcome="pending",
+    )
+    action.call = call
+    sess.add(action)
+    sess.flush()
+    audit(
+        sess,
+        Actor.of(user),
+        f"agent.{kind}",
+        "agent_action",
+        action.id,
+        customer_id=call.customer_id,
+        after=_snapshot(action),
+    )
+    return action
+
+
+def carry_out(sess: Session, user: User, action: AgentAction, do: Callable[[], None]) -> None:
+    """Run the Twilio side of a press and record how it went; failures are recorded, then raised."""
+    try:
+        do()
+    except Exception as exc:
+        action.outcome = "failed"
+        action.error = str(exc)
+        audit(
+            sess,
+            Actor.of(user),
+            f"agent.{action.kind}.failed",
+            "agent_action",
+            action.id,
+            customer_id=action.customer_id,
+            after=_snapshot(action),
+        )
+        sess.commit()
+        raise
+    action.outcome = "ok"
+    if action.kind == END:
+        action.call.ended_at = datetime.now(UTC)
+        action.call.status = "completed"
+    sess.commit()
+
+
+def incidents(
+    sess: Session,
+    *,
+    kind: str | None = None,
+    outcome: str | None = None,
+    unreviewed: bool = False,
+    limit: int = 200,
+) -> list[AgentAction]:
+    """The supervisor's incident queue: newest first."""
+    query = select(AgentAction)
+    if kind:
+        query = query.where(AgentAction.kind == kind)
+    if outcome:
+        query = query.where(AgentAction.outcome == outcome)
+    if unreviewed:
+        query = query.where(AgentAction.reviewed_at.is_(None))
+    return list(
+        sess.scalars(
+            query.order_by(AgentAction.created_at.desc(), AgentAction.id.desc()).limit(limit)
+        )
+    )
+
+
+def mark_reviewed(sess: Session, supervisor: User, action_id: int) -> AgentAction:
+    action = sess.get(AgentAction, action_id)
+    if action is None:
+        raise NotFound(f"no incident {action_id}")
+    if action.reviewed_at is None:
+        action.reviewed_at = datetime.now(UTC)
+        action.reviewed_by_id = supervisor.id
+        audit(
+            sess,
+            Actor.of(supervisor),
+            "incident.reviewed",
+            "agent_action",
+            action.id,
+            customer_id=action.customer_id,
+        )
+    return action

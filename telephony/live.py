@@ -1,0 +1,93 @@
+"""Agents' controls on live calls, shared by the JSON API and the agent console: check and
+record the press, then have Twilio carry it out (through the gateway), recording the outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+import prompts
+from restrictions import agent_actions
+from restrictions.models import AgentAction, Call, Customer, User
+from telephony import settings, twilio_gateway, twiml
+
+
+def _public(path: str) -> str:
+    base: str = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    return base + path
+
+
+def speech_for(call: Call, key: str) -> prompts.Speech:
+    """The caller's language and speech rate apply to what they hear."""
+    customer = call.customer
+    language = customer.language if customer else None
+    slow = bool((customer.adjustments or {}).get("slow_speech")) if customer else False
+    return prompts.speech(key, language, slow=slow, **settings().message_params())
+
+
+def warn(sess: Session, user: User, call_sid: str) -> AgentAction:
+    """Play the scripted warning to both parties (a conference announcement); the call goes on."""
+    action = agent_actions.record_press(sess, user, call_sid, agent_actions.WARN)
+    sess.commit()
+    url = _public(f"/twilio/conference/announce/{action.id}")
+    conference_sid = action.call.conference_sid
+    assert conference_sid is not None
+    agent_actions.carry_out(
+        sess, user, action, lambda: twilio_gateway.announce_to_conference(conference_sid, url)
+    )
+    return action
+
+
+def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
+    """Play the closing statement to the caller alone, disconnect them, then free the agent."""
+    action = agent_actions.record_press(sess, user, call_sid, agent_actions.END, reason)
+    sess.commit()
+    call = action.call
+    closing = twiml.closing_then_hangup(speech_for(call, "closing"))
+    conference_sid = call.conference_sid
+    assert conference_sid is not None
+
+    def do() -> None:
+        twilio_gateway.replace_call_twiml(call.call_sid, closing, "play the closing statement")
+        twilio_gateway.end_conference(conference_sid)
+
+    agent_actions.carry_out(sess, user, action, do)
+    return action
+
+
+def card(call: Call, customer: Customer | None, warned: bool) -> dict[str, Any]:
+    """What an agent needs to see about a live call."""
+    flags = list((call.flags or {}).get("flags", []))
+    restrictions = []
+    if customer is not None:
+        for r in customer.restrictions:
+            if r.ended_at is None:
+                restrictions.append(
+                    {
+                        "kind": r.kind,
+                        "since": r.decided_at.date().isoformat(),
+                        **dict(r.details or {}),
+                    }
+                )
+    return {
+        "call_sid": call.call_sid,
+        "from": call.from_e164 or call.from_number or "withheld",
+        "caller_name": call.caller_name,
+        "customer": {
+            "reference": customer.reference,
+            "name": customer.name,
+            "language": customer.language,
+            "adjustments": dict(customer.adjustments or {}),
+        }
+        if customer
+        else None,
+        "identified": call.identified,
+        "flags": flags,
+        "restrictions": restrictions,
+        "route": call.route,
+        "agent": call.agent_label,
+        "since": call.answered_at.isoformat() if call.answered_at else None,
+        "warned": warned,
+    }

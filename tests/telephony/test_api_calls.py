@@ -1,0 +1,258 @@
+"""Live calls, and agents' Warn and End through the JSON API. The fake Twilio REST API checks
+the exact requests Twilio would receive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from restrictions.db import database
+from restrictions.models import AgentAction, AuditEntry
+
+ACCOUNT = "AC" + "0" * 31 + "1"
+CALLER = "CA" + "c" * 32
+AGENT_LEG = "CA" + "d" * 32
+CONFERENCE = "CF" + "f" * 32
+BASE = f"/2010-04-01/Accounts/{ACCOUNT}"
+
+
+@pytest.fixture
+def conference_event(twilio: Any) -> Callable[..., Any]:
+    """Post a signed conference status callback as Twilio does."""
+    seq = iter(range(1, 1000))
+
+    def post(event: str, participant: str | None = None, caller: str = CALLER) -> Any:
+        params = {
+            "AccountSid": ACCOUNT,
+            "ConferenceSid": CONFERENCE,
+            "FriendlyName": f"cg-{caller}",
+            "StatusCallbackEvent": event,
+            "SequenceNumber": str(next(seq)),
+            "Timestamp": "Tue, 02 Jun 2026 09:30:00 +0000",
+        }
+        if participant:
+            params.update(
+                {
+                    "CallSid": participant,
+                    "Muted": "false",
+                    "Hold": "false",
+                    "Coaching": "false",
+                    "EndConferenceOnExit": "false",
+                    "StartConferenceOnEnter": "true",
+                }
+            )
+            if participant != caller:
+                params["ParticipantLabel"] = "agent"
+        response = twilio.post("/twilio/conference/events", params)
+        assert response.status_code == 204, response.data
+        return response
+
+    return post
+
+
+@pytest.fixture
+def live_call(
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    conference_event: Callable[..., Any],
+    fake_twilio: Any,
+) -> str:
+    """A Welsh-speaking customer with a warning on file, connected to an agent."""
+    customer = make_customer(language="cy-GB", adjustments={"slow_speech": True})
+    restrict(customer, kind="warning")
+    restrict(customer, kind="no_engagement", issue="the fence")
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100001", CallSid=CALLER))
+    run_jobs()
+    conference_event("conference-start")
+    conference_event("participant-join", CALLER)
+    conference_event("participant-join", AGENT_LEG)
+    fake_twilio.reset()  # forget the dial-out; each test checks only its own requests
+    return CALLER
+
+
+def test_a_connected_call_is_listed_with_the_callers_flags(
+    client: Any, agent: Any, live_call: str
+) -> None:
+    response = client.get("/api/v1/calls/active", headers=agent.headers)
+    assert response.status_code == 200
+    (call,) = response.get_json()["calls"]
+    assert call["call_sid"] == CALLER and call["from"] == "+447400100001"
+    assert call["customer"]["reference"] == "HMS-0001"
+    assert call["customer"]["adjustments"] == {"slow_speech": True}
+    assert any(f.startswith("warning:") for f in call["flags"])
+    assert "no_engagement:the fence" in call["flags"]
+    assert {r["kind"] for r in call["restrictions"]} == {"warning", "no_engagement"}
+    assert call["since"] is not None and call["warned"] is False
+
+
+def test_a_caller_still_waiting_for_an_agent_is_not_live(
+    client: Any,
+    agent: Any,
+    twilio: Any,
+    run_jobs: Callable[[], int],
+    conference_event: Callable[..., Any],
+) -> None:
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100001", CallSid=CALLER))
+    run_jobs()
+    conference_event("conference-start")
+    conference_event("participant-join", CALLER)
+    assert client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"] == []
+
+
+def test_ended_calls_leave_the_list(
+    client: Any, agent: Any, live_call: str, conference_event: Callable[..., Any]
+) -> None:
+    conference_event("participant-leave", CALLER)
+    assert client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"] == []
+
+
+def test_a_retried_conference_event_is_stored_once(app: Flask, twilio: Any, live_call: str) -> None:
+    from restrictions.models import CallEvent
+
+    retry = {
+        "AccountSid": ACCOUNT,
+        "ConferenceSid": CONFERENCE,
+        "FriendlyName": f"cg-{CALLER}",
+        "StatusCallbackEvent": "participant-join",
+        "SequenceNumber": "3",
+        "CallSid": AGENT_LEG,
+    }
+    assert twilio.post("/twilio/conference/events", retry).status_code == 204
+    with database(app).sessions() as sess:
+        events = list(sess.scalars(select(CallEvent).where(CallEvent.source == "conference")))
+        assert [e.event for e in events] == [
+            "conference-start",
+            "participant-join",
+            "participant-join",
+        ]
+
+
+def test_a_malformed_conference_event_is_a_400(app: Flask, twilio: Any) -> None:
+    response = twilio.post("/twilio/conference/events", {"FriendlyName": "someone-else"})
+    assert response.status_code == 400 and "FriendlyName" in response.get_json()["error"]
+
+
+def test_warn_plays_the_warning_to_both_parties_and_the_call_goes_on(
+    app: Flask, client: Any, agent: Any, live_call: str, fake_twilio: Any, twilio: Any
+) -> None:
+    response = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["outcome"] == "ok"
+    (request,) = fake_twilio.posts("/Conferences/")
+    assert request.path == f"{BASE}/Conferences/{CONFERENCE}.json"
+    action_id = response.get_json()["id"]
+    assert request.param("AnnounceUrl") == (
+        f"https://calls.example.org/twilio/conference/announce/{action_id}"
+    )
+    assert request.param("AnnounceMethod") == "POST"
+    assert fake_twilio.posts("/Calls/") == []  # nobody is disconnected
+
+    # Twilio fetches the announcement: the warning, in the caller's language, slowly
+    played = twilio.post(f"/twilio/conference/announce/{action_id}", {"AccountSid": ACCOUNT})
+    say = ElementTree.fromstring(played.data).find("Say")
+    assert say is not None and say.get("language") == "cy-GB" and say.find("prosody") is not None
+    assert "barchus" in "".join(say.itertext())
+
+    listed = client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"]
+    assert listed[0]["warned"] is True
+
+
+def test_end_after_a_warning_plays_the_closing_statement_then_disconnects_and_frees_the_agent(
+    app: Flask, client: Any, agent: Any, live_call: str, fake_twilio: Any
+) -> None:
+    client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    fake_twilio.reset()
+    response = client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
+    assert response.status_code == 200, response.get_json()
+    hang_up, free_agent = fake_twilio.posts()
+    assert hang_up.path == f"{BASE}/Calls/{CALLER}.json"
+    closing = ElementTree.fromstring(hang_up.param("Twiml") or "")
+    assert [e.tag for e in closing] == ["Say", "Hangup"]
+    assert closing[0].get("language") == "cy-GB"
+    assert free_agent.path == f"{BASE}/Conferences/{CONFERENCE}.json"
+    assert free_agent.param("Status") == "completed"
+    assert client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"] == []
+
+
+def test_end_without_a_warning_needs_a_reason(
+    client: Any, agent: Any, live_call: str, fake_twilio: Any
+) -> None:
+    refused = client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
+    assert refused.status_code == 422 and "needs a reason" in refused.get_json()["error"]
+    assert fake_twilio.requests == []
+    response = client.post(
+        f"/api/v1/calls/{CALLER}/end",
+        headers=agent.headers,
+        json={"reason": "Caller threatened to come to my home (4.6)"},
+    )
+    assert response.status_code == 200
+    assert response.get_json()["reason"].startswith("Caller threatened")
+
+
+def test_every_press_is_on_the_customers_record_and_audited(
+    app: Flask, client: Any, agent: Any, live_call: str
+) -> None:
+    client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
+    record = client.get("/api/v1/customers/HMS-0001", headers=agent.headers).get_json()
+    assert [
+        (a["kind"], a["agent"], a["outcome"], a["call_sid"]) for a in record["agent_actions"]
+    ] == [("end", "alex.agent", "ok", CALLER), ("warn", "alex.agent", "ok", CALLER)]
+    with database(app).sessions() as sess:
+        actions = {e.action for e in sess.scalars(select(AuditEntry))}
+        assert {"agent.warn", "agent.end"} <= actions
+
+
+def test_unknown_call_is_404_and_a_finished_call_is_409(
+    client: Any, agent: Any, live_call: str, conference_event: Callable[..., Any]
+) -> None:
+    unknown = client.post("/api/v1/calls/CA" + "0" * 32 + "/warn", headers=agent.headers)
+    assert unknown.status_code == 404
+    conference_event("conference-end")
+    finished = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    assert finished.status_code == 409 and "already ended" in finished.get_json()["error"]
+
+
+@pytest.mark.parametrize(("status", "words"), [(500, "HTTP 500"), (400, "HTTP 400")])
+def test_twilio_refusing_is_a_502_and_the_press_is_recorded_as_failed(
+    app: Flask,
+    client: Any,
+    agent: Any,
+    live_call: str,
+    fake_twilio: Any,
+    status: int,
+    words: str,
+) -> None:
+    fake_twilio.fail("/Conferences/", status, "Conference is not in progress")
+    response = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    assert response.status_code == 502
+    assert words in response.get_json()["error"]
+    assert "Conference is not in progress" in response.get_json()["error"]
+    with database(app).sessions() as sess:
+        action = sess.scalar(select(AgentAction))
+        assert action is not None and action.outcome == "failed" and action.error
+
+
+def test_twilio_timing_out_is_a_502(
+    app: Flask, client: Any, agent: Any, live_call: str, fake_twilio: Any
+) -> None:
+    fake_twilio.delay = 1.5  # longer than TWILIO_REST_TIMEOUT_SECONDS in the tests
+    response = client.post(
+        f"/api/v1/calls/{CALLER}/end", headers=agent.headers, json={"reason": "Abusive language"}
+    )
+    assert response.status_code == 502 and "did not answer" in response.get_json()["error"]
+    with database(app).sessions() as sess:
+        action = sess.scalar(select(AgentAction))
+        assert action is not None and action.outcome == "failed"
+
+
+def test_calls_need_an_agent_token(client: Any, live_call: str) -> None:
+    assert client.get("/api/v1/calls/active").status_code == 401
+    assert client.post(f"/api/v1/calls/{CALLER}/warn").status_code == 401
