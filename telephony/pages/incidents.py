@@ -1,11 +1,15 @@
-"""Supervisor's incident queue: agents' Warn and End presses (issue: agents' controls)."""
+"""Supervisor's incident queue: agents' Warn and End presses, newest first."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
 
+from restrictions import agent_actions
+from restrictions.db import session
+from restrictions.errors import DomainError
 from restrictions.models import Role
 from telephony.auth import page_role
 
@@ -15,4 +19,26 @@ bp = Blueprint("incidents", __name__, url_prefix="/supervisor/incidents")
 @bp.route("/")
 @page_role(Role.SUPERVISOR)
 def queue() -> Any:
-    return render_template("placeholder.html", title="Incidents")
+    kind = request.args.get("kind") or None
+    outcome = request.args.get("outcome") or None
+    found = agent_actions.incidents(
+        session(), kind=kind, outcome=outcome, unreviewed=request.args.get("unreviewed") == "1"
+    )
+    return render_template(
+        "supervisor/incidents.html", incidents=found, kind=kind, outcome=outcome, form=FlaskForm()
+    )
+
+
+@bp.route("/<int:action_id>/reviewed", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def reviewed(action_id: int) -> Any:
+    if not FlaskForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("incidents.queue"))
+    sess = session()
+    try:
+        agent_actions.mark_reviewed(sess, g.user, action_id)
+        sess.commit()
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("incidents.queue"))

@@ -1,0 +1,119 @@
+// The agent console: polls live calls every second and sends Warn / End presses.
+// Everything the caller controls is written with textContent, never as HTML.
+(function () {
+  "use strict";
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const list = document.getElementById("calls");
+  const empty = document.getElementById("no-calls");
+  const status = document.getElementById("status");
+  const showAll = document.getElementById("show-all");
+  const template = document.getElementById("call-card");
+  const cards = new Map();
+
+  const FLAG_TEXT = {
+    spoc: "Has a single point of contact",
+    limited_contact: "Limited contact arrangement",
+    under_appeal: "Restriction under appeal",
+    unidentified: "Caller not identified",
+    written_only: "Writing only",
+    representative_only: "Representative only",
+  };
+
+  function describeFlag(flag) {
+    const [name, ...rest] = flag.split(":");
+    const value = rest.join(":");
+    if (name === "warning") return "Warning on file since " + value;
+    if (name === "no_engagement") return "Do not engage on: " + value;
+    return FLAG_TEXT[name] || flag;
+  }
+
+  async function press(call, kind, reason) {
+    const card = cards.get(call.call_sid);
+    const outcome = card.querySelector(".outcome");
+    outcome.textContent = kind === "warn" ? "Playing the warning…" : "Ending the call…";
+    const response = await fetch("/agent/calls/" + encodeURIComponent(call.call_sid) + "/" + kind, {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
+      body: JSON.stringify(reason ? {reason: reason} : {}),
+    });
+    const data = await response.json();
+    if (!response.ok) {
+      outcome.textContent = data.error || "Something went wrong";
+      return false;
+    }
+    outcome.textContent = kind === "warn" ? "Warning played. The call continues." : "Call ended.";
+    if (kind === "warn") call.warned = true;
+    return true;
+  }
+
+  function render(call) {
+    let card = cards.get(call.call_sid);
+    if (!card) {
+      card = template.content.firstElementChild.cloneNode(true);
+      card.dataset.callSid = call.call_sid;
+      const form = card.querySelector(".end-form");
+      card.querySelector(".warn").addEventListener("click", () => press(card._call, "warn"));
+      card.querySelector(".end").addEventListener("click", () => {
+        if (card._call.warned) {
+          press(card._call, "end");
+        } else {
+          form.hidden = false;
+          form.querySelector("textarea").focus();
+        }
+      });
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const reason = form.querySelector("textarea").value.trim();
+        if (!reason) {
+          card.querySelector(".outcome").textContent = "Give a reason: no warning was given on this call.";
+          return;
+        }
+        if (await press(card._call, "end", reason)) form.hidden = true;
+      });
+      form.querySelector(".cancel").addEventListener("click", () => { form.hidden = true; });
+      cards.set(call.call_sid, card);
+      list.appendChild(card);
+    }
+    card._call = call;
+    const who = call.customer ? call.customer.name + " (" + call.customer.reference + ")" : call.from;
+    card.querySelector(".caller").textContent = who;
+    const since = call.since ? new Date(call.since).toLocaleTimeString("en-GB") : "";
+    const adjustments = call.customer && call.customer.adjustments.slow_speech ? " · speak slowly" : "";
+    const language = call.customer ? " · " + call.customer.language : "";
+    card.querySelector(".meta").textContent =
+      call.from + " · since " + since + " · " + (call.agent || "contact centre") + language + adjustments;
+    const flags = card.querySelector(".flags");
+    flags.replaceChildren(...call.flags.filter((f) => f !== "fallback").map((f) => {
+      const li = document.createElement("li");
+      li.textContent = describeFlag(f);
+      return li;
+    }));
+    card.querySelector(".end").textContent = call.warned ? "End call" : "End call (reason needed)";
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch("/agent/live.json" + (showAll.checked ? "?all=1" : ""), {
+        headers: {"Accept": "application/json"}, cache: "no-store",
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const data = await response.json();
+      const seen = new Set();
+      for (const call of data.calls) {
+        render(call);
+        seen.add(call.call_sid);
+      }
+      for (const [sid, card] of cards) {
+        if (!seen.has(sid)) { card.remove(); cards.delete(sid); }
+      }
+      empty.hidden = data.calls.length > 0;
+      status.textContent = "Updated " + new Date().toLocaleTimeString("en-GB");
+    } catch (error) {
+      status.textContent = "Could not update the list; retrying.";
+    }
+  }
+
+  showAll.addEventListener("change", refresh);
+  refresh();
+  setInterval(refresh, 1000);
+})();

@@ -1,0 +1,156 @@
+"""The agent console in a real browser: a live call appears without a reload, Warn, then End.
+Supervisors then see the presses as incidents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from restrictions.db import database
+from restrictions.models import AgentAction
+
+pytestmark = pytest.mark.browser
+
+ACCOUNT = "AC" + "0" * 31 + "1"
+CALLER = "CA" + "c" * 32
+AGENT_LEG = "CA" + "d" * 32
+CONFERENCE = "CF" + "f" * 32
+
+
+@pytest.fixture
+def connect_call(
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    fake_twilio: Any,
+) -> Callable[[], None]:
+    """Bring a call in and connect it to an agent, as Twilio reports it."""
+
+    def connect() -> None:
+        customer = make_customer(name="Pat <script>alert(1)</script>")
+        restrict(customer, kind="no_engagement", issue="the boundary fence")
+        twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100001", CallSid=CALLER))
+        run_jobs()
+        for seq, (event, participant) in enumerate(
+            [
+                ("conference-start", None),
+                ("participant-join", CALLER),
+                ("participant-join", AGENT_LEG),
+            ],
+            start=1,
+        ):
+            params = {
+                "AccountSid": ACCOUNT,
+                "ConferenceSid": CONFERENCE,
+                "FriendlyName": f"cg-{CALLER}",
+                "StatusCallbackEvent": event,
+                "SequenceNumber": str(seq),
+            }
+            if participant:
+                params["CallSid"] = participant
+            assert twilio.post("/twilio/conference/events", params).status_code == 204
+        fake_twilio.reset()
+
+    return connect
+
+
+def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
+    app: Flask,
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+    fake_twilio: Any,
+) -> None:
+    sign_in(page, agent)
+    assert page.get_by_role("heading", name="Live calls").is_visible()
+    assert page.get_by_text("No live calls.").is_visible()
+
+    connect_call()  # while the page is open
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for(timeout=2500)  # the page polls every second: no reload
+    assert "Pat <script>alert(1)</script>" in card.locator(".caller").inner_text()
+    assert "Do not engage on: the boundary fence" in card.locator(".flags").inner_text()
+
+    warn = card.get_by_role("button", name="Warn")
+    warn.focus()
+    page.keyboard.press("Enter")  # keyboard-reachable
+    page.get_by_text("Warning played. The call continues.").wait_for()
+    (announce,) = fake_twilio.posts("/Conferences/")
+    assert announce.path.endswith(f"/Conferences/{CONFERENCE}.json")
+    assert announce.param(
+        "AnnounceUrl",
+    ).endswith("/twilio/conference/announce/1")  # type: ignore[union-attr]
+
+    card.get_by_role("button", name="End call").click()  # warned already: no reason needed
+    card.wait_for(state="detached", timeout=2500)
+    assert [r.path.rsplit("/", 2)[-2:] for r in fake_twilio.posts()[1:]] == [
+        ["Calls", f"{CALLER}.json"],
+        ["Conferences", f"{CONFERENCE}.json"],
+    ]
+    with database(app).sessions() as sess:
+        kinds = [
+            (a.kind, a.outcome) for a in sess.scalars(select(AgentAction).order_by(AgentAction.id))
+        ]
+    assert kinds == [("warn", "ok"), ("end", "ok")]
+
+
+def test_ending_without_a_warning_asks_for_a_reason(
+    app: Flask,
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+    fake_twilio: Any,
+) -> None:
+    connect_call()
+    sign_in(page, agent)
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for()
+    card.get_by_role("button", name="End call (reason needed)").click()
+    reason = card.get_by_label("Reason for ending without a warning")
+    assert reason.is_visible()
+    card.get_by_role("button", name="Confirm end").click()
+    assert "Give a reason" in card.locator(".outcome").inner_text()
+    assert fake_twilio.requests == []
+    reason.fill("Threatened to come to the office (4.6)")
+    card.get_by_role("button", name="Confirm end").click()
+    card.wait_for(state="detached", timeout=2500)
+    with database(app).sessions() as sess:
+        action = sess.scalar(select(AgentAction))
+        assert action is not None and action.reason == "Threatened to come to the office (4.6)"
+
+
+def test_supervisors_see_presses_as_incidents_and_mark_them_reviewed(
+    app: Flask,
+    page: Any,
+    client: Any,
+    agent: Any,
+    supervisor: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+) -> None:
+    connect_call()
+    client.post(
+        f"/api/v1/calls/{CALLER}/end", headers=agent.headers, json={"reason": "Racist abuse (4.4)"}
+    )
+    sign_in(page, supervisor)
+    page.get_by_role("link", name="Incidents").click()
+    row = page.locator("tr.incident")
+    assert row.count() == 1
+    assert "Racist abuse (4.4)" in row.inner_text() and "alex.agent" in row.inner_text()
+    row.get_by_role("button", name="Mark reviewed").click()
+    assert "reviewed" in page.locator("tr.incident").inner_text()
+    with database(app).sessions() as sess:
+        action = sess.scalar(select(AgentAction))
+        assert action is not None and action.reviewed_by_id == supervisor.user.id
+
+
+def test_the_console_is_for_signed_in_staff(page: Any) -> None:
+    page.goto("/agent/")
+    assert page.get_by_role("heading", name="Sign in").is_visible()
