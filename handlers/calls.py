@@ -66,7 +66,7 @@ def start_inbound_call(record: dict[str, Any]) -> None:
 
     Idempotent on CallSid: a retried job rewrites the same row and does not dial twice.
     """
-    from telephony import settings as current_settings
+    from telephony import current_settings
 
     sess = session()
     call = _apply(sess, record)
@@ -110,7 +110,7 @@ def participant_unanswered(call_sid: str, kind: str, status: str) -> None:
     """The dialled side did not answer: a SPOC's caller may leave a message (never the general
     line); anyone else's caller is told the team is busy, with emergency repairs offered."""
     from restrictions import cache
-    from telephony import settings as current_settings
+    from telephony import current_settings
 
     settings = current_settings()
     sess = session()

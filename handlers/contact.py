@@ -60,7 +60,7 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
 
 def count_and_check(sess: Session, call: Call) -> None:
     """Count a finished call once, then check the excessive-contact rules."""
-    from telephony import settings
+    from telephony import current_settings
     from telephony.redis_store import redis_client
 
     if call.counted_at is not None:
@@ -75,7 +75,7 @@ def count_and_check(sess: Session, call: Call) -> None:
     alerts.evaluate(
         sess,
         redis,
-        settings().contact_rules,
+        current_settings().contact_rules,
         subject,
         call.customer_id,
         call.from_e164,

@@ -46,8 +46,10 @@ def evidence(
     start: datetime,
     end: datetime,
 ) -> dict[str, Any]:
-    calls = (
-        sess.scalars(select(Call).where(Call.call_sid.in_(call_sids)).order_by(Call.started_at))
+    calls: list[Call] = (
+        list(
+            sess.scalars(select(Call).where(Call.call_sid.in_(call_sids)).order_by(Call.started_at))
+        )
         if call_sids
         else []
     )

@@ -27,7 +27,7 @@ def get_or_create_call(sess: Session, call_sid: str, **fields: Any) -> Call:
     # defaults that the ORM would fill in (the Core insert does not run Python-side defaults)
     for column in Call.__table__.columns:
         if column.name not in values and column.default is not None and column.name != "id":
-            arg = column.default.arg  # type: ignore[attr-defined]
+            arg = column.default.arg
             values[column.name] = arg(None) if callable(arg) else arg
     sess.execute(insert(Call).values(**values).on_conflict_do_nothing(index_elements=["call_sid"]))
     call = sess.scalar(select(Call).where(Call.call_sid == call_sid))

@@ -9,7 +9,7 @@ by reference instead of duplicating them, and audits only real changes.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -128,7 +128,7 @@ def import_customers(
 
 @fail_open(default=0)
 def refresh_cache_for(
-    sess: Session, redis: Redis, customer_ids: list[int], stale_numbers: list[str] = ()
+    sess: Session, redis: Redis, customer_ids: list[int], stale_numbers: Sequence[str] = ()
 ) -> int:
     """Rewrite the routing cache for the imported customers, in bulk."""
     written = 0

@@ -114,7 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def settings() -> Settings:
+def current_settings() -> Settings:
     """The organisation's settings for the current app (CALLGUARD_CONFIG)."""
     value: Settings = current_app.extensions[SETTINGS]
     return value

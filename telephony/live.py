@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 import prompts
 from restrictions import agent_actions
 from restrictions.models import AgentAction, Call, Customer, User
-from telephony import settings, twilio_gateway, twiml
+from telephony import current_settings, twilio_gateway, twiml
 
 
 def _public(path: str) -> str:
@@ -24,7 +24,7 @@ def speech_for(call: Call, key: str) -> prompts.Speech:
     customer = call.customer
     language = customer.language if customer else None
     slow = bool((customer.adjustments or {}).get("slow_speech")) if customer else False
-    return prompts.speech(key, language, slow=slow, **settings().message_params())
+    return prompts.speech(key, language, slow=slow, **current_settings().message_params())
 
 
 def warn(sess: Session, user: User, call_sid: str) -> AgentAction:

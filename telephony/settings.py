@@ -57,7 +57,7 @@ class Settings:
     review_months: int = 12
     appeal_working_days: int = 20
 
-    def message_params(self) -> dict[str, str]:
+    def message_params(self) -> dict[str, Any]:
         """What prompts may mention about the organisation."""
         org = self.organisation
         return {

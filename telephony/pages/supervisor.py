@@ -25,7 +25,7 @@ from restrictions.errors import DomainError
 from restrictions.lifecycle import get_customer
 from restrictions.models import AgentAction, AuditEntry, Call, ContactAlert, Role
 from restrictions.routing import RestrictionKind
-from telephony import settings
+from telephony import current_settings
 from telephony.auth import current_actor, page_role
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -98,7 +98,7 @@ def alerts() -> Any:
     except DomainError as exc:
         flash(exc.message, "error")
         found = []
-    rules = [r.name for r in settings().contact_rules]
+    rules = [r.name for r in current_settings().contact_rules]
     return render_template(
         "supervisor/alerts.html", alerts=found, status=status, rule=rule, rules=rules
     )
@@ -113,7 +113,7 @@ def alert(alert_id: int) -> Any:
         customer_id=found.customer_id,
         e164=found.phone_e164,
         today=datetime.now(UTC),
-        tz=settings().timezone,
+        tz=current_settings().timezone,
     )
     return render_template(
         "supervisor/alert.html",
@@ -174,8 +174,9 @@ def escalate(alert_id: int) -> Any:
             sess.rollback()
             flash(exc.message, "error")
             return render_template("supervisor/escalate.html", alert=found, form=form), 422
-        flash(f"{KIND_LABELS[restriction.kind]} recorded for {found.customer.reference}.", "info")
-        return redirect(url_for("supervisor.customer", reference=found.customer.reference))
+        reference = restriction.customer.reference
+        flash(f"{KIND_LABELS[restriction.kind]} recorded for {reference}.", "info")
+        return redirect(url_for("supervisor.customer", reference=reference))
     return render_template("supervisor/escalate.html", alert=found, form=form)
 
 

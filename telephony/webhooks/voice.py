@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 import prompts
 from handlers import calls as call_jobs
 from handlers import enqueue
-from telephony import inbound, settings, twiml
+from telephony import current_settings, inbound, twiml
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.voice")
@@ -25,12 +25,12 @@ def incoming() -> Response:
     """Route an inbound call. Never drop it: any failure answers the default route (logged)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        xml = inbound.answer(app, settings(), request.form)
+        xml = inbound.answer(app, current_settings(), request.form)
     except Exception:
         log.exception(
             "inbound call %s: answering the default route instead", request.form.get("CallSid", "?")
         )
-        xml = inbound.fallback(app, settings(), request.form)
+        xml = inbound.fallback(app, current_settings(), request.form)
     return twiml_response(xml)
 
 
@@ -39,7 +39,7 @@ def emergency() -> Response:
     """The caller's key press during a message: 1 is emergency repairs, anything else replays."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     digits = request.form.get("Digits", "")
-    conf = settings()
+    conf = current_settings()
     if digits == "1":
         if call_sid and not enqueue(
             call_jobs.record_emergency_choice, call_sid, call_jobs.now_iso(), call_path=True
