@@ -57,6 +57,13 @@ def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
     return action
 
 
+def press(sess: Session, user: User, call_sid: str, kind: str, reason: Any = None) -> AgentAction:
+    """Warn or End, as the agent pressed it (the API and the console both come here)."""
+    if kind == agent_actions.WARN:
+        return warn(sess, user, call_sid)
+    return end(sess, user, call_sid, reason)
+
+
 def card(call: Call, customer: Customer | None, warned: bool) -> dict[str, Any]:
     """What an agent needs to see about a live call."""
     flags = list((call.flags or {}).get("flags", []))

@@ -48,10 +48,7 @@ def _press(kind: str, call_sid: str) -> Any:
     if not isinstance(body, dict):
         return error("the body must be a JSON object", 400)
     try:
-        if kind == "warn":
-            action = live.warn(sess, g.user, call_sid)
-        else:
-            action = live.end(sess, g.user, call_sid, body.get("reason"))
+        action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
     except GatewayError as exc:
         return error(str(exc), 502)
     return jsonify(serialize.agent_action(action))

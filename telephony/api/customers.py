@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify
-from sqlalchemy import select
 
 from restrictions.db import session
 from restrictions.lifecycle import (
@@ -17,11 +16,10 @@ from restrictions.lifecycle import (
     lodge_appeal,
     update_customer,
 )
-from restrictions.models import AgentAction, AuditEntry, Call, Role
+from restrictions.models import Role
+from restrictions.records import customer_record
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
-
-RECENT = 20
 
 
 @bp.post("/customers")
@@ -47,31 +45,10 @@ def create() -> Any:
 def show(reference: str) -> Any:
     sess = session()
     customer = get_customer(sess, reference)
-    calls = list(
-        sess.scalars(
-            select(Call)
-            .where(Call.customer_id == customer.id)
-            .order_by(Call.started_at.desc())
-            .limit(RECENT)
-        )
+    record = customer_record(sess, customer, audit_entries=50)
+    return jsonify(
+        serialize.customer(customer, calls=record.calls, audit=record.audit, actions=record.actions)
     )
-    audit = list(
-        sess.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.customer_id == customer.id)
-            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-            .limit(50)
-        )
-    )
-    actions = list(
-        sess.scalars(
-            select(AgentAction)
-            .where(AgentAction.customer_id == customer.id)
-            .order_by(AgentAction.created_at.desc())
-            .limit(RECENT)
-        )
-    )
-    return jsonify(serialize.customer(customer, calls=calls, audit=audit, actions=actions))
 
 
 @bp.patch("/customers/<reference>")

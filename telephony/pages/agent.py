@@ -39,10 +39,7 @@ def press(call_sid: str, kind: str) -> Any:
     sess = session()
     body = request.get_json(silent=True) or {}
     try:
-        if kind == "warn":
-            action = live.warn(sess, g.user, call_sid)
-        else:
-            action = live.end(sess, g.user, call_sid, body.get("reason"))
+        action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
     except DomainError as exc:
         sess.rollback()
         return jsonify(error=exc.message), exc.status

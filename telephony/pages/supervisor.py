@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import (
     DateField,
     IntegerField,
@@ -23,7 +22,8 @@ from restrictions import alerts as domain
 from restrictions.db import session
 from restrictions.errors import DomainError
 from restrictions.lifecycle import get_customer
-from restrictions.models import AgentAction, AuditEntry, Call, ContactAlert, Role
+from restrictions.models import ContactAlert, Role
+from restrictions.records import customer_record
 from restrictions.routing import RestrictionKind
 from telephony import current_settings
 from telephony.auth import current_actor, page_role
@@ -188,45 +188,8 @@ def customer(reference: str) -> Any:
         found = get_customer(sess, reference)
     except DomainError:
         abort(404)
-    calls = list(
-        sess.scalars(
-            select(Call)
-            .where(Call.customer_id == found.id)
-            .order_by(Call.started_at.desc())
-            .limit(20)
-        )
-    )
-    audit = list(
-        sess.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.customer_id == found.id)
-            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-            .limit(100)
-        )
-    )
-    found_alerts = list(
-        sess.scalars(
-            select(ContactAlert)
-            .where(ContactAlert.customer_id == found.id)
-            .order_by(ContactAlert.opened_at.desc())
-        )
-    )
-    actions = list(
-        sess.scalars(
-            select(AgentAction)
-            .where(AgentAction.customer_id == found.id)
-            .order_by(AgentAction.created_at.desc())
-            .limit(50)
-        )
-    )
     return render_template(
-        "supervisor/customer.html",
-        customer=found,
-        calls=calls,
-        audit=audit,
-        alerts=found_alerts,
-        actions=actions,
-        kinds=KIND_LABELS,
+        "supervisor/customer.html", record=customer_record(sess, found), kinds=KIND_LABELS
     )
 
 
