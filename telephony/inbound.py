@@ -18,12 +18,14 @@ from urllib.parse import urlencode
 
 from flask import Flask
 from redis.exceptions import RedisError
+from sqlalchemy import func, select
 
 import prompts
 from handlers import calls as call_jobs
 from handlers import enqueue
 from restrictions import cache
 from restrictions.db import Database, database
+from restrictions.models import Call
 from restrictions.phone import caller_e164
 from restrictions.routing import (
     CallerProfile,
@@ -43,6 +45,7 @@ log = logging.getLogger("callguard.inbound")
 
 STARTS_PREFIX = "cg:starts:customer:"
 STARTS_TTL_SECONDS = 8 * 24 * 3600
+ROUTED = ("default", "spoc")  # routes that put the caller through, and so use the allowance
 
 
 def starts_key(customer_id: int) -> str:
@@ -114,10 +117,40 @@ def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
     return profile
 
 
-def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str) -> int:
+def _routed_calls_since(db: Database, customer_id: int, since: datetime) -> int:
+    """The weekly count from PostgreSQL, for when Redis is unavailable."""
+    with db.sessions() as sess:
+        return int(
+            sess.scalar(
+                select(func.count(Call.id)).where(
+                    Call.customer_id == customer_id,
+                    Call.started_at >= since,
+                    Call.route.in_(ROUTED),
+                )
+            )
+            or 0
+        )
+
+
+def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadline: float) -> int:
     """Routed calls since Monday 00:00 local time (a second round trip, only for allowances)."""
-    since = week_start(now, tz).timestamp()
-    return int(redis_client(app).zcount(starts_key(customer_id), since, "+inf"))
+    since = week_start(now, tz)
+    try:
+        return int(redis_client(app).zcount(starts_key(customer_id), since.timestamp(), "+inf"))
+    except RedisError:
+        log.exception("redis unavailable for the weekly allowance; counting in PostgreSQL")
+        remaining = max(deadline - clock.monotonic(), 0.05)
+        return within(remaining, _routed_calls_since, database(app), customer_id, since)
+
+
+def note_routed_call(app: Flask, customer_id: int, call_sid: str, now: datetime) -> None:
+    """Count this call against the weekly allowance (PostgreSQL's call rows are the backstop)."""
+    redis = redis_client(app)
+    try:
+        redis.zadd(starts_key(customer_id), {call_sid: now.timestamp()})
+        redis.expire(starts_key(customer_id), STARTS_TTL_SECONDS)
+    except RedisError:
+        log.exception("could not count call %s against the weekly allowance in redis", call_sid)
 
 
 def speak(
@@ -200,15 +233,13 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     profile = look_up(app, caller.e164, deadline) if caller.e164 else None
     weekly = 0
     if profile is not None and needs_weekly_count(profile):
-        weekly = calls_this_week(app, profile.customer_id, now, settings.timezone)
+        weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
     route = decide(profile, now, routing_settings(settings), weekly)
     dial = (route.destination or "").partition(":")[0] in ("dial", "client")
     urls = callback_urls(app, caller.call_sid)
     record = call_record(caller, route, profile, fallback=False, now=now, dial=dial)
     if profile is not None and not route.ends_call and needs_weekly_count(profile):
-        redis = redis_client(app)
-        redis.zadd(starts_key(profile.customer_id), {caller.call_sid: now.timestamp()})
-        redis.expire(starts_key(profile.customer_id), STARTS_TTL_SECONDS)
+        note_routed_call(app, profile.customer_id, caller.call_sid, now)
     queued = enqueue(
         call_jobs.start_inbound_call, record, job_id=f"inbound-{caller.call_sid}", call_path=True
     )

@@ -214,3 +214,25 @@ def test_simulate_call_explains_a_server_that_refuses(
     app.config["TWILIO_AUTH_TOKEN"] = "not-the-servers"
     result = runner.invoke(main, ["simulate-call", "+447400100099", "--url", "http://127.0.0.1:1"])
     assert result.exit_code == 1 and "could not reach" in result.output
+
+
+def test_worker_burst_processes_queued_and_stored_events(
+    app: Flask, runner: Any, twilio: Any, make_customer: Callable[..., Any]
+) -> None:
+    """`callguard worker` (the Procfile's worker) runs the queue, starting with a sweep."""
+    from restrictions.models import Call, CallEvent
+
+    make_customer()
+    params = {
+        **twilio.call_params("+447400100001"),
+        "CallStatus": "completed",
+        "CallDuration": "42",
+        "SequenceNumber": "3",
+    }
+    assert twilio.post("/twilio/voice/status", params).status_code == 204
+    result = runner.invoke(main, ["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    assert count(app, CallEvent, CallEvent.processed_at.is_(None)) == 0
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.duration_seconds == 42 and call.counted_at is not None

@@ -348,7 +348,7 @@ def test_weekly_allowance_routes_until_it_is_used_then_says_so(
         assert conference_of(parse(twilio.incoming(CUSTOMER_NUMBER))) is not None
         third = parse(twilio.incoming(CUSTOMER_NUMBER))
     assert conference_of(third) is None
-    assert "already made the 2 calls agreed for this week" in spoken(third)
+    assert "all the calls agreed for this week (up to 2)" in spoken(third)
     # next Tuesday is a new week
     with time_machine.travel(datetime(2026, 6, 9, 9, 30, tzinfo=UTC), tick=False):
         assert conference_of(parse(twilio.incoming(CUSTOMER_NUMBER))) is not None

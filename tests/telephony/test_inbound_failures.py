@@ -119,3 +119,30 @@ def test_bad_data_that_breaks_the_decision_answers_the_default_route(
     with database(app).sessions() as sess:
         call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
         assert call is not None and call.fallback is True
+
+
+def test_redis_unavailable_still_applies_the_weekly_allowance_from_postgresql(
+    app: Flask,
+    app_with: Callable[..., Flask],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    customer = make_customer()
+    restrict(
+        customer,
+        kind="limited_contact",
+        max_calls_per_week=1,
+        windows=[{"days": ["tue"], "start": "10:00", "end": "12:00"}],
+    )
+    broken = app_with(REDIS_URL="redis://127.0.0.1:1/0")
+    twilio.client = broken.test_client()
+    with time_machine.travel(datetime(2026, 6, 2, 9, 30, tzinfo=UTC), tick=False):
+        first = twilio.incoming(CUSTOMER_NUMBER)  # routed; its row is written on the spot
+        second = twilio.incoming(CUSTOMER_NUMBER)
+    assert ElementTree.fromstring(first.data).find("./Dial") is not None
+    assert b"all the calls agreed for this week (up to 1)" in second.data
