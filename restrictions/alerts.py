@@ -14,12 +14,18 @@ from sqlalchemy.orm import Session
 
 from restrictions import counting
 from restrictions.errors import Conflict, Invalid, NotFound
-from restrictions.lifecycle import Actor, _text, add_restriction, audit, get_customer
+from restrictions.lifecycle import (
+    SYSTEM,
+    Actor,
+    add_restriction,
+    audit,
+    get_customer,
+    required_text,
+)
 from restrictions.models import AlertStatus, Call, ContactAlert, Customer, Restriction
 from telephony.settings import ContactRule
 
 log = logging.getLogger("callguard.alerts")
-SYSTEM = Actor(None, "callguard")
 
 
 def tripped(rule: ContactRule, stats: counting.WindowStats) -> bool:
@@ -139,7 +145,7 @@ def _must_be_open(alert: ContactAlert) -> None:
 
 def dismiss(sess: Session, actor: Actor, alert: ContactAlert, reason: Any) -> ContactAlert:
     """A person looked at the evidence and decided no action is needed, and says why."""
-    text = _text(reason, "reason", max_length=5000)
+    text = required_text(reason, "reason", max_length=5000)
     _must_be_open(alert)
     alert.status = AlertStatus.DISMISSED.value
     alert.closed_at = datetime.now(UTC)

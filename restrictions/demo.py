@@ -19,7 +19,6 @@ STAFF = (
     ("demo.supervisor", "supervisor", "demo-supervisor"),
     ("demo.agent", "agent", "demo-agent"),
 )
-WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
 CUSTOMERS: tuple[dict[str, Any], ...] = (
     {

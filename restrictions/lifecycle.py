@@ -42,7 +42,7 @@ class Actor:
         return cls(user.id, user.name)
 
 
-SYSTEM = Actor(None, "system")
+SYSTEM = Actor(None, "callguard")  # changes callguard makes by itself (alerts)
 
 
 def audit(
@@ -102,7 +102,7 @@ def restriction_snapshot(r: Restriction) -> dict[str, Any]:
 # --- customers -------------------------------------------------------------------------------
 
 
-def _text(value: Any, field: str, *, max_length: int, required: bool = True) -> str:
+def required_text(value: Any, field: str, *, max_length: int, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
@@ -165,10 +165,10 @@ def create_customer(
     adjustments: Any = None,
     refresh_cache: bool = True,
 ) -> Customer:
-    ref = _text(reference, "reference", max_length=64)
+    ref = required_text(reference, "reference", max_length=64)
     customer = Customer(
         reference=ref,
-        name=_text(name, "name", max_length=200),
+        name=required_text(name, "name", max_length=200),
         language=_language(language),
         adjustments=_adjustments(adjustments),
     )
@@ -207,7 +207,7 @@ def update_customer(
     """Apply the given fields; returns whether anything changed (and so was audited)."""
     before = customer_snapshot(customer)
     if name is not None:
-        customer.name = _text(name, "name", max_length=200)
+        customer.name = required_text(name, "name", max_length=200)
     if language is not None:
         customer.language = _language(language)
     if adjustments is not None:
@@ -303,10 +303,12 @@ def validate_details(
         return details
     if kind is RestrictionKind.REPRESENTATIVE_ONLY:
         return {
-            "representative": _text(body.get("representative"), "representative", max_length=200)
+            "representative": required_text(
+                body.get("representative"), "representative", max_length=200
+            )
         }
     if kind is RestrictionKind.NO_ENGAGEMENT:
-        return {"issue": _text(body.get("issue"), "issue", max_length=500)}
+        return {"issue": required_text(body.get("issue"), "issue", max_length=500)}
     return {}
 
 
@@ -340,7 +342,7 @@ def add_restriction(
 ) -> Restriction:
     """Record a decision under policy 10.1; review falls due 12 months on (10.4)."""
     kind = parse_kind(body.get("kind"))
-    reason = _text(body.get("reason"), "reason", max_length=5000)
+    reason = required_text(body.get("reason"), "reason", max_length=5000)
     details = validate_details(sess, kind, body)
     when = decided_at or datetime.now(UTC)
     restriction = Restriction(
@@ -380,7 +382,7 @@ def end_restriction(
     sess: Session, actor: Actor, restriction: Restriction, reason: Any
 ) -> Restriction:
     """A restriction ends only by a recorded decision; the row stays."""
-    text = _text(reason, "reason", max_length=5000)
+    text = required_text(reason, "reason", max_length=5000)
     if restriction.ended_at is not None:
         raise Conflict(
             f"restriction {restriction.id} already ended on {restriction.ended_at:%Y-%m-%d}"

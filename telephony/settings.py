@@ -54,8 +54,6 @@ class Settings:
     timezone: str = "Europe/London"
     organisation: Organisation = field(default_factory=Organisation)
     contact_rules: tuple[ContactRule, ...] = DEFAULT_CONTACT_RULES
-    review_months: int = 12
-    appeal_working_days: int = 20
 
     def message_params(self) -> dict[str, Any]:
         """What prompts may mention about the organisation."""
