@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from bench.inbound import REDIS, app_for, fresh_database
-from restrictions.db import database
 from restrictions.models import Customer
 from telephony.cli import main as cli
+from telephony.database import database
 
 ROWS = int(os.environ.get("BENCH_ROWS", "20000"))
 

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 from twilio.request_validator import RequestValidator
 
-from restrictions.db import database
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from telephony import create_app
 from telephony.cli import alembic_config
+from telephony.database import database
 
 DB = os.environ.get(
     "CALLGUARD_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench"

@@ -8,61 +8,22 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers import enqueue, job
+from handlers import job
 from restrictions import alerts, counting
-from restrictions.calls import get_or_create_call
-from restrictions.db import session
-from restrictions.events import FINAL
-from restrictions.models import Call, CallEvent, PhoneNumber
-from restrictions.phone import caller_e164
+from restrictions.calls import apply_status
+from restrictions.models import Call, CallEvent
+from telephony import current_settings
+from telephony.database import session
+from telephony.jobs import SWEEP_CALL_EVENTS, SWEEP_JOB_ID
+from telephony.redis_store import queue, redis_client
 
 log = logging.getLogger("callguard.jobs.contact")
 
 SWEEP_EVERY = timedelta(minutes=1)
-SWEEP_JOB_ID = "sweep-call-events"
-PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
-
-
-def _customer_for(sess: Session, e164: str | None) -> int | None:
-    if not e164:
-        return None
-    return sess.scalar(select(PhoneNumber.customer_id).where(PhoneNumber.e164 == e164))
-
-
-def apply_status(sess: Session, event: CallEvent) -> Call:
-    """Move the call's state forward; an old event arriving late never moves it back."""
-    payload = event.payload
-    e164 = caller_e164(payload.get("From"))
-    call = get_or_create_call(
-        sess,
-        event.resource_sid,
-        from_number=payload.get("From", ""),
-        from_e164=e164,
-        to_number=payload.get("To", ""),
-        started_at=event.received_at,
-    )
-    if call.customer_id is None and call.from_e164:
-        call.customer_id = _customer_for(sess, call.from_e164)
-        call.identified = call.customer_id is not None
-    status = event.event
-    if status in FINAL:
-        if call.ended_at is None:
-            call.ended_at = event.received_at
-        call.status = status
-        duration = payload.get("CallDuration")
-        call.duration_seconds = int(duration) if duration not in (None, "") else 0
-    elif call.ended_at is None and PROGRESS.get(status, 0) >= PROGRESS.get(call.status, 0):
-        call.status = status
-        if status in ("in-progress", "answered") and call.answered_at is None:
-            call.answered_at = event.received_at
-    return call
 
 
 def count_and_check(sess: Session, call: Call) -> None:
     """Count a finished call once, then check the excessive-contact rules."""
-    from telephony import current_settings
-    from telephony.redis_store import redis_client
-
     if call.counted_at is not None:
         return
     subject = counting.subject_of(call.customer_id, call.from_e164)
@@ -101,8 +62,6 @@ def process_call_event(event_id: int) -> None:
 @job
 def sweep_call_events(reschedule: bool = True) -> int:
     """Process what was stored while Redis or the worker was down; returns how many events."""
-    from telephony.redis_store import queue
-
     sess = session()
     ids = list(
         sess.scalars(
@@ -119,12 +78,7 @@ def sweep_call_events(reschedule: bool = True) -> int:
         except Exception:
             log.exception("event %s could not be processed; it stays for the next sweep", event_id)
     if reschedule and queue().is_async:
-        queue().enqueue_in(SWEEP_EVERY, sweep_call_events, job_id=SWEEP_JOB_ID)
+        queue().enqueue_in(SWEEP_EVERY, SWEEP_CALL_EVENTS, job_id=SWEEP_JOB_ID)
     if ids:
         log.info("swept %d stored call events", len(ids))
     return len(ids)
-
-
-def start_sweeping() -> bool:
-    """Queue the sweep now; it reschedules itself every minute (run by the worker's scheduler)."""
-    return enqueue(sweep_call_events, job_id=SWEEP_JOB_ID, retry=False)

@@ -1,7 +1,10 @@
-"""What callers hear, as data: one TOML file per language (en-GB, cy-GB, pl-PL).
+"""What callers hear, as data: one TOML file per language, named for it (``en-GB.toml``).
 
-The caller's language picks the file (anything else falls back to en-GB); a reasonable adjustment
-for slower speech (policy 9.1-9.2) is carried on the Speech and rendered as SSML prosody.
+The languages callguard speaks are the files there are: adding one is adding its file (here, or in
+a directory given to ``add_directory``). The caller's language picks the file (anything else falls
+back to en-GB); a reasonable adjustment for slower speech (policy 9.1-9.2) is carried on the
+Speech and rendered as SSML prosody. How a language puts days, times and lists in order is in its
+file too (``[words]``).
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SUPPORTED = ("en-GB", "cy-GB", "pl-PL")
 DEFAULT = "en-GB"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_HERE = Path(__file__).resolve().parent
+DIRECTORIES: list[Path] = [Path(__file__).resolve().parent]
 
 
 @dataclass(frozen=True)
 class Speech:
+    """Words ready for <Say>: the text, its language and voice, and whether to speak slowly."""
+
     text: str
     language: str
     voice: str
@@ -29,44 +33,87 @@ class Speech:
 
 
 @cache
+def _files() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in DIRECTORIES:
+        for path in sorted(directory.glob("*.toml")):
+            found[path.stem] = path
+    return found
+
+
+def languages() -> tuple[str, ...]:
+    """The languages there are prompt files for, British English first."""
+    names = sorted(_files())
+    return tuple(sorted(names, key=lambda n: n != DEFAULT))
+
+
+def add_directory(path: Path) -> None:
+    """Also read languages from ``path`` (a later directory's file wins for the same language)."""
+    DIRECTORIES.append(Path(path))
+    reload()
+
+
+def reload() -> None:
+    """Forget what was read, so files added or changed since are seen."""
+    _files.cache_clear()
+    catalogue.cache_clear()
+
+
+@cache
 def catalogue(language: str) -> dict[str, Any]:
-    """The parsed prompt file for a supported language."""
-    with (_HERE / f"{language}.toml").open("rb") as fh:
+    """The parsed prompt file for a language we have, read once per process."""
+    with _files()[resolve(language)].open("rb") as fh:
         return tomllib.load(fh)
 
 
 def resolve(language: str | None) -> str:
-    return language if language in SUPPORTED else DEFAULT
+    """The language we can speak: the caller's if we have it, else British English."""
+    return language if language is not None and language in _files() else DEFAULT
 
 
 def placeholders(template: str) -> set[str]:
+    """The str.format names a template needs."""
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def speech(key: str, language: str | None, *, slow: bool = False, **params: Any) -> Speech:
-    """The words for ``key`` in the caller's language, with ``params`` filled in."""
+    """The words for ``key`` in the caller's language, with ``params`` filled in.
+
+    A missing param is a bug in the caller, so it fails loudly rather than saying half a sentence.
+    """
     lang = resolve(language)
     data = catalogue(lang)
-    template: str = data["say"][key]
+    templates: Mapping[str, str] = data["say"]
+    if key not in templates:
+        raise KeyError(f"no prompt {key!r} in {lang}")
+    template = templates[key]
     missing = placeholders(template) - params.keys()
     if missing:
         raise ValueError(f"prompt {key!r} needs {', '.join(sorted(missing))}")
     return Speech(template.format(**params), lang, str(data["voice"]), slow)
 
 
+def _join(items: Sequence[str], word: str, words: Mapping[str, str]) -> str:
+    """Lists as people say them: a; a and b; a, b and c (in the language's own words and order:
+    ``[words] separator`` and ``series``)."""
+    if len(items) <= 1:
+        return "".join(items)
+    separator = words.get("separator", ", ")
+    series = words.get("series", "{rest} {word} {last}")
+    return series.format(rest=separator.join(items[:-1]), word=word, last=items[-1])
+
+
 def describe_windows(windows: Sequence[Mapping[str, Any]], language: str | None) -> str:
-    """Permitted contact times in words: "Monday and Wednesday 10:00 to 12:00"."""
+    """Permitted contact times in words: "Monday and Wednesday 10:00 to 12:00" (week order)."""
     data = catalogue(resolve(language))
     names: Mapping[str, str] = data["day_names"]
     words: Mapping[str, str] = data["words"]
-
-    def join(items: list[str], word: str) -> str:
-        if len(items) <= 1:
-            return "".join(items)
-        return f"{', '.join(items[:-1])} {word} {items[-1]}"
-
     parts = []
     for w in windows:
         days = [names[d] for d in DAYS if d in w.get("days", ())]
-        parts.append(f"{join(days, words['and'])} {w['start']} {words['to']} {w['end']}")
-    return join(parts, words["or"])
+        parts.append(
+            words["window"].format(
+                days=_join(days, words["and"], words), start=w["start"], end=w["end"]
+            )
+        )
+    return _join(parts, words["or"], words)

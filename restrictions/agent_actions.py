@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from restrictions.calls import end_by_agent
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import Actor, audit
 from restrictions.models import AgentAction, Call, User
@@ -126,8 +127,7 @@ def carry_out(sess: Session, user: User, action: AgentAction, do: Callable[[], N
         raise
     action.outcome = "ok"
     if action.kind == END:
-        action.call.ended_at = datetime.now(UTC)
-        action.call.status = "completed"
+        end_by_agent(action.call, datetime.now(UTC))
     sess.commit()
 
 

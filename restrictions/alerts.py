@@ -20,10 +20,10 @@ from restrictions.lifecycle import (
     add_restriction,
     audit,
     get_customer,
-    required_text,
 )
 from restrictions.models import AlertStatus, Call, ContactAlert, Customer, Restriction
-from telephony.settings import ContactRule
+from restrictions.settings import ContactRule
+from restrictions.validation import required_text
 
 log = logging.getLogger("callguard.alerts")
 

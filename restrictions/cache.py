@@ -2,28 +2,31 @@
 
 PostgreSQL is the truth; an entry is rewritten after every committed change to a customer or a
 restriction and can be rebuilt at any time (``callguard counters rebuild``). Numbers nobody owns
-are cached as ``null`` so the usual unknown caller costs one round trip too.
+are cached as ``null`` so the usual unknown caller costs one round trip too. ``write_profiles`` is
+the one writer: refresh, rebuild and import all go through it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, selectinload
 
+from restrictions.db import CACHE_REDIS, after_commit
 from restrictions.models import Customer, PhoneNumber, Restriction
-from restrictions.routing import ActiveRestriction, CallerProfile, RestrictionKind
-from telephony.resilience import fail_open
+from restrictions.resilience import fail_open
+from restrictions.routing import ActiveRestriction, CallerProfile
 
 log = logging.getLogger("callguard.cache")
 
 PREFIX = "cg:caller:"
 TTL_SECONDS = 3600
+CHUNK = 1000
 _MISS = object()
 
 
@@ -36,7 +39,7 @@ def profile_of(customer: Customer) -> CallerProfile:
     active = tuple(
         ActiveRestriction(
             id=r.id,
-            kind=RestrictionKind(r.kind),
+            kind=r.kind,
             details=dict(r.details or {}),
             decided_at=r.decided_at,
             under_appeal=r.appeal_lodged_on is not None and r.appeal_outcome is None,
@@ -66,6 +69,28 @@ def load_profile(sess: Session, e164: str) -> CallerProfile | None:
     return profile_of(customer) if customer is not None else None
 
 
+def profiles(sess: Session, customer_ids: Sequence[int] | None = None) -> Iterator[
+    tuple[str, CallerProfile]
+]:
+    """(number, profile) for each number of the given customers (all customers when None)."""
+    chunks: Iterable[Sequence[int] | None] = (
+        [None]
+        if customer_ids is None
+        else (customer_ids[i : i + CHUNK] for i in range(0, len(customer_ids), CHUNK))
+    )
+    for chunk in chunks:
+        query = select(Customer).options(
+            selectinload(Customer.numbers),
+            selectinload(Customer.restrictions.and_(Restriction.ended_at.is_(None))),
+        )
+        if chunk is not None:
+            query = query.where(Customer.id.in_(list(chunk)))
+        for customer in sess.scalars(query.execution_options(yield_per=CHUNK)):
+            profile = profile_of(customer)
+            for n in customer.numbers:
+                yield n.e164, profile
+
+
 def encode(profile: CallerProfile | None) -> str:
     return json.dumps(profile.to_json() if profile is not None else None)
 
@@ -86,50 +111,48 @@ def read(redis: Redis, e164: str) -> tuple[bool, CallerProfile | None]:
     return True, value
 
 
-def write(redis: Redis, e164: str, profile: CallerProfile | None) -> None:
-    redis.set(key(e164), encode(profile), ex=TTL_SECONDS)
+def write_profiles(
+    redis: Redis,
+    entries: Iterable[tuple[str, CallerProfile | None]],
+    stale_numbers: Iterable[str] = (),
+) -> int:
+    """Write entries (pipelined, in chunks) and drop numbers that no longer belong to anyone
+    we wrote; returns how many numbers were written. Raises RedisError to its caller."""
+    pipe = redis.pipeline(transaction=False)
+    for number in stale_numbers:
+        pipe.delete(key(number))
+    written = 0
+    for e164, profile in entries:
+        pipe.set(key(e164), encode(profile), ex=TTL_SECONDS)
+        written += 1
+        if written % CHUNK == 0:
+            pipe.execute()
+    pipe.execute()
+    return written
 
 
-@fail_open(default=None)
-def refresh_customer(customer_id: int, stale_numbers: Iterable[str] = ()) -> None:
-    """Rewrite the cache entries of a customer's numbers (called after commit)."""
-    from restrictions.db import database
-    from telephony.redis_store import redis_client
+@fail_open(default=0)
+def refresh_customers(
+    bind: Engine | Connection,
+    redis: Redis,
+    customer_ids: Sequence[int],
+    stale_numbers: Sequence[str] = (),
+) -> int:
+    """Rewrite the cache entries of these customers' numbers (run after a commit)."""
+    with Session(bind) as sess:
+        return write_profiles(redis, profiles(sess, customer_ids), stale_numbers)
 
-    redis = redis_client()
-    with database().sessions() as sess:
-        customer = sess.scalar(
-            select(Customer)
-            .where(Customer.id == customer_id)
-            .options(selectinload(Customer.numbers), selectinload(Customer.restrictions))
-        )
-        pipe = redis.pipeline(transaction=False)
-        for number in stale_numbers:
-            pipe.delete(key(number))
-        if customer is not None:
-            encoded = encode(profile_of(customer))
-            for n in customer.numbers:
-                pipe.set(key(n.e164), encoded, ex=TTL_SECONDS)
-        pipe.execute()
+
+def refresh_after_commit(sess: Session, customer_id: int, stale: Iterable[str] = ()) -> None:
+    """Once ``sess`` commits, rewrite this customer's entries (where a cache is attached)."""
+    redis = sess.info.get(CACHE_REDIS)
+    if redis is None:
+        return
+    after_commit(sess, refresh_customers, sess.get_bind(), redis, [customer_id], tuple(stale))
 
 
 def rebuild(sess: Session, redis: Redis) -> int:
     """Drop every cached profile and write one per known number; returns how many numbers."""
-    for k in redis.scan_iter(match=PREFIX + "*", count=1000):
+    for k in redis.scan_iter(match=PREFIX + "*", count=CHUNK):
         redis.delete(k)
-    count = 0
-    pipe = redis.pipeline(transaction=False)
-    customers = sess.scalars(
-        select(Customer).options(
-            selectinload(Customer.numbers), selectinload(Customer.restrictions)
-        )
-    )
-    for customer in customers:
-        encoded = encode(profile_of(customer))
-        for n in customer.numbers:
-            pipe.set(key(n.e164), encoded, ex=TTL_SECONDS)
-            count += 1
-        if count % 1000 == 0:
-            pipe.execute()
-    pipe.execute()
-    return count
+    return write_profiles(redis, profiles(sess))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -9,7 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from restrictions.models import Call
+from restrictions.events import FINAL
+from restrictions.models import Call, CallEvent, PhoneNumber
+from restrictions.phone import caller_e164
 
 
 def get_or_create_call(sess: Session, call_sid: str, **fields: Any) -> Call:
@@ -33,3 +37,96 @@ def get_or_create_call(sess: Session, call_sid: str, **fields: Any) -> Call:
     call = sess.scalar(select(Call).where(Call.call_sid == call_sid))
     assert call is not None
     return call
+
+
+# What the inbound webhook knows about a call, written to its row by the job (or, without the
+# queue, on the request path).
+ROW_FIELDS = (
+    "from_number",
+    "from_e164",
+    "to_number",
+    "caller_name",
+    "customer_id",
+    "identified",
+    "route",
+    "route_destination",
+    "restriction_id",
+    "flags",
+    "fallback",
+    "conference_name",
+)
+
+
+def record_call(sess: Session, record: Mapping[str, Any]) -> Call:
+    """Write the inbound webhook's record of a call to its row (idempotent on the CallSid)."""
+    started = datetime.fromisoformat(record["started_at"])
+    call = get_or_create_call(sess, record["call_sid"], started_at=started)
+    for name in ROW_FIELDS:
+        setattr(call, name, record.get(name))
+    call.started_at = min(call.started_at, started)
+    return call
+
+
+# --- call state: every transition, whichever callback brings it ---------------------------------
+
+# How far a call has got; an event that arrives late never moves it back.
+PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
+
+
+def _customer_for(sess: Session, e164: str | None) -> int | None:
+    if not e164:
+        return None
+    return sess.scalar(select(PhoneNumber.customer_id).where(PhoneNumber.e164 == e164))
+
+
+def apply_status(sess: Session, event: CallEvent) -> Call:
+    """A call status callback moves the call forward; ``completed`` is the final word."""
+    payload = event.payload
+    e164 = caller_e164(payload.get("From"))
+    call = get_or_create_call(
+        sess,
+        event.resource_sid,
+        from_number=str(payload.get("From", ""))[:64],
+        from_e164=e164,
+        to_number=str(payload.get("To", ""))[:64],
+        started_at=event.received_at,
+    )
+    if call.customer_id is None and call.from_e164:
+        call.customer_id = _customer_for(sess, call.from_e164)
+        call.identified = call.customer_id is not None
+    status = event.event
+    if status in FINAL:
+        if call.ended_at is None:
+            call.ended_at = event.received_at
+        call.status = status
+        duration = payload.get("CallDuration")
+        call.duration_seconds = int(duration) if duration not in (None, "") else 0
+    elif call.ended_at is None and PROGRESS.get(status, 0) >= PROGRESS.get(call.status, 0):
+        call.status = status
+        if status in ("in-progress", "answered") and call.answered_at is None:
+            call.answered_at = event.received_at
+    return call
+
+
+def apply_conference_event(
+    call: Call, event: str, conference_sid: str, participant: str | None, at: datetime
+) -> None:
+    """A conference event moves the call's live state: the conference exists, someone other
+    than the caller joined (the call is answered), the caller left or the conference ended."""
+    call.conference_sid = call.conference_sid or conference_sid
+    is_caller = participant == call.call_sid
+    if event == "participant-join" and participant and not is_caller:
+        call.agent_call_sid = participant
+        if call.answered_at is None:
+            call.answered_at = at
+        if call.ended_at is None:
+            call.status = "in-progress"
+    elif (event == "participant-leave" and is_caller) or event == "conference-end":
+        if call.ended_at is None:
+            call.ended_at = at
+
+
+def end_by_agent(call: Call, at: datetime) -> None:
+    """An agent's End took the caller off the line."""
+    call.ended_at = call.ended_at or at
+    call.status = "completed"

@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from restrictions.models import Call
 
 CALLS = "cg:count:calls:"
 TALK = "cg:count:talk:"
+ALLOWANCE = "cg:allowance:customer:"
 KEEP_SECONDS = 8 * 24 * 3600  # longer than the longest default window (7 days)
+# Routes that put the caller through to a person, and so use a weekly allowance.
+ROUTED = ("default", "spoc")
 
 
 def subject_of(customer_id: int | None, e164: str | None) -> str | None:
@@ -66,9 +69,44 @@ def window(redis: Redis, subject: str, end: datetime, minutes: int) -> WindowSta
     return WindowStats(len(sids), seconds, sids)
 
 
+# --- the weekly allowance (limited contact, policy 10.1) ------------------------------------------
+
+
+def allowance_key(customer_id: int) -> str:
+    """A customer's calls that used the allowance, scored by when they started."""
+    return f"{ALLOWANCE}{customer_id}"
+
+
+def note_allowance(redis: Redis, customer_id: int, call_sid: str, started_at: datetime) -> None:
+    """Count this call against the customer's weekly allowance (idempotent on the CallSid)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.zadd(allowance_key(customer_id), {call_sid: started_at.timestamp()})
+    pipe.expire(allowance_key(customer_id), KEEP_SECONDS)
+    pipe.execute()
+
+
+def allowance_used(redis: Redis, customer_id: int, since: datetime) -> int:
+    """Calls since ``since`` that used the allowance (one round trip)."""
+    return int(redis.zcount(allowance_key(customer_id), since.timestamp(), "+inf"))
+
+
+def allowance_used_from_calls(sess: Session, customer_id: int, since: datetime) -> int:
+    """The same count from PostgreSQL's call rows: the backstop when Redis is unavailable."""
+    return int(
+        sess.scalar(
+            select(func.count(Call.id)).where(
+                Call.customer_id == customer_id,
+                Call.started_at >= since,
+                Call.route.in_(ROUTED),
+            )
+        )
+        or 0
+    )
+
+
 def rebuild(sess: Session, redis: Redis) -> int:
-    """Rebuild every counter from the counted calls in PostgreSQL; returns how many calls."""
-    for prefix in (CALLS, TALK):
+    """Rebuild every counter and allowance from PostgreSQL; returns how many counted calls."""
+    for prefix in (CALLS, TALK, ALLOWANCE):
         for key in redis.scan_iter(match=prefix + "*", count=1000):
             redis.delete(key)
     since = datetime.now(UTC) - timedelta(seconds=KEEP_SECONDS)
@@ -83,4 +121,12 @@ def rebuild(sess: Session, redis: Redis) -> int:
         if subject is not None:
             count_call(redis, subject, call_sid, started_at, seconds or 0)
             count += 1
+    allowance = sess.execute(
+        select(Call.call_sid, Call.customer_id, Call.started_at).where(
+            Call.customer_id.is_not(None), Call.started_at >= since, Call.route.in_(ROUTED)
+        )
+    )
+    for call_sid, customer_id, started_at in allowance:
+        if customer_id is not None:
+            note_allowance(redis, customer_id, call_sid, started_at)
     return count

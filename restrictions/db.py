@@ -1,7 +1,7 @@
-"""The one owner of database sessions.
+"""The database: an engine, its session factory, and work that waits for a commit.
 
-A session lives for one request or one job (both run inside a Flask app context) and is closed
-when the context ends; code asks for it with ``session()`` and never makes its own.
+No web framework here: the Flask binding (one session per request or job) lives in
+``telephony.database``; scripts and tests open sessions from ``Database.sessions`` directly.
 """
 
 from __future__ import annotations
@@ -9,15 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-EXTENSION = "callguard.db"
+# Session.info keys the domain reads: the Redis client the routing cache is written to.
+CACHE_REDIS = "callguard.cache_redis"
 
 
 class Database:
-    """An engine and its session factory, built from DATABASE_URL."""
+    """An engine and its session factory, built from DATABASE_URL.
+
+    Every PostgreSQL use is bounded in time (connect, statement, lock and pool timeouts), so a
+    sick database costs a fast error, never a hung worker.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -25,7 +29,7 @@ class Database:
         if url.startswith("postgresql"):
             options["connect_args"] = {
                 "connect_timeout": 2,
-                "options": "-c statement_timeout=10000",
+                "options": "-c statement_timeout=10000 -c lock_timeout=5000",
                 "application_name": "callguard",
             }
             options["pool_timeout"] = 2
@@ -33,50 +37,30 @@ class Database:
             options["connect_args"] = {"check_same_thread": False, "timeout": 5}
         self.engine: Engine = create_engine(url, **options)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._after_commit_hooks()
+        install_after_commit(self.sessions)
 
-    def _after_commit_hooks(self) -> None:
-        """Work registered with ``after_commit`` runs only once the transaction is durable."""
-
-        @event.listens_for(self.sessions, "after_commit")
-        def _run(sess: Session) -> None:
-            pending = sess.info.pop("after_commit", [])
-            for fn, args, kwargs in pending:
-                fn(*args, **kwargs)
-
-        @event.listens_for(self.sessions, "after_rollback")
-        def _drop(sess: Session) -> None:
-            sess.info.pop("after_commit", None)
+    def attach_cache(self, redis: Any) -> None:
+        """Sessions from now on refresh the routing cache in ``redis`` after their commits."""
+        self.sessions.configure(info={CACHE_REDIS: redis})
 
 
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION] = Database(app.config["DATABASE_URL"])
-    # A request ends its session even when its app context outlives it (as in tests).
-    app.teardown_request(_close_session)
-    app.teardown_appcontext(_close_session)
+def install_after_commit(target: Any) -> None:
+    """Work registered with ``after_commit`` runs only once the transaction is durable.
 
+    ``target`` is a sessionmaker, a Session class or a Session (tests bind their own).
+    """
 
-def database(app: Flask | None = None) -> Database:
-    db: Database = (app or current_app).extensions[EXTENSION]
-    return db
+    @event.listens_for(target, "after_commit")
+    def _run(sess: Session) -> None:
+        pending = sess.info.pop("after_commit", [])
+        for fn, args, kwargs in pending:
+            fn(*args, **kwargs)
 
-
-def session() -> Session:
-    """The session of the current request or job."""
-    if "db_session" not in g:
-        g.db_session = database().sessions()
-    sess: Session = g.db_session
-    return sess
+    @event.listens_for(target, "after_rollback")
+    def _drop(sess: Session) -> None:
+        sess.info.pop("after_commit", None)
 
 
 def after_commit(sess: Session, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Run ``fn`` after the session's transaction commits (and never if it rolls back)."""
     sess.info.setdefault("after_commit", []).append((fn, args, kwargs))
-
-
-def _close_session(exc: BaseException | None) -> None:
-    sess: Session | None = g.pop("db_session", None)
-    if sess is not None:
-        if exc is not None:
-            sess.rollback()
-        sess.close()

@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from restrictions import kinds
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import Customer, User
+from restrictions.staff import create_user
 
 DEMO = Actor(None, "demo")
 STAFF = (
@@ -20,88 +22,49 @@ STAFF = (
     ("demo.agent", "agent", "demo-agent"),
 )
 
-CUSTOMERS: tuple[dict[str, Any], ...] = (
-    {
-        "reference": "DEMO-001",
-        "name": "Alex Morgan",
-        "phone_numbers": ["+447400100001"],
-        "restrictions": [],
-    },
-    {
-        "reference": "DEMO-002",
-        "name": "Sam Taylor",
-        "phone_numbers": ["+447400100002"],
-        "restrictions": [
-            {"kind": "warning", "reason": "Swore at a repairs operative (policy 4.3)"}
-        ],
-    },
-    {
-        "reference": "DEMO-003",
-        "name": "Jordan Lee",
-        "phone_numbers": ["+447400100003"],
-        "restrictions": [
-            {
-                "kind": "spoc",
-                "spoc": "+441332000555",
-                "reason": "Repeated calls to several officers about one complaint (5.1)",
-            }
-        ],
-    },
+# The people; each kind of restriction is tried on one of them (in declaration order), with the
+# example details its declaration gives. A kind declared later gets a person of its own.
+PEOPLE: tuple[dict[str, Any], ...] = (
+    {"reference": "DEMO-001", "name": "Alex Morgan", "kind": None},
+    {"reference": "DEMO-002", "name": "Sam Taylor", "kind": "warning"},
+    {"reference": "DEMO-003", "name": "Jordan Lee", "kind": "spoc"},
     {
         "reference": "DEMO-004",
         "name": "Rhys Evans",
-        "phone_numbers": ["+447400100004"],
         "language": "cy-GB",
         "adjustments": {"slow_speech": True},
-        "restrictions": [
-            {"kind": "written_only", "reason": "Abusive calls after two warnings (4.2, 10.1)"}
-        ],
+        "kind": "written_only",
     },
     {
         "reference": "DEMO-005",
         "name": "Agnieszka Nowak",
-        "phone_numbers": ["+447400100005"],
         "language": "pl-PL",
-        "restrictions": [
-            {
-                "kind": "limited_contact",
-                "max_calls_per_week": 2,
-                "windows": [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}],
-                "reason": "Very long daily calls (6.2)",
-            }
-        ],
+        "kind": "limited_contact",
     },
-    {
-        "reference": "DEMO-006",
-        "name": "Chris Patel",
-        "phone_numbers": ["+447400100006"],
-        "restrictions": [
-            {
-                "kind": "representative_only",
-                "representative": "Derby Advocacy Service",
-                "reason": "Threats to staff (4.6); contact through advocate agreed",
-            }
-        ],
-    },
-    {
-        "reference": "DEMO-007",
-        "name": "Morgan Hughes",
-        "phone_numbers": ["+447400100007"],
-        "restrictions": [
-            {
-                "kind": "no_engagement",
-                "issue": "the 2019 boundary fence dispute",
-                "reason": "Decision explained three times (5.1)",
-            }
-        ],
-    },
+    {"reference": "DEMO-006", "name": "Chris Patel", "kind": "representative_only"},
+    {"reference": "DEMO-007", "name": "Morgan Hughes", "kind": "no_engagement"},
 )
+
+
+def customers() -> list[dict[str, Any]]:
+    """One demonstration customer per person above, plus one for each kind nobody has."""
+    specs = [dict(p) for p in PEOPLE]
+    covered = {p["kind"] for p in specs}
+    for kind in kinds.all_kinds():
+        if kind.name not in covered:
+            n = len(specs) + 1
+            specs.append(
+                {"reference": f"DEMO-{n:03d}", "name": f"Demo {kind.label}", "kind": kind.name}
+            )
+    for i, spec in enumerate(specs, start=1):
+        spec["phone_numbers"] = [f"+4474001{i:05d}"]
+        declared = kinds.find(spec["kind"] or "")
+        spec["restrictions"] = [{"kind": declared.name, **declared.example}] if declared else []
+    return specs
 
 
 def seed(sess: Session) -> Iterator[str]:
     """Create what is missing; yields lines describing what there is to try."""
-    from telephony.auth import create_user
-
     for name, role, password in STAFF:
         if sess.scalar(select(User).where(User.name == name)) is None:
             _, token = create_user(sess, name, role, password)
@@ -109,7 +72,7 @@ def seed(sess: Session) -> Iterator[str]:
             yield f"staff {name} ({role}): password {password!r}, API token {token}"
         else:
             yield f"staff {name} ({role}): already there (password {password!r})"
-    for spec in CUSTOMERS:
+    for spec in customers():
         existing = sess.scalar(select(Customer).where(Customer.reference == spec["reference"]))
         if existing is None:
             customer = create_customer(

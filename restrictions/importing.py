@@ -22,7 +22,7 @@ from restrictions.errors import DomainError
 from restrictions.lifecycle import Actor, create_customer, update_customer
 from restrictions.models import Customer
 from restrictions.phone import to_e164
-from telephony.resilience import fail_open
+from restrictions.resilience import fail_open
 
 COLUMNS = ("reference", "name", "phone_numbers", "language")
 BATCH = 500

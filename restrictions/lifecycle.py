@@ -6,26 +6,22 @@ in the same transaction; the caller commits. The routing cache is refreshed afte
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from restrictions import cache
+import prompts
+from restrictions import cache, kinds
 from restrictions.calendar import add_months, add_working_days
-from restrictions.db import after_commit
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction, User
 from restrictions.phone import to_e164
-from restrictions.routing import RestrictionKind
+from restrictions.validation import optional_date, required_text
 
-LANGUAGES = ("en-GB", "cy-GB", "pl-PL")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 REVIEW_MONTHS = 12  # policy 10.4
 APPEAL_WORKING_DAYS = 20  # policy 12.2
 
@@ -102,21 +98,12 @@ def restriction_snapshot(r: Restriction) -> dict[str, Any]:
 # --- customers -------------------------------------------------------------------------------
 
 
-def required_text(value: Any, field: str, *, max_length: int, required: bool = True) -> str:
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise Invalid(f"{field} is required and must be text")
-    if len(value) > max_length:
-        raise Invalid(f"{field} is longer than {max_length} characters")
-    return value.strip()
-
-
 def _language(value: Any) -> str:
     if value is None or value == "":
         return "en-GB"
-    if value not in LANGUAGES:
-        raise Invalid(f"language must be one of {', '.join(LANGUAGES)}, not {value!r}")
+    languages = prompts.languages()
+    if value not in languages:
+        raise Invalid(f"language must be one of {', '.join(languages)}, not {value!r}")
     return str(value)
 
 
@@ -189,7 +176,7 @@ def create_customer(
         after=customer_snapshot(customer),
     )
     if refresh_cache:
-        _refresh_cache_after_commit(sess, customer.id, stale=())
+        cache.refresh_after_commit(sess, customer.id)
     return customer
 
 
@@ -234,7 +221,7 @@ def update_customer(
         after=after,
     )
     if refresh_cache:
-        _refresh_cache_after_commit(sess, customer.id, stale=stale)
+        cache.refresh_after_commit(sess, customer.id, stale)
     return True
 
 
@@ -248,89 +235,6 @@ def get_customer(sess: Session, reference: str) -> Customer:
 # --- restrictions ----------------------------------------------------------------------------
 
 
-def _windows(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not value:
-        raise Invalid("windows must be a non-empty list of {days, start, end}")
-    windows = []
-    for i, w in enumerate(value):
-        if not isinstance(w, dict):
-            raise Invalid(f"windows[{i}] must be an object with days, start and end")
-        days = w.get("days")
-        if not isinstance(days, list) or not days:
-            raise Invalid(f'windows[{i}].days must list weekdays, for example ["mon", "wed"]')
-        norm_days = []
-        for d in days:
-            key = str(d).strip().lower()[:3]
-            if key not in DAYS:
-                raise Invalid(f"windows[{i}].days: {d!r} is not a weekday")
-            norm_days.append(key)
-        start, end = w.get("start"), w.get("end")
-        for label, t in (("start", start), ("end", end)):
-            if not isinstance(t, str) or not _TIME.match(t):
-                raise Invalid(f'windows[{i}].{label} must be a time like "10:00"')
-        assert isinstance(start, str) and isinstance(end, str)
-        if start >= end:
-            raise Invalid(f"windows[{i}]: start {start} must be before end {end}")
-        windows.append({"days": sorted(set(norm_days), key=DAYS.index), "start": start, "end": end})
-    return windows
-
-
-def _spoc(sess: Session, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise Invalid("spoc is required: a staff member's phone number or user name")
-    text = value.strip()
-    name = text.removeprefix("client:").removeprefix("user:")
-    user = sess.scalar(select(User).where(User.name == name))
-    if user is not None:
-        return f"client:{user.name}"
-    if text.startswith(("client:", "user:")):
-        raise Invalid(f"spoc: no staff user named {name!r}")
-    return to_e164(text)
-
-
-def validate_details(
-    sess: Session, kind: RestrictionKind, body: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The kind's own fields, checked and normalised; unknown kinds and bad fields are Invalid."""
-    if kind is RestrictionKind.SPOC:
-        return {"spoc": _spoc(sess, body.get("spoc"))}
-    if kind is RestrictionKind.LIMITED_CONTACT:
-        details: dict[str, Any] = {"windows": _windows(body.get("windows"))}
-        cap = body.get("max_calls_per_week")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise Invalid("max_calls_per_week must be a whole number of at least 1")
-        details["max_calls_per_week"] = cap
-        return details
-    if kind is RestrictionKind.REPRESENTATIVE_ONLY:
-        return {
-            "representative": required_text(
-                body.get("representative"), "representative", max_length=200
-            )
-        }
-    if kind is RestrictionKind.NO_ENGAGEMENT:
-        return {"issue": required_text(body.get("issue"), "issue", max_length=500)}
-    return {}
-
-
-def parse_kind(value: Any) -> RestrictionKind:
-    try:
-        return RestrictionKind(value)
-    except ValueError:
-        kinds = ", ".join(k.value for k in RestrictionKind)
-        raise Invalid(f"kind must be one of {kinds}, not {value!r}") from None
-
-
-def _optional_date(value: Any, field: str) -> date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise Invalid(f"{field} must be a date like 2026-03-01, not {value!r}") from None
-
-
 def add_restriction(
     sess: Session,
     actor: Actor,
@@ -341,18 +245,18 @@ def add_restriction(
     source_alert_id: int | None = None,
 ) -> Restriction:
     """Record a decision under policy 10.1; review falls due 12 months on (10.4)."""
-    kind = parse_kind(body.get("kind"))
+    kind = kinds.get(body.get("kind"))
     reason = required_text(body.get("reason"), "reason", max_length=5000)
-    details = validate_details(sess, kind, body)
+    details = kind.validate(sess, body)
     when = decided_at or datetime.now(UTC)
     restriction = Restriction(
         customer_id=customer.id,
-        kind=kind.value,
+        kind=kind.name,
         reason=reason,
         details=details,
         decided_by_id=actor.user_id,
         decided_at=when,
-        notice_sent_on=_optional_date(body.get("notice_sent_on"), "notice_sent_on"),
+        notice_sent_on=optional_date(body.get("notice_sent_on"), "notice_sent_on"),
         review_due_on=add_months(when.date(), REVIEW_MONTHS),
         source_alert_id=source_alert_id,
     )
@@ -367,7 +271,7 @@ def add_restriction(
         customer_id=customer.id,
         after=restriction_snapshot(restriction),
     )
-    _refresh_cache_after_commit(sess, customer.id, stale=())
+    cache.refresh_after_commit(sess, customer.id)
     return restriction
 
 
@@ -401,7 +305,7 @@ def end_restriction(
         before=before,
         after=restriction_snapshot(restriction),
     )
-    _refresh_cache_after_commit(sess, restriction.customer_id, stale=())
+    cache.refresh_after_commit(sess, restriction.customer_id)
     return restriction
 
 
@@ -409,7 +313,7 @@ def lodge_appeal(
     sess: Session, actor: Actor, restriction: Restriction, lodged_on: Any
 ) -> Restriction:
     """An appeal is decided within 20 working days (12.2); the restriction stays in force (12.3)."""
-    day = _optional_date(lodged_on, "lodged_on") or datetime.now(UTC).date()
+    day = optional_date(lodged_on, "lodged_on") or datetime.now(UTC).date()
     if restriction.ended_at is not None:
         raise Conflict(f"restriction {restriction.id} has ended; there is nothing to appeal")
     before = restriction_snapshot(restriction)
@@ -426,9 +330,5 @@ def lodge_appeal(
         before=before,
         after=restriction_snapshot(restriction),
     )
-    _refresh_cache_after_commit(sess, restriction.customer_id, stale=())
+    cache.refresh_after_commit(sess, restriction.customer_id)
     return restriction
-
-
-def _refresh_cache_after_commit(sess: Session, customer_id: int, stale: Iterable[str]) -> None:
-    after_commit(sess, cache.refresh_customer, customer_id, tuple(stale))

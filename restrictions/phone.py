@@ -8,7 +8,7 @@ from restrictions.errors import Invalid
 
 REGION = "GB"
 
-# What Twilio sends in From for a withheld or unknown caller (TWILIO.md); never a customer's number.
+# What Twilio sends in From for a withheld or unknown caller; never a customer's number.
 WITHHELD = frozenset(
     {"", "anonymous", "+266696687", "266696687", "restricted", "unknown", "private"}
 )

@@ -1,35 +1,34 @@
 """The routing decision: who is calling, what is in force, what time it is → where the call goes.
 
-A pure function, so it is the same every time and testable without Flask, Redis or a database
-(DESIGN.md, "Policy → phone behaviour"). The most restrictive active restriction wins; the flags of
-every active restriction travel with the winning route so an agent sees them all.
+A pure function, so it is the same every time and testable without Flask, Redis or a database.
+The most restrictive active restriction wins; the flags of every active restriction travel with
+the winning route so an agent sees them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from restrictions import kinds
+from restrictions.destination import Destination
+from restrictions.errors import Invalid
+from restrictions.validation import DAYS
 
 
-class RestrictionKind(StrEnum):
-    WARNING = "warning"
-    SPOC = "spoc"
-    WRITTEN_ONLY = "written_only"
-    LIMITED_CONTACT = "limited_contact"
-    REPRESENTATIVE_ONLY = "representative_only"
-    NO_ENGAGEMENT = "no_engagement"
+def _aware(moment: datetime) -> datetime:
+    """Stored decision times are UTC; an older cache entry without an offset is read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class ActiveRestriction:
     id: int
-    kind: RestrictionKind
+    kind: str  # a registered kind's name (restrictions.kinds)
     details: Mapping[str, Any]
     decided_at: datetime
     under_appeal: bool = False  # still applies while the appeal is heard (policy 12.3)
@@ -37,7 +36,7 @@ class ActiveRestriction:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "kind": self.kind.value,
+            "kind": self.kind,
             "details": dict(self.details),
             "decided_at": self.decided_at.isoformat(),
             "under_appeal": self.under_appeal,
@@ -47,9 +46,9 @@ class ActiveRestriction:
     def from_json(cls, data: Mapping[str, Any]) -> ActiveRestriction:
         return cls(
             id=int(data["id"]),
-            kind=RestrictionKind(data["kind"]),
+            kind=str(data["kind"]),
             details=dict(data.get("details") or {}),
-            decided_at=datetime.fromisoformat(data["decided_at"]),
+            decided_at=_aware(datetime.fromisoformat(data["decided_at"])),
             under_appeal=bool(data.get("under_appeal", False)),
         )
 
@@ -89,30 +88,35 @@ class CallerProfile:
 
 @dataclass(frozen=True)
 class RoutingSettings:
-    default_route: str
+    default_route: Destination
     emergency_line: str
     timezone: str = "Europe/London"
 
 
 class RouteKind(StrEnum):
+    """Routes that are not named after a restriction kind (an ENDS_CALL or PERSON kind's route
+    is called by the kind's name)."""
+
     DEFAULT = "default"
-    SPOC = "spoc"
-    WRITTEN_ONLY = "written_only"
     OUTSIDE_WINDOW = "outside_window"
     ALLOWANCE_USED = "allowance_used"
-    REPRESENTATIVE_ONLY = "representative_only"
 
 
 @dataclass(frozen=True)
 class Route:
-    kind: RouteKind
-    destination: str | None
+    kind: str
+    destination: Destination | None
     ends_call: bool
     identified: bool
     restriction_id: int | None = None
     flags: tuple[str, ...] = ()
     message: str | None = None
     message_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dials(self) -> bool:
+        """Whether callguard rings a person into the caller's conference for this route."""
+        return self.destination is not None and self.destination.dials
 
 
 def default_route(
@@ -125,20 +129,18 @@ def default_route(
 
 
 def _flags(restrictions: tuple[ActiveRestriction, ...], tz: ZoneInfo) -> tuple[str, ...]:
+    """Each active restriction's flag code (``name`` or ``name:detail``), then under_appeal."""
     flags: list[str] = []
     for r in restrictions:
-        if r.kind is RestrictionKind.WARNING:
-            flags.append(f"warning:{r.decided_at.astimezone(tz).date().isoformat()}")
-        elif r.kind is RestrictionKind.NO_ENGAGEMENT:
-            flags.append(f"no_engagement:{r.details.get('issue', '')}")
-        elif r.kind is RestrictionKind.SPOC:
-            flags.append("spoc")
-        elif r.kind is RestrictionKind.LIMITED_CONTACT:
-            flags.append("limited_contact")
-        elif r.kind is RestrictionKind.WRITTEN_ONLY:
-            flags.append("written_only")
-        elif r.kind is RestrictionKind.REPRESENTATIVE_ONLY:
-            flags.append("representative_only")
+        kind = kinds.find(r.kind)
+        if kind is None:
+            continue
+        if kind.flag_detail == "since":
+            flags.append(f"{kind.name}:{r.decided_at.astimezone(tz).date().isoformat()}")
+        elif kind.flag_detail:
+            flags.append(f"{kind.name}:{r.details.get(kind.flag_detail, '')}")
+        else:
+            flags.append(kind.name)
         if r.under_appeal and "under_appeal" not in flags:
             flags.append("under_appeal")
     return tuple(dict.fromkeys(flags))
@@ -149,7 +151,7 @@ def _parse_time(value: Any) -> time:
     return time(int(hours), int(minutes))
 
 
-def in_window(windows: Any, local: datetime) -> bool:
+def in_window(windows: Iterable[Mapping[str, Any]], local: datetime) -> bool:
     """Whether local wall-clock time falls in one of the windows (start inclusive, end exclusive).
 
     Malformed windows raise: that is bad data, and the webhook's fallback handles it loudly.
@@ -157,36 +159,64 @@ def in_window(windows: Any, local: datetime) -> bool:
     day = DAYS[local.weekday()]
     now = local.time().replace(tzinfo=None)
     for w in windows:
-        if day in w["days"] and _parse_time(w["start"]) <= now < _parse_time(w["end"]):
+        if day in w.get("days", ()) and _parse_time(w["start"]) <= now < _parse_time(w["end"]):
             return True
     return False
 
 
 def week_start(now: datetime, tz: str = "Europe/London") -> datetime:
-    """Monday 00:00 local time of ``now``'s week (the weekly allowance is a calendar week)."""
+    """Monday 00:00 local time of ``now``'s week, in UTC: the weekly allowance is a calendar week
+    Monday to Sunday on the landlord's clock, whatever the offset that week."""
     zone = ZoneInfo(tz)
     local = now.astimezone(zone)
     monday = (local - timedelta(days=local.weekday())).date()
-    return datetime.combine(monday, time(0, 0), tzinfo=zone)
+    # Monday 00:00 always exists in Europe/London (the clocks change at 01:00 UTC on a Sunday).
+    return datetime.combine(monday, time(0, 0), tzinfo=zone).astimezone(UTC)
 
 
-def _find(
-    restrictions: tuple[ActiveRestriction, ...], kind: RestrictionKind
-) -> ActiveRestriction | None:
-    return next((r for r in restrictions if r.kind is kind), None)
+def _newest_first(found: Iterable[ActiveRestriction]) -> list[ActiveRestriction]:
+    """A newer decision of a kind supersedes an older one (a new SPOC, a new representative)."""
+    return sorted(found, key=lambda r: (r.decided_at, r.id), reverse=True)
+
+
+def _by_precedence(
+    restrictions: tuple[ActiveRestriction, ...],
+) -> list[tuple[kinds.Kind, list[ActiveRestriction]]]:
+    """The caller's active restrictions grouped by kind, the kind that wins first."""
+    grouped: dict[str, list[ActiveRestriction]] = {}
+    for r in restrictions:
+        if kinds.find(r.kind) is not None:
+            grouped.setdefault(r.kind, []).append(r)
+    ordered = sorted(grouped, key=lambda name: kinds.get(name).precedence)
+    return [(kinds.get(name), _newest_first(grouped[name])) for name in ordered]
+
+
+def _cap(limited: ActiveRestriction) -> int | None:
+    cap = limited.details.get("max_calls_per_week")
+    return None if cap is None else int(cap)
 
 
 def needs_weekly_count(caller: CallerProfile | None) -> bool:
     """The webhook reads this week's calls only when a weekly allowance applies."""
     if caller is None:
         return False
-    limited = _find(caller.restrictions, RestrictionKind.LIMITED_CONTACT)
-    return limited is not None and limited.details.get("max_calls_per_week") is not None
+    return any(
+        kinds.find(r.kind) is not None
+        and kinds.get(r.kind).effect is kinds.Effect.LIMITED
+        and _cap(r) is not None
+        for r in caller.restrictions
+    )
 
 
-def _spoc_destination(spoc: ActiveRestriction) -> str:
-    target = str(spoc.details["spoc"])
-    return target if target.startswith("client:") else f"dial:{target}"
+def _person(restriction: ActiveRestriction) -> Destination | None:
+    """Who a PERSON restriction puts the caller through to; None if nothing usable is stored."""
+    target = str(restriction.details.get("spoc") or "").strip()
+    if not target:
+        return None
+    try:
+        return Destination.parse(target)
+    except Invalid:
+        return None
 
 
 def decide(
@@ -195,43 +225,54 @@ def decide(
     settings: RoutingSettings,
     calls_this_week: int = 0,
 ) -> Route:
-    """Where this call goes. Order, most restrictive first: representative only, writing only,
-    limited contact outside its windows or allowance, SPOC, then the default route with flags."""
-    if now.tzinfo is None:
+    """Where this call goes. Kinds apply in precedence order (restrictions.kinds): the first
+    that decides wins. Today: representative only, writing only, limited contact outside its
+    windows or allowance, SPOC, then the default route with every restriction's flag.
+
+    ``calls_this_week`` is the caller's calls that reached a person since ``week_start`` (read
+    only when ``needs_weekly_count``); an appeal changes nothing here but a flag (policy 12.3).
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("decide() needs an aware datetime")
     if caller is None:
         return default_route(settings, identified=False)
     tz = ZoneInfo(settings.timezone)
-    active = caller.restrictions
-    flags = _flags(active, tz)
+    flags = _flags(caller.restrictions, tz)
+    local = now.astimezone(tz)
+    first_limit: int | None = None
 
-    def ending(kind: RouteKind, r: ActiveRestriction, message: str, **params: Any) -> Route:
+    def ending(kind: str, r: ActiveRestriction, message: str, **params: Any) -> Route:
         return Route(kind, None, True, True, r.id, flags, message, params)
 
-    representative = _find(active, RestrictionKind.REPRESENTATIVE_ONLY)
-    if representative is not None:
-        return ending(
-            RouteKind.REPRESENTATIVE_ONLY,
-            representative,
-            "representative_only",
-            representative=representative.details.get("representative", ""),
-        )
-    written = _find(active, RestrictionKind.WRITTEN_ONLY)
-    if written is not None:
-        return ending(RouteKind.WRITTEN_ONLY, written, "written_only")
-    limited = _find(active, RestrictionKind.LIMITED_CONTACT)
-    if limited is not None:
-        windows = list(limited.details["windows"])
-        cap = limited.details.get("max_calls_per_week")
-        if not in_window(windows, now.astimezone(tz)):
-            return ending(RouteKind.OUTSIDE_WINDOW, limited, "outside_window", windows=windows)
-        if cap is not None and calls_this_week >= int(cap):
-            return ending(
-                RouteKind.ALLOWANCE_USED, limited, "allowance_used", max_calls=cap, windows=windows
-            )
-    spoc = _find(active, RestrictionKind.SPOC)
-    if spoc is not None:
-        return Route(RouteKind.SPOC, _spoc_destination(spoc), False, True, spoc.id, flags)
-    if limited is not None:
-        return Route(RouteKind.DEFAULT, settings.default_route, False, True, limited.id, flags)
-    return Route(RouteKind.DEFAULT, settings.default_route, False, True, None, flags)
+    for kind, found in _by_precedence(caller.restrictions):
+        if kind.effect is kinds.Effect.ENDS_CALL:
+            latest = found[0]
+            params = {f.name: str(latest.details.get(f.name, "")) for f in kind.fields}
+            assert kind.message is not None
+            return ending(kind.name, latest, kind.message, **params)
+        if kind.effect is kinds.Effect.LIMITED:
+            # Every limited-contact restriction must allow the call; the first that does not
+            # decides.
+            for limited in found:
+                windows = list(limited.details.get("windows") or [])
+                if windows and not in_window(windows, local):
+                    return ending(
+                        RouteKind.OUTSIDE_WINDOW, limited, "outside_window", windows=windows
+                    )
+            for limited in found:
+                cap = _cap(limited)
+                if cap is not None and calls_this_week >= cap:
+                    windows = list(limited.details.get("windows") or [])
+                    return ending(
+                        RouteKind.ALLOWANCE_USED,
+                        limited,
+                        "allowance_used",
+                        max_calls=cap,
+                        windows=windows,
+                    )
+            first_limit = first_limit if first_limit is not None else found[0].id
+        if kind.effect is kinds.Effect.PERSON:
+            destination = _person(found[0])
+            if destination is not None:
+                return Route(kind.name, destination, False, True, found[0].id, flags)
+    return Route(RouteKind.DEFAULT, settings.default_route, False, True, first_limit, flags)

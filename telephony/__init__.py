@@ -1,6 +1,6 @@
 """callguard: applies a landlord's unacceptable-customer-behaviour decisions on its phone line.
 
-``create_app`` is the only way an app is made: defaults, then the environment (CONTRACT.md), then
+``create_app`` is the only way an app is made: defaults, then the environment, then
 a test's overrides. Each piece of infrastructure has an ``init_app``; nothing is built at import.
 """
 
@@ -15,10 +15,20 @@ from typing import Any
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
-from telephony.settings import Settings, load_settings
+from restrictions.settings import Settings, load_settings
 
 SETTINGS = "callguard.settings"
 csrf = CSRFProtect()
+INSTANCE = Path(__file__).resolve().parent.parent / "instance"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting callguard needs is missing or wrong; the message names it."""
+
+
+def default_database_url() -> str:
+    """The zero-setup database: a SQLite file under instance/."""
+    return f"sqlite:///{INSTANCE / 'callguard.db'}"
 
 ENV_KEYS = (
     "DATABASE_URL",
@@ -50,13 +60,14 @@ def _signing_keys(raw: str | None) -> dict[str, str]:
     return keys
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
-    instance = Path(app.instance_path)
+def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = True) -> Flask:
+    """Build the app. ``serving=False`` (the CLI) does not need SECRET_KEY: nothing is signed."""
+    app = Flask(__name__, instance_path=str(INSTANCE))
+    instance = INSTANCE
     instance.mkdir(parents=True, exist_ok=True)
 
     app.config.from_mapping(
-        DATABASE_URL=f"sqlite:///{instance / 'callguard.db'}",
+        DATABASE_URL=default_database_url(),
         REDIS_URL=None,
         PUBLIC_BASE_URL="http://localhost:5000",
         TWILIO_ACCOUNT_SID=None,
@@ -80,11 +91,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     zero_setup = not os.environ.get("DATABASE_URL") and not app.config.get("TESTING")
     if not app.config["SECRET_KEY"]:
-        if not zero_setup and not app.config.get("TESTING"):
-            raise RuntimeError("SECRET_KEY must be set outside the zero-setup default")
-        app.config["SECRET_KEY"] = _zero_setup_secret(instance)
-    if app.config["PUBLIC_BASE_URL"].startswith("https://"):
-        app.config.setdefault("SESSION_COOKIE_SECURE", True)
+        if serving and not zero_setup and not app.config.get("TESTING"):
+            raise ConfigurationError(
+                "SECRET_KEY must be set (it signs staff sessions) when DATABASE_URL is set"
+            )
+        app.config["SECRET_KEY"] = (
+            secrets.token_hex(32) if not zero_setup else _zero_setup_secret(instance)
+        )
+    # Flask always has the key, so it is set, not defaulted: https means Secure cookies.
+    if app.config["PUBLIC_BASE_URL"].startswith("https://") and "SESSION_COOKIE_SECURE" not in (
+        test_config or {}
+    ):
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
 
     settings = app.config.get("SETTINGS") or load_settings(app.config["CALLGUARD_CONFIG"])
     app.extensions[SETTINGS] = settings
@@ -93,11 +112,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from restrictions import db
     from telephony import api, auth, pages, redis_store, twilio_gateway, webhooks
+    from telephony import database as db
 
     db.init_app(app)
     redis_store.init_app(app)
+    db.database(app).attach_cache(redis_store.redis_client(app))
     twilio_gateway.init_app(app)
     auth.init_app(app)
     csrf.init_app(app)

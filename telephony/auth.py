@@ -7,22 +7,17 @@ without a valid token and 403 for a role that may not; pages send the person to 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Flask, abort, g, jsonify, request
+from flask import Flask, abort, g, request
 from flask_login import LoginManager, current_user
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
-from restrictions.db import session
-from restrictions.errors import Conflict, Invalid
 from restrictions.lifecycle import Actor
 from restrictions.models import Role, User
+from restrictions.staff import user_for_token
+from telephony.database import session
+from telephony.errors import json_error
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,51 +46,6 @@ def _load_user(user_id: str) -> LoginUser | None:
     return LoginUser(user) if user is not None and user.active else None
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def create_user(
-    sess: Session, name: str, role: str, password: str | None = None
-) -> tuple[User, str]:
-    """A new staff user and their API token (returned once; only its hash is kept)."""
-    name = name.strip()
-    if not name:
-        raise Invalid("user name is required")
-    try:
-        role_value = Role(role)
-    except ValueError:
-        raise Invalid(f"role must be agent, supervisor or admin, not {role!r}") from None
-    if sess.scalar(select(User.id).where(User.name == name)) is not None:
-        raise Conflict(f"a user named {name!r} already exists")
-    token = "cg_" + secrets.token_urlsafe(32)
-    user = User(
-        name=name,
-        role=role_value.value,
-        token_hash=hash_token(token),
-        password_hash=generate_password_hash(password) if password else None,
-    )
-    sess.add(user)
-    sess.flush()
-    return user, token
-
-
-def user_for_token(sess: Session, token: str) -> User | None:
-    user = sess.scalar(select(User).where(User.token_hash == hash_token(token)))
-    if user is None or not user.active:
-        return None
-    # constant-time re-check of what the index found
-    return user if hmac.compare_digest(user.token_hash, hash_token(token)) else None
-
-
-def _json_error(message: str, status: int) -> Any:
-    response = jsonify(error=message)
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="callguard"'
-    return response
-
-
 def api_role(needed: Role) -> Callable[[Callable[P, T]], Callable[P, T | Any]]:
     """Guard a JSON API view: 401 without a valid bearer token, 403 for a role that may not."""
 
@@ -105,12 +55,12 @@ def api_role(needed: Role) -> Callable[[Callable[P, T]], Callable[P, T | Any]]:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                return _json_error("sign in: send Authorization: Bearer <token>", 401)
+                return json_error("sign in: send Authorization: Bearer <token>", 401)
             user = user_for_token(session(), token.strip())
             if user is None:
-                return _json_error("the bearer token is not valid", 401)
+                return json_error("the bearer token is not valid", 401)
             if not user.role_enum.may(needed):
-                return _json_error(f"this needs the {needed.value} role", 403)
+                return json_error(f"this needs the {needed.value} role", 403)
             g.user = user
             return view(*args, **kwargs)
 

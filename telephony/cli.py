@@ -1,29 +1,55 @@
-"""The ``callguard`` command line (CONTRACT.md), built on Flask's Click integration."""
+"""The ``callguard`` command line, built on Click."""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
-from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask import Flask, current_app, has_app_context
 
-from restrictions.db import database, session
 from restrictions.errors import DomainError
+from restrictions.settings import SettingsError
+from telephony.database import session
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def _create_app() -> object:
-    from telephony import create_app
+def _app() -> Flask:
+    """The app a command works on: the one already active (tests), else one built from the
+    environment. A missing or wrong setting is one clear line, not a traceback."""
+    if has_app_context():
+        return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+    from telephony import ConfigurationError, create_app
 
-    return create_app()
+    try:
+        return create_app(serving=False)
+    except (ConfigurationError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def with_app(fn: Callable[P, T]) -> Callable[P, T]:
+    """Run the command inside an app context."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with _app().app_context():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("callguard"), prog_name="callguard")
 def main() -> None:
-    """callguard: restrictions applied on the phone line."""
+    """callguard: a landlord's restrictions applied on its phone line."""
 
 
 def alembic_config(url: str) -> object:
@@ -42,15 +68,21 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.argument("revision", default="head")
-@with_appcontext
 def db_upgrade(revision: str) -> None:
-    """Apply the Alembic migrations."""
+    """Apply the Alembic migrations (needs DATABASE_URL only)."""
     from alembic import command
+    from sqlalchemy import make_url
 
-    command.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)  # type: ignore[arg-type]
-    click.echo(
-        f"database at {database().engine.url.render_as_string(hide_password=True)} is at {revision}"
+    from telephony import default_database_url
+
+    url = (
+        current_app.config["DATABASE_URL"]
+        if has_app_context()
+        else os.environ.get("DATABASE_URL") or default_database_url()
     )
+    command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+    shown = make_url(url).render_as_string(hide_password=True)
+    click.echo(f"database at {shown} is at {revision}")
 
 
 @main.group()
@@ -62,10 +94,10 @@ def users() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), required=True)
 @click.option("--password", default=None, help="Password for the pages (omit for API-only users).")
-@with_appcontext
+@with_app
 def users_add(name: str, role: str, password: str | None) -> None:
     """Create a staff user and print its API token once, alone on the last line."""
-    from telephony.auth import create_user
+    from restrictions.staff import create_user
 
     sess = session()
     try:
@@ -80,12 +112,12 @@ def users_add(name: str, role: str, password: str | None) -> None:
 @main.command("worker")
 @click.option("--with-scheduler", is_flag=True, help="Also run rq's scheduler (periodic scans).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-@with_appcontext
+@with_app
 def worker(with_scheduler: bool, burst: bool) -> None:
     """Run an rq worker for callguard's queue inside this app."""
     from rq import SimpleWorker
 
-    from handlers.contact import start_sweeping
+    from telephony.jobs import start_sweeping
     from telephony.redis_store import queue
 
     q = queue()
@@ -102,7 +134,7 @@ def counters() -> None:
 
 
 @counters.command("rebuild")
-@with_appcontext
+@with_app
 def counters_rebuild() -> None:
     """Rebuild Redis counters and the routing cache from PostgreSQL."""
     from restrictions import cache, counting
@@ -122,7 +154,7 @@ def import_() -> None:
 
 @import_.command("customers")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@with_appcontext
+@with_app
 def import_customers_command(csv_file: Path) -> None:
     """Import customers from CSV (reference,name,phone_numbers,language; numbers split by ;)."""
     from tqdm import tqdm
@@ -151,7 +183,7 @@ def import_customers_command(csv_file: Path) -> None:
 
 
 @main.command("demo")
-@with_appcontext
+@with_app
 def demo() -> None:
     """Seed demonstration customers, restrictions and staff (safe to run again)."""
     from restrictions.demo import seed
@@ -165,7 +197,7 @@ def demo() -> None:
 @click.option("--url", default=None, help="Where the server runs (default PUBLIC_BASE_URL).")
 @click.option("--to", "to_number", default=None, help="The number called (default: caller ID).")
 @click.option("--digits", default=None, help="Then press these keys (e.g. 1 for emergencies).")
-@with_appcontext
+@with_app
 def simulate_call(
     from_number: str, url: str | None, to_number: str | None, digits: str | None
 ) -> None:
@@ -173,7 +205,7 @@ def simulate_call(
     from telephony.simulate import SimulationError, simulate
 
     try:
-        for line in simulate(current_app, from_number, url=url, to=to_number, digits=digits):
+        for line in simulate(_app(), from_number, url=url, to=to_number, digits=digits):
             click.echo(line)
     except SimulationError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -5,33 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from sqlalchemy.orm import Session
 
 import prompts
-from restrictions import agent_actions
+from restrictions import agent_actions, kinds
 from restrictions.models import AgentAction, Call, Customer, User
+from restrictions.speech import Listener, say
 from telephony import current_settings, twilio_gateway, twiml
-
-
-def _public(path: str) -> str:
-    base: str = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    return base + path
+from telephony.urls import public_url
 
 
 def speech_for(call: Call, key: str) -> prompts.Speech:
     """The caller's language and speech rate apply to what they hear."""
-    customer = call.customer
-    language = customer.language if customer else None
-    slow = bool((customer.adjustments or {}).get("slow_speech")) if customer else False
-    return prompts.speech(key, language, slow=slow, **current_settings().message_params())
+    return say(key, Listener.of(call.customer), current_settings())
 
 
 def warn(sess: Session, user: User, call_sid: str) -> AgentAction:
     """Play the scripted warning to both parties (a conference announcement); the call goes on."""
     action = agent_actions.record_press(sess, user, call_sid, agent_actions.WARN)
     sess.commit()
-    url = _public(f"/twilio/conference/announce/{action.id}")
+    url = public_url(f"/twilio/conference/announce/{action.id}")
     conference_sid = action.call.conference_sid
     assert conference_sid is not None
     agent_actions.carry_out(
@@ -71,9 +64,11 @@ def card(call: Call, customer: Customer | None, warned: bool) -> dict[str, Any]:
     if customer is not None:
         for r in customer.restrictions:
             if r.ended_at is None:
+                kind = kinds.find(r.kind)
                 restrictions.append(
                     {
                         "kind": r.kind,
+                        "label": kind.label if kind else r.kind,
                         "since": r.decided_at.date().isoformat(),
                         **dict(r.details or {}),
                     }
@@ -92,6 +87,7 @@ def card(call: Call, customer: Customer | None, warned: bool) -> dict[str, Any]:
         else None,
         "identified": call.identified,
         "flags": flags,
+        "flag_texts": [kinds.describe_flag(f) for f in flags],
         "restrictions": restrictions,
         "route": call.route,
         "agent": call.agent_label,

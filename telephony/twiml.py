@@ -12,8 +12,10 @@ from typing import Any
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from prompts import Speech
+from restrictions.destination import Destination, Scheme
 
 CONFERENCE_EVENTS = "start end join leave announcement"
+OFFER_TIMEOUT_SECONDS = 5  # time to press 1 after the emergency offer; generous for slow speech
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,19 @@ def say(parent: VoiceResponse | Gather, sp: Speech) -> None:
         parent.say(sp.text, voice=sp.voice, language=sp.language)
 
 
+CONFERENCE_PREFIX = "cg-"
+
+
 def conference_name(call_sid: str) -> str:
     """Each call for an agent gets its own conference, so Warn and End can play into it later."""
-    return f"cg-{call_sid}"
+    return CONFERENCE_PREFIX + call_sid
+
+
+def call_sid_of_conference(name: str) -> str | None:
+    """The caller's CallSid from its conference's friendly name (None if it is not one of ours)."""
+    if not name.startswith(CONFERENCE_PREFIX) or len(name) == len(CONFERENCE_PREFIX):
+        return None
+    return name.removeprefix(CONFERENCE_PREFIX)
 
 
 def connect_to_conference(call_sid: str, greeting: Speech, urls: CallbackUrls) -> str:
@@ -48,6 +60,7 @@ def connect_to_conference(call_sid: str, greeting: Speech, urls: CallbackUrls) -
         conference_name(call_sid),
         start_conference_on_enter=True,
         end_conference_on_exit=False,
+        wait_url="",  # the conference starts with the caller: nothing to wait for, no hold music
         beep=False,
         status_callback=urls.conference_status,
         status_callback_method="POST",
@@ -57,66 +70,65 @@ def connect_to_conference(call_sid: str, greeting: Speech, urls: CallbackUrls) -
     return str(response)
 
 
-def route_twiml(destination: str, greeting: Speech, call_sid: str, urls: CallbackUrls) -> str:
-    """TwiML for a route that connects the caller (dial:, client:, enqueue:, redirect:)."""
-    scheme, _, target = destination.partition(":")
-    if scheme in ("dial", "client"):
+def route_twiml(
+    destination: Destination, greeting: Speech, call_sid: str, urls: CallbackUrls
+) -> str:
+    """TwiML for a route that connects the caller: a person is rung into the caller's conference;
+    a queue or another handler takes the call as it is."""
+    if destination.dials:
         return connect_to_conference(call_sid, greeting, urls)
-    response = VoiceResponse()
-    if scheme == "enqueue":
-        say(response, greeting)
-        response.enqueue(target)
-    elif scheme == "redirect":
-        response.redirect(target, method="POST")
-    else:
-        raise ValueError(f"unknown route {destination!r}")
-    return str(response)
+    return direct_twiml(destination, greeting)
 
 
-def _offer(response: VoiceResponse, offer: Speech, urls: CallbackUrls, timeout: int) -> None:
-    gather = Gather(num_digits=1, action=urls.emergency_gather, method="POST", timeout=timeout)
-    say(gather, offer)
-    response.append(gather)
+def _emergency_gather(urls: CallbackUrls, *parts: Speech) -> Gather:
+    """A key press anywhere in ``parts`` (or just after) goes to the emergency-repairs action."""
+    gather = Gather(
+        num_digits=1, action=urls.emergency_gather, method="POST", timeout=OFFER_TIMEOUT_SECONDS
+    )
+    for sp in parts:
+        say(gather, sp)
+    return gather
 
 
 def message_then_end(
     message: Speech, emergency_offer: Speech, goodbye: Speech, urls: CallbackUrls
 ) -> str:
-    """A message that ends the call, with emergency repairs offered first and again after it."""
+    """A message that ends the call (emergency repairs are offered before it).
+
+    The caller hears: the emergency offer; the message; the offer again; goodbye; the line clears.
+    Pressing a key during the message or either offer reaches the emergency action too.
+    """
     response = VoiceResponse()
-    _offer(response, emergency_offer, urls, timeout=2)
-    gather = Gather(num_digits=1, action=urls.emergency_gather, method="POST", timeout=4)
-    say(gather, message)
-    say(gather, emergency_offer)
-    response.append(gather)
+    response.append(_emergency_gather(urls, emergency_offer))
+    response.append(_emergency_gather(urls, message, emergency_offer))
     say(response, goodbye)
     response.hangup()
     return str(response)
 
 
-def direct_twiml(destination: str, greeting: Speech, timeout: int = 30) -> str:
+def direct_twiml(destination: Destination, greeting: Speech, timeout: int = 30) -> str:
     """Connect without a conference: the way through when the queue or Twilio's REST API is down."""
-    scheme, _, target = destination.partition(":")
     response = VoiceResponse()
-    if scheme == "redirect":
-        response.redirect(target, method="POST")
+    if destination.scheme is Scheme.REDIRECT:
+        response.redirect(destination.target, method="POST")
         return str(response)
     say(response, greeting)
-    if scheme == "enqueue":
-        response.enqueue(target)
+    if destination.scheme is Scheme.ENQUEUE:
+        response.enqueue(destination.target)
         return str(response)
     dial = Dial(timeout=timeout)
-    if target.startswith("client:") or scheme == "client":
-        dial.client(target.removeprefix("client:"))
-    elif target.startswith("sip:"):
-        dial.sip(target)
+    if destination.scheme is Scheme.CLIENT:
+        dial.client(destination.target)
+    elif destination.scheme is Scheme.SIP:
+        dial.sip(destination.target)
     else:
-        dial.number(target)
+        dial.number(destination.target)
     response.append(dial)
     return str(response)
 
 
 def emergency_dial(line: str, connecting: Speech) -> str:
+    """Emergency repairs chosen: straight to the configured line, never blocked by a restriction."""
     response = VoiceResponse()
     say(response, connecting)
     response.dial(line)
@@ -142,6 +154,7 @@ def spoc_voicemail(
 
 
 def spoken_then_hangup(*parts: Speech) -> str:
+    """Words, then the line is cleared (voicemail thanks, closing statement)."""
     response = VoiceResponse()
     for sp in parts:
         say(response, sp)
@@ -150,6 +163,7 @@ def spoken_then_hangup(*parts: Speech) -> str:
 
 
 def redirect_to(url: str) -> str:
+    """Start the call's TwiML again elsewhere (a key other than 1 replays the message)."""
     response = VoiceResponse()
     response.redirect(url, method="POST")
     return str(response)

@@ -28,13 +28,13 @@ from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 from werkzeug.wrappers import Request, Response
 
-from restrictions.db import database
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import Base, Customer, Restriction, User
+from restrictions.settings import ContactRule, Organisation, Settings
+from restrictions.staff import create_user
 from telephony import create_app
-from telephony.auth import create_user
+from telephony.database import database
 from telephony.redis_store import queue
-from telephony.settings import ContactRule, Organisation, Settings
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -1,24 +1,22 @@
-"""The JSON API under /api/v1 (CONTRACT.md). Errors are always ``{"error": "..."}`` with a 4xx."""
+"""The JSON API under /api/v1. Errors are always ``{"error": "..."}`` with a 4xx."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from restrictions.errors import DomainError
+from telephony.errors import json_error
 
 log = logging.getLogger("callguard.api")
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def error(message: str, status: int) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    return response
+error = json_error
 
 
 def json_body() -> dict[str, Any]:
@@ -33,7 +31,7 @@ def json_body() -> dict[str, Any]:
 
 @bp.errorhandler(DomainError)
 def _domain_error(exc: DomainError) -> Response:
-    from restrictions.db import session
+    from telephony.database import session
 
     session().rollback()
     return error(exc.message, exc.status)

@@ -7,10 +7,10 @@ from typing import Any
 from flask import jsonify, request
 
 from restrictions import alerts as domain
-from restrictions.db import session
 from restrictions.models import ContactAlert, Role
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
+from telephony.database import session
 
 
 def alert_json(a: ContactAlert) -> dict[str, Any]:

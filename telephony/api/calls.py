@@ -1,4 +1,4 @@
-"""JSON API: live calls, and agents' Warn and End (CONTRACT.md)."""
+"""JSON API: live calls, and agents' Warn and End."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 
 from restrictions import agent_actions
-from restrictions.db import session
 from restrictions.models import AgentAction, Role
 from telephony import live
 from telephony.api import bp, error, serialize
 from telephony.auth import api_role
+from telephony.database import session
 from telephony.twilio_gateway import GatewayError
 
 

@@ -1,4 +1,4 @@
-"""JSON API: customers and their restrictions (CONTRACT.md)."""
+"""JSON API: customers and their restrictions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import jsonify
 
-from restrictions.db import session
 from restrictions.lifecycle import (
     add_restriction,
     create_customer,
@@ -20,6 +19,7 @@ from restrictions.models import Role
 from restrictions.records import customer_record
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
+from telephony.database import session
 
 
 @bp.post("/customers")

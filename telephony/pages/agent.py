@@ -10,12 +10,13 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from restrictions.db import session
 from restrictions.errors import DomainError
 from restrictions.models import Role
 from telephony import live
 from telephony.api.calls import cards
 from telephony.auth import page_role
+from telephony.database import session
+from telephony.errors import json_error
 from telephony.twilio_gateway import GatewayError
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -42,7 +43,7 @@ def press(call_sid: str, kind: str) -> Any:
         action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
     except DomainError as exc:
         sess.rollback()
-        return jsonify(error=exc.message), exc.status
+        return json_error(exc.message, exc.status)
     except GatewayError as exc:
-        return jsonify(error=str(exc)), 502
+        return json_error(str(exc), 502)
     return jsonify(outcome=action.outcome, kind=action.kind)

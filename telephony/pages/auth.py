@@ -13,9 +13,9 @@ from werkzeug.security import check_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from restrictions.db import session
 from restrictions.models import Role, User
 from telephony.auth import LoginUser
+from telephony.database import session
 
 bp = Blueprint("auth", __name__)
 

@@ -8,10 +8,10 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_wtf import FlaskForm
 
 from restrictions import agent_actions
-from restrictions.db import session
 from restrictions.errors import DomainError
 from restrictions.models import Role
 from telephony.auth import page_role
+from telephony.database import session
 
 bp = Blueprint("incidents", __name__, url_prefix="/supervisor/incidents")
 

@@ -3,82 +3,79 @@ customer's record with its audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import (
-    DateField,
-    IntegerField,
-    SelectChoice,
-    SelectField,
-    StringField,
-    TextAreaField,
-)
+from wtforms import DateField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Optional
 
 from restrictions import alerts as domain
-from restrictions.db import session
+from restrictions import kinds
 from restrictions.errors import DomainError
 from restrictions.lifecycle import get_customer
 from restrictions.models import ContactAlert, Role
 from restrictions.records import customer_record
-from restrictions.routing import RestrictionKind
 from telephony import current_settings
 from telephony.auth import current_actor, page_role
+from telephony.database import session
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
-
-KIND_LABELS = {
-    "warning": "Warning on file",
-    "spoc": "Single point of contact",
-    "written_only": "Writing only",
-    "limited_contact": "Limited contact",
-    "representative_only": "Representative only",
-    "no_engagement": "Not engaging on an issue",
-}
-
 
 class DismissForm(FlaskForm):  # type: ignore[misc]
     reason = TextAreaField("Why no action is needed", validators=[DataRequired()])
 
 
 class RestrictionForm(FlaskForm):  # type: ignore[misc]
-    kind = SelectField(
-        "Restriction",
-        choices=[SelectChoice("", "Choose a restriction…")]
-        + [SelectChoice(value, label) for value, label in KIND_LABELS.items()],
-        validators=[DataRequired()],
-    )
+    """What every restriction has; each kind's own fields are drawn from its declaration
+    (``kind_fields`` in the template) and read back by ``body``."""
+
+    kind = SelectField("Restriction", validators=[DataRequired()])
     reason = TextAreaField("Reason (as it will appear in the letter)", validators=[DataRequired()])
     notice_sent_on = DateField("Written notice sent on", validators=[Optional()])
-    spoc = StringField("SPOC: staff phone number or user name", validators=[Optional()])
-    days = StringField("Permitted days (e.g. mon, wed)", validators=[Optional()])
-    start = StringField("From (HH:MM)", validators=[Optional()])
-    end = StringField("Until (HH:MM)", validators=[Optional()])
-    max_calls_per_week = IntegerField("Calls allowed per week", validators=[Optional()])
-    representative = StringField("Nominated representative", validators=[Optional()])
-    issue = StringField("Issue not to be engaged on", validators=[Optional()])
 
-    def body(self) -> dict[str, Any]:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind.choices = [SelectChoice("", "Choose a restriction…")] + [
+            SelectChoice(k.name, k.label) for k in kinds.all_kinds()
+        ]
+
+    def body(self, form: Mapping[str, str]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": self.kind.data,
             "reason": self.reason.data,
             "notice_sent_on": self.notice_sent_on.data,
         }
-        kind = self.kind.data
-        if kind == "spoc":
-            body["spoc"] = self.spoc.data
-        elif kind == "limited_contact":
-            days = [d.strip() for d in (self.days.data or "").replace(",", " ").split() if d]
-            body["windows"] = [{"days": days, "start": self.start.data, "end": self.end.data}]
-            body["max_calls_per_week"] = self.max_calls_per_week.data
-        elif kind == "representative_only":
-            body["representative"] = self.representative.data
-        elif kind == "no_engagement":
-            body["issue"] = self.issue.data
+        kind = kinds.find(self.kind.data or "")
+        for f in kind.fields if kind else ():
+            body[f.name] = field_value(f, kind.name if kind else "", form)
         return body
+
+
+def input_name(kind: str, field: kinds.Field, part: str = "") -> str:
+    return f"{kind}-{field.name}" + (f"-{part}" if part else "")
+
+
+def field_value(field: kinds.Field, kind: str, form: Mapping[str, str]) -> Any:
+    """A kind's field as the API would take it, from the form's inputs."""
+    if field.type is kinds.FieldType.WINDOWS:
+        days = (form.get(input_name(kind, field, "days")) or "").replace(",", " ").split()
+        start = form.get(input_name(kind, field, "start")) or ""
+        end = form.get(input_name(kind, field, "end")) or ""
+        if not (days or start or end):
+            return None
+        return [{"days": days, "start": start, "end": end}]
+    raw = (form.get(input_name(kind, field)) or "").strip()
+    if field.type is kinds.FieldType.COUNT:
+        return int(raw) if raw.isdigit() else (raw or None)
+    return raw or None
+
+
+@bp.app_context_processor
+def _kinds() -> dict[str, Any]:
+    return {"restriction_kinds": kinds.all_kinds(), "kind_input": input_name}
 
 
 def _alert(alert_id: int) -> ContactAlert:
@@ -168,14 +165,14 @@ def escalate(alert_id: int) -> Any:
     if form.validate_on_submit():
         sess = session()
         try:
-            restriction = domain.escalate(sess, current_actor(), found, form.body())
+            restriction = domain.escalate(sess, current_actor(), found, form.body(request.form))
             sess.commit()
         except DomainError as exc:
             sess.rollback()
             flash(exc.message, "error")
             return render_template("supervisor/escalate.html", alert=found, form=form), 422
         reference = restriction.customer.reference
-        flash(f"{KIND_LABELS[restriction.kind]} recorded for {reference}.", "info")
+        flash(f"{kinds.get(restriction.kind).label} recorded for {reference}.", "info")
         return redirect(url_for("supervisor.customer", reference=reference))
     return render_template("supervisor/escalate.html", alert=found, form=form)
 
@@ -189,8 +186,7 @@ def customer(reference: str) -> Any:
     except DomainError:
         abort(404)
     return render_template(
-        "supervisor/customer.html", record=customer_record(sess, found), kinds=KIND_LABELS
+        "supervisor/customer.html",
+        record=customer_record(sess, found),
+        kinds={k.name: k.label for k in kinds.all_kinds()},
     )
-
-
-assert set(KIND_LABELS) == {k.value for k in RestrictionKind}

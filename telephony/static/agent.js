@@ -10,23 +10,6 @@
   const template = document.getElementById("call-card");
   const cards = new Map();
 
-  const FLAG_TEXT = {
-    spoc: "Has a single point of contact",
-    limited_contact: "Limited contact arrangement",
-    under_appeal: "Restriction under appeal",
-    unidentified: "Caller not identified",
-    written_only: "Writing only",
-    representative_only: "Representative only",
-  };
-
-  function describeFlag(flag) {
-    const [name, ...rest] = flag.split(":");
-    const value = rest.join(":");
-    if (name === "warning") return "Warning on file since " + value;
-    if (name === "no_engagement") return "Do not engage on: " + value;
-    return FLAG_TEXT[name] || flag;
-  }
-
   async function press(call, kind, reason) {
     const card = cards.get(call.call_sid);
     const outcome = card.querySelector(".outcome");
@@ -83,9 +66,10 @@
     card.querySelector(".meta").textContent =
       call.from + " · since " + since + " · " + (call.agent || "contact centre") + language + adjustments;
     const flags = card.querySelector(".flags");
-    flags.replaceChildren(...call.flags.filter((f) => f !== "fallback").map((f) => {
+    // The words come from the server (each kind's declaration), never from a table here.
+    flags.replaceChildren(...call.flag_texts.map((text) => {
       const li = document.createElement("li");
-      li.textContent = describeFlag(f);
+      li.textContent = text;
       return li;
     }));
     card.querySelector(".end").textContent = call.warned ? "End call" : "End call (reason needed)";

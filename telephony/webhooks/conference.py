@@ -5,60 +5,37 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Response, abort, jsonify, request
+from flask import Response, abort, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from restrictions.calls import get_or_create_call
-from restrictions.db import session
+from restrictions.calls import apply_conference_event, get_or_create_call
 from restrictions.events import store
-from restrictions.models import AgentAction, Call, CallEvent
+from restrictions.models import AgentAction, CallEvent
 from telephony import twiml
+from telephony.database import session
+from telephony.errors import json_error
 from telephony.live import speech_for
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.conference")
-PREFIX = "cg-"
-
-
-def apply_event(
-    call: Call,
-    event: str,
-    conference_sid: str,
-    participant: str | None,
-    at: datetime,
-) -> None:
-    """Move the call's live state: the conference exists, an agent joined, the caller left."""
-    call.conference_sid = call.conference_sid or conference_sid
-    is_caller = participant == call.call_sid
-    if event == "participant-join" and participant and not is_caller:
-        call.agent_call_sid = participant
-        if call.answered_at is None:
-            call.answered_at = at
-        if call.ended_at is None:
-            call.status = "in-progress"
-    elif (event == "participant-leave" and is_caller) or event == "conference-end":
-        if call.ended_at is None:
-            call.ended_at = at
 
 
 @bp.post("/conference/events")
 def conference_events() -> Response:
+    """Stored and applied in one transaction, so the agent console is fresh within a second."""
     form = request.form
     name = form.get("FriendlyName", "")
+    caller_sid = twiml.call_sid_of_conference(name)
     conference_sid = form.get("ConferenceSid", "")
     event = form.get("StatusCallbackEvent", "")
-    if not name.startswith(PREFIX) or not conference_sid or not event:
-        response = jsonify(
-            error="FriendlyName (cg-<CallSid>), ConferenceSid and StatusCallbackEvent are required"
+    if caller_sid is None or not conference_sid or not event:
+        return json_error(
+            "FriendlyName (cg-<CallSid>), ConferenceSid and StatusCallbackEvent are required", 400
         )
-        response.status_code = 400
-        return response
     try:
         sequence = int(form.get("SequenceNumber") or 0)
     except ValueError:
-        response = jsonify(error="SequenceNumber must be a whole number")
-        response.status_code = 400
-        return response
+        return json_error("SequenceNumber must be a whole number", 400)
     participant = form.get("CallSid") or None
     sess = session()
     try:
@@ -72,24 +49,17 @@ def conference_events() -> Response:
             payload=form.to_dict(),
         )
         if stored is not None:  # a retry of an event already applied changes nothing
-            call = get_or_create_call(sess, name.removeprefix(PREFIX), conference_name=name)
-            apply_event(
-                call,
-                event,
-                conference_sid,
-                participant,
-                datetime.now(UTC),
-            )
+            call = get_or_create_call(sess, caller_sid, conference_name=name)
+            now = datetime.now(UTC)
+            apply_conference_event(call, event, conference_sid, participant, now)
             row = sess.get(CallEvent, stored)
             if row is not None:
-                row.processed_at = datetime.now(UTC)
+                row.processed_at = now
         sess.commit()
     except SQLAlchemyError:
         sess.rollback()
         log.exception("could not store conference event %s for %s", event, name)
-        response = jsonify(error="the event could not be stored; try again")
-        response.status_code = 503
-        return response
+        return json_error("the event could not be stored; try again", 503)
     return Response(status=204)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from handlers import contact, enqueue_after_commit
-from restrictions.db import session
 from restrictions.errors import DomainError
 from restrictions.events import store, validate_status
+from telephony import jobs
+from telephony.database import session
+from telephony.errors import json_error
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.status")
@@ -21,9 +22,7 @@ def call_status() -> Response:
     try:
         fields = validate_status(request.form)
     except DomainError as exc:
-        response = jsonify(error=exc.message)
-        response.status_code = 400
-        return response
+        return json_error(exc.message, 400)
     sess = session()
     try:
         event_id = store(
@@ -36,14 +35,12 @@ def call_status() -> Response:
             payload=request.form.to_dict(),
         )
         if event_id is not None:
-            enqueue_after_commit(
-                sess, contact.process_call_event, event_id, job_id=f"call-event-{event_id}"
+            jobs.enqueue_after_commit(
+                sess, jobs.PROCESS_CALL_EVENT, event_id, job_id=f"call-event-{event_id}"
             )
         sess.commit()
     except SQLAlchemyError:
         sess.rollback()
         log.exception("could not store status event for %s; Twilio may retry", fields["call_sid"])
-        response = jsonify(error="the event could not be stored; try again")
-        response.status_code = 503
-        return response
+        return json_error("the event could not be stored; try again", 503)
     return Response(status=204)

@@ -4,16 +4,17 @@ and the SPOC voicemail. All signed (the blueprint's check) and all answering Twi
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from flask import Response, current_app, request
 
-import prompts
-from handlers import calls as call_jobs
-from handlers import enqueue
-from telephony import current_settings, inbound, twiml
+from restrictions.speech import Listener, say
+from telephony import current_settings, inbound, jobs, twiml
+from telephony.urls import public_url
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.voice")
+UNANSWERED = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 
 def twiml_response(xml: str) -> Response:
@@ -39,16 +40,16 @@ def emergency() -> Response:
     """The caller's key press during a message: 1 is emergency repairs, anything else replays."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     digits = request.form.get("Digits", "")
-    conf = current_settings()
+    settings = current_settings()
     if digits == "1":
-        if call_sid and not enqueue(
-            call_jobs.record_emergency_choice, call_sid, call_jobs.now_iso(), call_path=True
+        chosen_at = datetime.now(UTC).isoformat()
+        if call_sid and not jobs.enqueue(
+            jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True
         ):
             log.error("call %s chose emergency repairs; could not record it", call_sid)
-        connecting = prompts.speech("emergency_connecting", None, **conf.message_params())
-        return twiml_response(twiml.emergency_dial(conf.emergency_line, connecting))
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return twiml_response(twiml.redirect_to(inbound.public(app, "/twilio/voice/incoming")))
+        connecting = say("emergency_connecting", Listener(), settings)
+        return twiml_response(twiml.emergency_dial(settings.emergency_line, connecting))
+    return twiml_response(twiml.redirect_to(public_url("/twilio/voice/incoming")))
 
 
 @bp.post("/voice/participant")
@@ -57,13 +58,9 @@ def participant() -> Response:
     call_sid = request.args.get("call_sid", "")
     kind = request.args.get("kind", "agent")
     status = request.form.get("CallStatus", "")
-    if call_sid and status in call_jobs.UNANSWERED:
-        enqueue(
-            call_jobs.participant_unanswered,
-            call_sid,
-            kind,
-            status,
-            job_id=f"unanswered-{call_sid}",
+    if call_sid and status in UNANSWERED:
+        jobs.enqueue(
+            jobs.PARTICIPANT_UNANSWERED, call_sid, kind, status, job_id=f"unanswered-{call_sid}"
         )
     return Response(status=204)
 
@@ -74,6 +71,6 @@ def voicemail() -> Response:
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     url = request.form.get("RecordingUrl", "")
     if call_sid and url:
-        enqueue(call_jobs.record_voicemail, call_sid, url)
-    thanks = prompts.speech("voicemail_thanks", None)
+        jobs.enqueue(jobs.RECORD_VOICEMAIL, call_sid, url)
+    thanks = say("voicemail_thanks", Listener(), current_settings())
     return twiml_response(twiml.spoken_then_hangup(thanks))

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from handlers.contact import sweep_call_events
 from restrictions import counting
-from restrictions.db import database
 from restrictions.models import AuditEntry, Call, CallEvent, ContactAlert
 from telephony import create_app
+from telephony.database import database
 from telephony.redis_store import redis_client
 
 T0 = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)

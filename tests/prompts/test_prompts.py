@@ -1,37 +1,83 @@
-"""What callers hear is data, the same set of messages in every language."""
+"""What callers hear is data: the same messages in every language, rendered with adjustments."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 import prompts
 
-PARAMS = {
+PARAMS: dict[str, Any] = {
     "organisation_name": "Example Homes",
-    "postal_address": "1 Example Street",
-    "email": "a@b.org",
-    "website": "https://example.org",
+    "postal_address": "1 Example Street, Derby DE1 1AA",
+    "email": "customer.services@example.org",
+    "website": "https://example.org/portal",
     "phone": "+441332000100",
     "windows": "Monday 10:00 to 12:00",
     "max_calls": 2,
-    "representative": "Derby Advocacy",
+    "representative": "Derby Advocacy Service",
 }
+KEYS = {
+    "connecting",
+    "spoc_connecting",
+    "emergency_offer",
+    "emergency_connecting",
+    "written_only",
+    "outside_window",
+    "allowance_used",
+    "representative_only",
+    "spoc_unavailable",
+    "voicemail_thanks",
+    "goodbye",
+    "warning",
+    "closing",
+    "team_busy",
+    "unavailable",
+}
+VOICES = {"en-GB": "Polly.Amy", "cy-GB": "Polly.Gwyneth", "pl-PL": "Polly.Ewa"}
+WINDOWS = [{"days": ["thu", "tue"], "start": "10:00", "end": "12:00"}]
 
 
-def test_every_language_has_the_same_messages_and_days() -> None:
-    english = prompts.catalogue("en-GB")
-    for language in prompts.SUPPORTED:
-        data = prompts.catalogue(language)
-        assert data["say"].keys() == english["say"].keys(), language
-        assert data["day_names"].keys() == english["day_names"].keys(), language
-        assert data["language"] == language
+def test_english_has_every_message_the_phone_line_needs() -> None:
+    assert prompts.catalogue("en-GB")["say"].keys() == KEYS
 
 
-@pytest.mark.parametrize("language", prompts.SUPPORTED)
+@pytest.mark.parametrize("language", prompts.languages())
+def test_every_language_has_the_same_messages_words_and_days(language: str) -> None:
+    english, data = prompts.catalogue("en-GB"), prompts.catalogue(language)
+    for table in ("say", "words", "day_names"):
+        assert data[table].keys() == english[table].keys(), table
+    assert data["day_names"].keys() == set(prompts.DAYS)
+    assert (data["language"], data["voice"]) == (language, VOICES[language])
+
+
+@pytest.mark.parametrize("language", prompts.languages())
+def test_every_translation_needs_the_same_placeholders_as_english(language: str) -> None:
+    english = prompts.catalogue("en-GB")["say"]
+    for key, template in prompts.catalogue(language)["say"].items():
+        assert prompts.placeholders(template) == prompts.placeholders(english[key]), key
+        assert prompts.placeholders(template) <= PARAMS.keys(), key
+
+
+@pytest.mark.parametrize("language", prompts.languages())
 def test_every_message_renders_with_every_placeholder_filled(language: str) -> None:
-    for key in prompts.catalogue(language)["say"]:
-        text = prompts.speech(key, language, **PARAMS).text
-        assert "{" not in text and text.strip(), (language, key)
+    for key in KEYS:
+        sp = prompts.speech(key, language, **PARAMS)
+        assert "{" not in sp.text and "}" not in sp.text and sp.text.strip(), key
+        assert (sp.language, sp.voice, sp.slow) == (language, VOICES[language], False)
+
+
+@pytest.mark.parametrize("language", prompts.languages())
+def test_writing_only_says_how_to_write_in_every_language(language: str) -> None:
+    text = prompts.speech("written_only", language, **PARAMS).text
+    for where in ("postal_address", "email", "website"):
+        assert PARAMS[where] in text
+
+
+@pytest.mark.parametrize("language", prompts.languages())
+def test_the_emergency_offer_says_press_1(language: str) -> None:
+    assert "1" in prompts.speech("emergency_offer", language).text
 
 
 def test_a_missing_placeholder_is_a_clear_error() -> None:
@@ -39,13 +85,49 @@ def test_a_missing_placeholder_is_a_clear_error() -> None:
         prompts.speech("representative_only", "en-GB", organisation_name="X")
 
 
-def test_unknown_language_falls_back_to_english_and_slow_is_kept() -> None:
-    sp = prompts.speech("goodbye", "fr-FR", slow=True)
-    assert (sp.language, sp.voice, sp.slow) == ("en-GB", "Polly.Amy", True)
+def test_an_unknown_message_is_a_clear_error() -> None:
+    with pytest.raises(KeyError, match="no_such_prompt"):
+        prompts.speech("no_such_prompt", "en-GB")
 
 
-def test_windows_are_described_in_the_callers_language() -> None:
-    windows = [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]
-    assert prompts.describe_windows(windows, "en-GB") == "Tuesday and Thursday 10:00 to 12:00"
-    assert prompts.describe_windows(windows, "cy-GB") == "dydd Mawrth a dydd Iau 10:00 i 12:00"
-    assert "we wtorek" in prompts.describe_windows(windows, "pl-PL")
+@pytest.mark.parametrize("language", ["fr-FR", "cy", "", None])
+def test_an_unsupported_language_falls_back_to_english(language: str | None) -> None:
+    sp = prompts.speech("goodbye", language)
+    assert (sp.language, sp.voice, sp.text) == (
+        "en-GB",
+        "Polly.Amy",
+        "Thank you for calling. Goodbye.",
+    )
+
+
+@pytest.mark.parametrize("language", prompts.languages())
+def test_slow_speech_travels_with_the_words(language: str) -> None:
+    assert prompts.speech("goodbye", language, slow=True).slow
+    assert not prompts.speech("goodbye", language).slow
+
+
+def test_windows_are_described_in_week_order_in_the_callers_language() -> None:
+    assert prompts.describe_windows(WINDOWS, "en-GB") == "Tuesday and Thursday 10:00 to 12:00"
+    assert prompts.describe_windows(WINDOWS, "cy-GB") == "dydd Mawrth a dydd Iau o 10:00 tan 12:00"
+    assert prompts.describe_windows(WINDOWS, "pl-PL") == "we wtorek i w czwartek od 10:00 do 12:00"
+    assert prompts.describe_windows(WINDOWS, "xx-XX") == "Tuesday and Thursday 10:00 to 12:00"
+
+
+def test_several_windows_and_days_are_listed_naturally() -> None:
+    windows = [
+        {"days": ["mon", "wed", "fri"], "start": "09:00", "end": "10:00"},
+        {"days": ["sat"], "start": "14:00", "end": "15:30"},
+    ]
+    assert prompts.describe_windows(windows, "en-GB") == (
+        "Monday, Wednesday and Friday 09:00 to 10:00 or Saturday 14:00 to 15:30"
+    )
+    assert prompts.describe_windows(windows, "pl-PL") == (
+        "w poniedziałek, w środę i w piątek od 09:00 do 10:00 lub w sobotę od 14:00 do 15:30"
+    )
+    assert prompts.describe_windows([], "en-GB") == ""
+
+
+def test_described_windows_fit_the_outside_window_message() -> None:
+    windows = prompts.describe_windows(WINDOWS, "cy-GB")
+    text = prompts.speech("outside_window", "cy-GB", organisation_name="X", windows=windows).text
+    assert "ar yr adegau hyn: dydd Mawrth a dydd Iau o 10:00 tan 12:00." in text

@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from restrictions.db import database
 from restrictions.models import AgentAction
+from telephony.database import database
 
 pytestmark = pytest.mark.browser
 

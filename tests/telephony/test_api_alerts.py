@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from restrictions.db import database
 from restrictions.lifecycle import Actor, audit
 from restrictions.models import AuditEntry, ContactAlert, Customer
+from telephony.database import database
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from restrictions.db import database
 from restrictions.models import AgentAction, AuditEntry
+from telephony.database import database
 
 ACCOUNT = "AC" + "0" * 31 + "1"
 CALLER = "CA" + "c" * 32

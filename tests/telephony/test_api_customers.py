@@ -11,8 +11,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from restrictions import cache
-from restrictions.db import database
 from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction
+from telephony.database import database
 from telephony.redis_store import redis_client
 
 NEW_CUSTOMER = {

@@ -10,9 +10,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from restrictions import cache
-from restrictions.db import database
 from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction
 from telephony.cli import main
+from telephony.database import database
 from telephony.redis_store import redis_client
 
 
@@ -168,16 +168,48 @@ def test_counters_rebuild_restores_the_routing_cache(
     assert hit and profile is not None
 
 
-def test_db_upgrade_builds_a_sqlite_database_from_nothing(tmp_path: Path) -> None:
-    from telephony import create_app
+def test_db_upgrade_builds_a_sqlite_database_from_nothing_without_a_secret_key(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+    from sqlalchemy import create_engine
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "x"})
-    result = app.test_cli_runner().invoke(main, ["db", "upgrade"])
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"DATABASE_URL": url, "SECRET_KEY": None}
+    )
     assert result.exit_code == 0, result.output
-    with database(app).sessions() as sess:
-        assert sess.scalar(select(func.count()).select_from(Customer)) == 0
-    database(app).engine.dispose()
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Customer)) == 0
+    engine.dispose()
+
+
+def test_the_cli_is_callguards_own() -> None:
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    helped = runner.invoke(main, ["--help"])
+    assert helped.exit_code == 0
+    for command in ("db", "users", "demo", "import", "counters", "simulate-call", "worker"):
+        assert command in helped.output
+    for flask_option in ("--env-file", "--app", "--debug"):
+        assert flask_option not in helped.output
+    version = runner.invoke(main, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("callguard, version ")
+
+
+def test_a_missing_setting_is_one_clear_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    config = tmp_path / "callguard.toml"
+    config.write_text('[routes]\ndefault = "dial:not-a-number"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["demo"], env={"CALLGUARD_CONFIG": str(config), "DATABASE_URL": "sqlite://"}
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: routes.default:")
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 # --- simulate-call -------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from restrictions import cache
-from restrictions.db import database
 from restrictions.lifecycle import Actor, lodge_appeal
 from restrictions.models import Call, Restriction
+from telephony.database import database
 from telephony.redis_store import redis_client
 
 DEFAULT_LINE = "+441332000100"

@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
-from restrictions.db import database
 from restrictions.models import Call
 from telephony import create_app
+from telephony.database import database
 
 CUSTOMER_NUMBER = "+447400100001"
 DEFAULT_LINE = "+441332000100"

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from restrictions.db import database
 from restrictions.models import Call, CallEvent
+from telephony.database import database
 
 SID = "CA" + "a" * 32
 

@@ -11,8 +11,8 @@ import time_machine
 from flask import Flask
 from sqlalchemy import select
 
-from restrictions.db import database
 from restrictions.models import Call, ContactAlert, Restriction
+from telephony.database import database
 
 pytestmark = pytest.mark.browser
 
@@ -123,7 +123,9 @@ def test_escalating_prefills_the_form_and_a_person_chooses_the_kind(
     with database(app).sessions() as sess:
         assert sess.scalar(select(Restriction)) is None
     page.get_by_label("Restriction", exact=True).select_option("spoc")
-    page.get_by_label("SPOC: staff phone number or user name").fill("01332 000555")
+    page.get_by_label("Single point of contact (a staff user name, or their phone number)").fill(
+        "01332 000555"
+    )
     page.get_by_role("button", name="Record the restriction").click()
     assert page.get_by_text("Single point of contact recorded for HMS-0001.").is_visible()
     assert "Single point of contact" in page.locator("#restrictions").inner_text()

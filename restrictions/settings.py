@@ -1,6 +1,6 @@
 """callguard's own settings: the TOML file named by CALLGUARD_CONFIG, with documented defaults.
 
-Flask's ``app.config`` holds infrastructure (URLs, secrets); this holds the organisation's choices:
+The web's configuration holds infrastructure (URLs, secrets); this holds the organisation's choices:
 routes, the emergency line, what callers are told, the excessive-contact rules (policy section 6).
 """
 
@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
+
+from restrictions.destination import Destination
+from restrictions.errors import Invalid
 
 
 class SettingsError(ValueError):
@@ -55,6 +58,10 @@ class Settings:
     organisation: Organisation = field(default_factory=Organisation)
     contact_rules: tuple[ContactRule, ...] = DEFAULT_CONTACT_RULES
 
+    @property
+    def default_destination(self) -> Destination:
+        return Destination.parse(self.default_route)
+
     def message_params(self) -> dict[str, Any]:
         """What prompts may mention about the organisation."""
         org = self.organisation
@@ -78,19 +85,13 @@ def _e164(value: Any, key: str) -> str:
 
 
 def validate_route(value: Any, key: str = "routes.default") -> str:
-    """A route is dial:<E.164|sip:|client:>, enqueue:<queue> or redirect:<https URL>."""
-    if not isinstance(value, str) or ":" not in value:
+    """A route is dial:<E.164|sip:|client:>, client:<name>, enqueue:<queue> or redirect:<URL>."""
+    if not isinstance(value, str):
         raise SettingsError(f"{key}: expected dial:, enqueue: or redirect:, got {value!r}")
-    scheme, _, target = value.partition(":")
-    if scheme == "dial":
-        if target.startswith(("sip:", "client:")):
-            return value
-        return "dial:" + _e164(target, key)
-    if scheme == "enqueue" and target:
-        return value
-    if scheme == "redirect" and target.startswith(("https://", "http://")):
-        return value
-    raise SettingsError(f"{key}: expected dial:, enqueue: or redirect:, got {value!r}")
+    try:
+        return str(Destination.parse(value))
+    except Invalid as exc:
+        raise SettingsError(f"{key}: {exc.message}") from exc
 
 
 def _rule(raw: Any, index: int) -> ContactRule:

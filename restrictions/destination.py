@@ -1,0 +1,80 @@
+"""Where a call can be sent, parsed once: ``dial:<E.164>``, ``dial:sip:…``, ``client:<name>``
+(``dial:client:<name>`` too), ``enqueue:<queue>`` or ``redirect:<URL>``. Nothing else in callguard
+splits these strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import phonenumbers
+
+from restrictions.errors import Invalid
+
+
+class Scheme(StrEnum):
+    NUMBER = "number"
+    SIP = "sip"
+    CLIENT = "client"
+    ENQUEUE = "enqueue"
+    REDIRECT = "redirect"
+
+
+@dataclass(frozen=True)
+class Destination:
+    scheme: Scheme
+    target: str  # an E.164 number, a sip: URI, a client identity, a queue name or a URL
+
+    @classmethod
+    def parse(cls, value: str) -> Destination:
+        """Read a route or a SPOC's address; Invalid says what is wrong."""
+        text = (value or "").strip()
+        prefix, _, rest = text.partition(":")
+        if prefix == "dial":
+            return cls._dialled(rest, value)
+        if prefix == "client" and rest:
+            return cls(Scheme.CLIENT, rest)
+        if prefix == "enqueue" and rest:
+            return cls(Scheme.ENQUEUE, rest)
+        if prefix == "redirect" and rest.startswith(("https://", "http://")):
+            return cls(Scheme.REDIRECT, rest)
+        if text.startswith("+"):
+            return cls._dialled(text, value)
+        raise Invalid(
+            f"{value!r} is not a destination: expected dial:<number|sip:…|client:…>, "
+            "client:<name>, enqueue:<queue> or redirect:<URL>"
+        )
+
+    @classmethod
+    def _dialled(cls, rest: str, original: str) -> Destination:
+        if rest.startswith("sip:") and len(rest) > 4:
+            return cls(Scheme.SIP, rest)
+        if rest.startswith("client:") and len(rest) > 7:
+            return cls(Scheme.CLIENT, rest.removeprefix("client:"))
+        try:
+            parsed = phonenumbers.parse(rest, "GB")
+        except phonenumbers.NumberParseException as exc:
+            raise Invalid(f"{original!r}: {rest!r} is not a phone number ({exc})") from exc
+        if not phonenumbers.is_valid_number(parsed):
+            raise Invalid(f"{original!r}: {rest!r} is not a valid phone number")
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return cls(Scheme.NUMBER, e164)
+
+    @property
+    def dials(self) -> bool:
+        """A person's phone or client that callguard can ring into the caller's conference."""
+        return self.scheme in (Scheme.NUMBER, Scheme.SIP, Scheme.CLIENT)
+
+    @property
+    def address(self) -> str:
+        """What Twilio's REST API takes as ``To``: +44…, sip:…, or client:<name>."""
+        if self.scheme is Scheme.CLIENT:
+            return f"client:{self.target}"
+        return self.target
+
+    def __str__(self) -> str:
+        if self.scheme is Scheme.CLIENT:
+            return f"client:{self.target}"
+        if self.dials:
+            return f"dial:{self.target}"
+        return f"{self.scheme.value}:{self.target}"

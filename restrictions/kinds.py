@@ -1,0 +1,293 @@
+"""Kinds of restriction (policy 10.1), each declared once.
+
+A declaration says everything callguard does with a kind: its label for staff, the flag text an
+agent sees on a live call, its fields with their validation, how it routes a call (its effect and
+precedence: the lowest precedence number that applies wins) and, for a kind that ends the call,
+the prompt key spoken to the caller. Routing, the lifecycle, the pages, the agent console, the
+escalation form and the demo all read from here; adding a kind is one ``register`` call, one
+prompt per language file, and its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from restrictions import validation
+from restrictions.destination import Destination, Scheme
+from restrictions.errors import Invalid
+from restrictions.models import User
+
+
+class Effect(StrEnum):
+    FLAG = "flag"  # the default route; agents see the flag
+    PERSON = "person"  # the caller is put through to a named person
+    LIMITED = "limited"  # permitted times and a weekly allowance
+    ENDS_CALL = "ends_call"  # a spoken message (emergency repairs offered), then the call ends
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    COUNT = "count"  # a whole number of at least 1
+    WINDOWS = "windows"  # permitted days and times
+    CONTACT = "contact"  # a staff user name or a phone number
+
+
+Validator = Callable[[Session, Any, str], Any]
+
+
+def _text(max_length: int, required: bool) -> Validator:
+    def check(sess: Session, value: Any, name: str) -> Any:
+        if value in (None, "") and not required:
+            return None
+        return validation.required_text(value, name, max_length=max_length)
+
+    return check
+
+
+def _count(required: bool) -> Validator:
+    def check(sess: Session, value: Any, name: str) -> Any:
+        return validation.whole_number(value, name, minimum=1, required=required)
+
+    return check
+
+
+def _windows(required: bool) -> Validator:
+    def check(sess: Session, value: Any, name: str) -> Any:
+        if value in (None, []) and not required:
+            return []
+        return validation.windows(value, name)
+
+    return check
+
+
+def _contact(required: bool) -> Validator:
+    """A staff user (``client:<name>``) or a phone number (E.164), as routing can dial it."""
+
+    def check(sess: Session, value: Any, name: str) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            if not required:
+                return None
+            raise Invalid(f"{name} is required: a staff member's phone number or user name")
+        text = validation.clean_text(value.strip())
+        user_name = text.removeprefix("client:").removeprefix("user:")
+        user = sess.scalar(select(User).where(User.name == user_name))
+        if user is not None:
+            return f"client:{user.name}"
+        if text.startswith(("client:", "user:")):
+            raise Invalid(f"{name}: no staff user named {user_name!r}")
+        destination = Destination.parse(text if text.startswith("dial:") else f"dial:{text}")
+        if destination.scheme is not Scheme.NUMBER:
+            raise Invalid(f"{name}: {value!r} is not a staff user or a phone number")
+        return destination.target
+
+    return check
+
+
+_VALIDATORS: dict[FieldType, Callable[..., Validator]] = {
+    FieldType.COUNT: _count,
+    FieldType.WINDOWS: _windows,
+    FieldType.CONTACT: _contact,
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One of a kind's own fields, as the API takes it and the form shows it."""
+
+    name: str
+    label: str
+    type: FieldType = FieldType.TEXT
+    required: bool = True
+    max_length: int = 500
+    hint: str = ""
+
+    def validate(self, sess: Session, value: Any) -> Any:
+        if self.type is FieldType.TEXT:
+            return _text(self.max_length, self.required)(sess, value, self.name)
+        return _VALIDATORS[self.type](self.required)(sess, value, self.name)
+
+    def schema(self) -> dict[str, Any]:
+        """The field in JSON Schema terms (for the API description)."""
+        if self.type is FieldType.COUNT:
+            return {"type": "integer", "minimum": 1, "description": self.label}
+        if self.type is FieldType.WINDOWS:
+            return {
+                "type": "array",
+                "description": self.label,
+                "items": {
+                    "type": "object",
+                    "required": ["days", "start", "end"],
+                    "properties": {
+                        "days": {"type": "array", "items": {"enum": list(validation.DAYS)}},
+                        "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                        "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                    },
+                },
+            }
+        return {"type": "string", "maxLength": self.max_length, "description": self.label}
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    flag: str  # what an agent sees; {value} is the flag's detail (see flag_detail)
+    effect: Effect
+    precedence: int
+    fields: tuple[Field, ...] = ()
+    message: str | None = None  # prompt key, for ENDS_CALL kinds
+    flag_detail: str | None = None  # the detail shown with the flag ("since" is the decision day)
+    example: Mapping[str, Any] = field(default_factory=dict)  # demo and docs
+
+    def validate(self, sess: Session, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The kind's own fields from ``body``, checked and normalised."""
+        return {f.name: f.validate(sess, body.get(f.name)) for f in self.fields}
+
+
+_REGISTRY: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    if kind.effect is Effect.ENDS_CALL and not kind.message:
+        raise ValueError(f"kind {kind.name}: a kind that ends the call needs a message key")
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def get(name: Any) -> Kind:
+    """The kind called ``name``, or Invalid listing the kinds there are."""
+    kind = _REGISTRY.get(name) if isinstance(name, str) else None
+    if kind is None:
+        raise Invalid(f"kind must be one of {', '.join(_REGISTRY)}, not {name!r}")
+    return kind
+
+
+def find(name: str) -> Kind | None:
+    return _REGISTRY.get(name)
+
+
+def all_kinds() -> list[Kind]:
+    """Every kind, in declaration order."""
+    return list(_REGISTRY.values())
+
+
+# Flags that are not restrictions: what else an agent needs to know about a call.
+OTHER_FLAGS = {
+    "under_appeal": "Restriction under appeal",
+    "unidentified": "Caller not identified",
+    "fallback": "Checks were skipped: callguard could not look the caller up",
+}
+
+
+def describe_flag(flag: str) -> str:
+    """A flag code (``name`` or ``name:detail``) in words for an agent."""
+    name, _, value = flag.partition(":")
+    kind = _REGISTRY.get(name)
+    if kind is not None:
+        return kind.flag.format(value=value)
+    return OTHER_FLAGS.get(name, flag)
+
+
+register(
+    Kind(
+        name="warning",
+        label="Warning on file",
+        flag="Warning on file since {value}",
+        effect=Effect.FLAG,
+        precedence=90,
+        flag_detail="since",
+        example={"reason": "Swore at a repairs operative (policy 4.3)"},
+    )
+)
+register(
+    Kind(
+        name="spoc",
+        label="Single point of contact",
+        flag="Has a single point of contact",
+        effect=Effect.PERSON,
+        precedence=40,
+        fields=(
+            Field(
+                "spoc",
+                "Single point of contact",
+                FieldType.CONTACT,
+                hint="a staff user name, or their phone number",
+            ),
+        ),
+        example={
+            "spoc": "+441332000555",
+            "reason": "Repeated calls to several officers about one complaint (5.1)",
+        },
+    )
+)
+register(
+    Kind(
+        name="written_only",
+        label="Writing only",
+        flag="Writing only",
+        effect=Effect.ENDS_CALL,
+        precedence=20,
+        message="written_only",
+        example={"reason": "Abusive calls after two warnings (4.2, 10.1)"},
+    )
+)
+register(
+    Kind(
+        name="limited_contact",
+        label="Limited contact",
+        flag="Limited contact arrangement",
+        effect=Effect.LIMITED,
+        precedence=30,
+        fields=(
+            Field("windows", "Permitted days and times", FieldType.WINDOWS),
+            Field(
+                "max_calls_per_week", "Calls allowed per week", FieldType.COUNT, required=False
+            ),
+        ),
+        example={
+            "max_calls_per_week": 2,
+            "windows": [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}],
+            "reason": "Very long daily calls (6.2)",
+        },
+    )
+)
+register(
+    Kind(
+        name="representative_only",
+        label="Representative only",
+        flag="Representative only",
+        effect=Effect.ENDS_CALL,
+        precedence=10,
+        message="representative_only",
+        fields=(Field("representative", "Nominated representative", max_length=200),),
+        example={
+            "representative": "Derby Advocacy Service",
+            "reason": "Threats to staff (4.6); contact through an advocate",
+        },
+    )
+)
+register(
+    Kind(
+        name="no_engagement",
+        label="Not engaging on an issue",
+        flag="Do not engage on: {value}",
+        effect=Effect.FLAG,
+        precedence=90,
+        flag_detail="issue",
+        fields=(Field("issue", "Issue not to be engaged on", max_length=500),),
+        example={
+            "issue": "the 2019 boundary fence dispute",
+            "reason": "Decision explained three times (5.1)",
+        },
+    )
+)

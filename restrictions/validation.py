@@ -1,0 +1,86 @@
+"""Checking what staff and systems send: each checker returns the clean value or raises Invalid
+with a sentence that says what is wrong. Shared by the API, the pages, the CLI and import."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from prompts import DAYS as DAYS
+from restrictions.errors import Invalid
+
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# PostgreSQL's integer: ids and counts outside it are bad input, not a database error.
+MAX_INT = 2**31 - 1
+
+
+def clean_text(value: str) -> str:
+    """Text as stored: NUL bytes cannot be stored in PostgreSQL and never mean anything."""
+    if "\x00" in value:
+        raise Invalid("text must not contain NUL characters")
+    return value
+
+
+def required_text(value: Any, field: str, *, max_length: int, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Invalid(f"{field} is required and must be text")
+    if len(value) > max_length:
+        raise Invalid(f"{field} is longer than {max_length} characters")
+    if "\x00" in value:
+        raise Invalid(f"{field} must not contain NUL characters")
+    return value.strip()
+
+
+def optional_date(value: Any, field: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        raise Invalid(f"{field} must be a date like 2026-03-01, not {value!r}") from None
+    if not 1900 <= day.year <= 2999:
+        raise Invalid(f"{field} must be a date between 1900 and 2999, not {value!r}")
+    return day
+
+
+def whole_number(value: Any, field: str, *, minimum: int = 1, required: bool = False) -> int | None:
+    if value is None or value == "":
+        if required:
+            raise Invalid(f"{field} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT:
+        raise Invalid(f"{field} must be a whole number of at least {minimum}")
+    return value
+
+
+def windows(value: Any, field: str = "windows") -> list[dict[str, Any]]:
+    """Permitted contact times: ``[{days: ["mon", …], start: "10:00", end: "12:00"}]``."""
+    if not isinstance(value, list) or not value:
+        raise Invalid(f"{field} must be a non-empty list of {{days, start, end}}")
+    found = []
+    for i, w in enumerate(value):
+        if not isinstance(w, dict):
+            raise Invalid(f"{field}[{i}] must be an object with days, start and end")
+        days = w.get("days")
+        if not isinstance(days, list) or not days:
+            raise Invalid(f'{field}[{i}].days must list weekdays, for example ["mon", "wed"]')
+        norm_days = []
+        for d in days:
+            key = str(d).strip().lower()[:3]
+            if key not in DAYS:
+                raise Invalid(f"{field}[{i}].days: {d!r} is not a weekday")
+            norm_days.append(key)
+        start, end = w.get("start"), w.get("end")
+        for label, t in (("start", start), ("end", end)):
+            if not isinstance(t, str) or not _TIME.match(t):
+                raise Invalid(f'{field}[{i}].{label} must be a time like "10:00"')
+        assert isinstance(start, str) and isinstance(end, str)
+        if start >= end:
+            raise Invalid(f"{field}[{i}]: start {start} must be before end {end}")
+        found.append({"days": sorted(set(norm_days), key=DAYS.index), "start": start, "end": end})
+    return found

@@ -1,0 +1,75 @@
+"""Handing work to the worker. The web never imports ``handlers``: it names a job by its dotted
+path (the constants below, every one resolved by a test) and rq imports it in the worker.
+
+``enqueue`` is the only way work is queued, and it applies the Redis-failure policy: if Redis is
+down the work is logged as not queued and False is returned; what is durable in PostgreSQL is
+picked up by the worker's sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Retry
+from sqlalchemy.orm import Session
+
+from restrictions.db import after_commit
+from telephony.redis_store import queue
+
+log = logging.getLogger("callguard.jobs")
+
+START_INBOUND_CALL = "handlers.calls.start_inbound_call"
+PARTICIPANT_UNANSWERED = "handlers.calls.participant_unanswered"
+RECORD_EMERGENCY_CHOICE = "handlers.calls.record_emergency_choice"
+RECORD_VOICEMAIL = "handlers.calls.record_voicemail"
+PROCESS_CALL_EVENT = "handlers.contact.process_call_event"
+SWEEP_CALL_EVENTS = "handlers.contact.sweep_call_events"
+ALL = (
+    START_INBOUND_CALL,
+    PARTICIPANT_UNANSWERED,
+    RECORD_EMERGENCY_CHOICE,
+    RECORD_VOICEMAIL,
+    PROCESS_CALL_EVENT,
+    SWEEP_CALL_EVENTS,
+)
+SWEEP_JOB_ID = "sweep-call-events"
+
+
+def enqueue(
+    name: str,
+    *args: Any,
+    job_id: str | None = None,
+    retry: bool = True,
+    call_path: bool = False,
+    **kwargs: Any,
+) -> bool:
+    """Queue the job ``name`` with ``args``; returns False (and logs) when Redis is unavailable.
+
+    ``call_path=True`` uses the fast Redis client, for enqueueing while a caller waits.
+    """
+    try:
+        queue(call_path=call_path).enqueue(
+            name,
+            args=args,
+            kwargs=kwargs,
+            job_id=job_id,
+            retry=Retry(max=3, interval=[5, 30, 120]) if retry else None,
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except RedisError:
+        log.exception("could not queue %s%r: redis unavailable", name, args)
+        return False
+    return True
+
+
+def enqueue_after_commit(sess: Session, name: str, *args: Any, **kwargs: Any) -> None:
+    """Queue ``name`` once the session commits, so the job always finds the rows it is given."""
+    after_commit(sess, enqueue, name, *args, **kwargs)
+
+
+def start_sweeping() -> bool:
+    """Queue the sweep now; it reschedules itself every minute (run by the worker's scheduler)."""
+    return enqueue(SWEEP_CALL_EVENTS, job_id=SWEEP_JOB_ID, retry=False)
