@@ -1,33 +1,38 @@
-"""Fixtures: a fresh app per test on real PostgreSQL and Redis, signed Twilio webhooks, a fake
-Twilio REST API on a real local HTTP server, staff with tokens, a real rq worker, and Chromium.
+"""Fixtures, two kinds of test:
+
+- Domain tests (``tests/restrictions``) take ``sess``: a real PostgreSQL session inside a
+  transaction that is rolled back after the test (the SAVEPOINT pattern: the code under test may
+  commit), with the routing cache in an in-process Redis (``cache_redis``). No app, no Flask.
+- End-to-end tests take ``app``, ``client``, ``twilio`` (signed webhooks), ``fake_twilio`` (the
+  REST API, tests/fake_twilio.py), ``run_jobs`` (a real rq worker), ``page`` (Chromium): a fresh
+  app per test on real PostgreSQL and Redis, from empty tables and an empty Redis db.
 
 Databases: CALLGUARD_TEST_DATABASE_URL (default postgres on localhost, database callguard_test,
 created when missing) and CALLGUARD_TEST_REDIS_URL (default db 15). The schema is rebuilt with the
-Alembic migrations once per run; every test starts from empty tables and an empty Redis db.
+Alembic migrations once per run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
+import fakeredis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
-from werkzeug.wrappers import Request, Response
 
+from restrictions.db import CACHE_REDIS, install_after_commit
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import Base, Customer, Restriction, User
 from restrictions.settings import ContactRule, Organisation, Settings
@@ -35,8 +40,8 @@ from restrictions.staff import create_user
 from telephony import create_app
 from telephony.database import database
 from telephony.redis_store import queue
+from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 
-ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_BASE_URL = "https://calls.example.org"
 LANDLORD_NUMBER = "+441332000000"
@@ -75,125 +80,53 @@ def database_url() -> str:
     return TEST_DATABASE_URL
 
 
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    shared = create_engine(database_url)
+    yield shared
+    shared.dispose()
+
+
 @pytest.fixture
-def redis_conn() -> Iterator[Redis]:  # type: ignore[type-arg]
-    conn: Redis = Redis.from_url(TEST_REDIS_URL)  # type: ignore[type-arg]
+def cache_redis() -> fakeredis.FakeRedis:
+    """An in-process Redis for domain tests (counters, the routing cache)."""
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def sess(engine: Engine, cache_redis: fakeredis.FakeRedis) -> Iterator[Session]:
+    """A session whose every commit is a SAVEPOINT inside one transaction, rolled back after the
+    test: nothing a domain test writes outlives it, and no table is emptied."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        info={CACHE_REDIS: cache_redis},
+    )
+    install_after_commit(session)
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[Redis]:
+    conn: Redis = Redis.from_url(TEST_REDIS_URL)
     conn.flushdb()
     yield conn
     conn.close()
 
 
-def _empty_tables(url: str) -> None:
-    engine = create_engine(url)
+def _empty_tables(engine: Engine) -> None:
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
 
 
-# --- the fake Twilio REST API ------------------------------------------------------------------
-
-
-@dataclass
-class TwilioRequest:
-    method: str
-    path: str
-    form: dict[str, list[str]]
-
-    def param(self, name: str) -> str | None:
-        values = self.form.get(name)
-        return values[0] if values else None
-
-
-@dataclass
-class FakeTwilio:
-    """Twilio's REST API as a real HTTP server on localhost: records requests, answers like Twilio.
-
-    ``fail(path_contains, status, message)`` makes matching requests fail; ``delay`` slows every
-    answer (to provoke the client's timeout).
-    """
-
-    url: str = ""
-    requests: list[TwilioRequest] = field(default_factory=list)
-    failures: list[tuple[str, int, str]] = field(default_factory=list)
-    delay: float = 0.0
-    _counter: int = 0
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.failures.clear()
-        self.delay = 0.0
-
-    def fail(self, path_contains: str, status: int = 500, message: str = "Internal error") -> None:
-        self.failures.append((path_contains, status, message))
-
-    def _sid(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter:032x}"
-
-    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        body = request.get_data(as_text=True)
-        record = TwilioRequest(request.method, request.path, parse_qs(body, keep_blank_values=True))
-        self.requests.append(record)
-        if self.delay:
-            time.sleep(self.delay)
-        for needle, status, message in self.failures:
-            if needle in request.path:
-                payload = {
-                    "code": 20000 + status,
-                    "message": message,
-                    "status": status,
-                    "more_info": "https://www.twilio.com/docs/errors",
-                }
-                return Response(json.dumps(payload), status=status, mimetype="application/json")(
-                    environ, start_response
-                )
-        return Response(
-            json.dumps(self._answer(record)),
-            status=201 if request.method == "POST" else 200,
-            mimetype="application/json",
-        )(environ, start_response)
-
-    def _answer(self, req: TwilioRequest) -> dict[str, Any]:
-        parts = req.path.strip("/").split("/")
-        base: dict[str, Any] = {
-            "account_sid": ACCOUNT_SID,
-            "date_created": None,
-            "date_updated": None,
-            "uri": req.path,
-        }
-        if parts[-1] == "Participants.json":
-            conference = parts[-2]
-            return base | {
-                "call_sid": self._sid("CA"),
-                "conference_sid": conference,
-                "label": req.param("Label"),
-                "status": "queued",
-                "muted": False,
-                "hold": False,
-            }
-        if len(parts) >= 2 and parts[-2] == "Conferences":
-            return base | {
-                "sid": parts[-1].removesuffix(".json"),
-                "status": "in-progress",
-                "friendly_name": "cg",
-            }
-        if "Participants" in parts:
-            return base | {
-                "call_sid": parts[-1].removesuffix(".json"),
-                "conference_sid": parts[-3],
-                "status": "connected",
-            }
-        if len(parts) >= 2 and parts[-2] == "Calls":
-            return base | {
-                "sid": parts[-1].removesuffix(".json"),
-                "status": req.param("Status") or "in-progress",
-            }
-        return base | {"sid": self._sid("XX")}
-
-    def posts(self, path_contains: str = "") -> list[TwilioRequest]:
-        return [r for r in self.requests if r.method == "POST" and path_contains in r.path]
+# --- the fake Twilio REST API (tests/fake_twilio.py) --------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -201,7 +134,7 @@ def _fake_twilio_server() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
     server = make_server("127.0.0.1", 0, fake.wsgi, threaded=True)
     fake.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield fake
     server.shutdown()
@@ -255,8 +188,8 @@ def app_config(database_url: str, fake_twilio: FakeTwilio, settings: Settings) -
 
 
 @pytest.fixture
-def app(app_config: dict[str, Any], redis_conn: Redis) -> Iterator[Flask]:  # type: ignore[type-arg]
-    _empty_tables(app_config["DATABASE_URL"])
+def app(app_config: dict[str, Any], redis_conn: Redis, engine: Engine) -> Iterator[Flask]:
+    _empty_tables(engine)
     application = create_app(app_config)
     with application.app_context():
         yield application
@@ -439,7 +372,7 @@ def restrict(app: Flask) -> Callable[..., Restriction]:
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over HTTP on localhost, for the browser."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

@@ -1,0 +1,117 @@
+"""Twilio's REST API as a real HTTP server on localhost: it records every request and answers as
+Twilio does, so tests assert the exact requests callguard makes. Only Twilio is faked, and only at
+the HTTP layer."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from werkzeug.wrappers import Request, Response
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+
+
+@dataclass
+class TwilioRequest:
+    method: str
+    path: str
+    form: dict[str, list[str]]
+
+    def param(self, name: str) -> str | None:
+        values = self.form.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class FakeTwilio:
+    """Twilio's REST API as a real HTTP server on localhost: records requests, answers like Twilio.
+
+    ``fail(path_contains, status, message)`` makes matching requests fail; ``delay`` slows every
+    answer (to provoke the client's timeout).
+    """
+
+    url: str = ""
+    requests: list[TwilioRequest] = field(default_factory=list)
+    failures: list[tuple[str, int, str]] = field(default_factory=list)
+    delay: float = 0.0
+    _counter: int = 0
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.failures.clear()
+        self.delay = 0.0
+
+    def fail(self, path_contains: str, status: int = 500, message: str = "Internal error") -> None:
+        self.failures.append((path_contains, status, message))
+
+    def _sid(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter:032x}"
+
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_data(as_text=True)
+        record = TwilioRequest(request.method, request.path, parse_qs(body, keep_blank_values=True))
+        self.requests.append(record)
+        if self.delay:
+            time.sleep(self.delay)
+        for needle, status, message in self.failures:
+            if needle in request.path:
+                payload = {
+                    "code": 20000 + status,
+                    "message": message,
+                    "status": status,
+                    "more_info": "https://www.twilio.com/docs/errors",
+                }
+                return Response(json.dumps(payload), status=status, mimetype="application/json")(
+                    environ, start_response
+                )
+        return Response(
+            json.dumps(self._answer(record)),
+            status=201 if request.method == "POST" else 200,
+            mimetype="application/json",
+        )(environ, start_response)
+
+    def _answer(self, req: TwilioRequest) -> dict[str, Any]:
+        parts = req.path.strip("/").split("/")
+        base: dict[str, Any] = {
+            "account_sid": ACCOUNT_SID,
+            "date_created": None,
+            "date_updated": None,
+            "uri": req.path,
+        }
+        if parts[-1] == "Participants.json":
+            conference = parts[-2]
+            return base | {
+                "call_sid": self._sid("CA"),
+                "conference_sid": conference,
+                "label": req.param("Label"),
+                "status": "queued",
+                "muted": False,
+                "hold": False,
+            }
+        if len(parts) >= 2 and parts[-2] == "Conferences":
+            return base | {
+                "sid": parts[-1].removesuffix(".json"),
+                "status": "in-progress",
+                "friendly_name": "cg",
+            }
+        if "Participants" in parts:
+            return base | {
+                "call_sid": parts[-1].removesuffix(".json"),
+                "conference_sid": parts[-3],
+                "status": "connected",
+            }
+        if len(parts) >= 2 and parts[-2] == "Calls":
+            return base | {
+                "sid": parts[-1].removesuffix(".json"),
+                "status": req.param("Status") or "in-progress",
+            }
+        return base | {"sid": self._sid("XX")}
+
+    def posts(self, path_contains: str = "") -> list[TwilioRequest]:
+        return [r for r in self.requests if r.method == "POST" and path_contains in r.path]
