@@ -40,15 +40,20 @@ run: install ## Zero set-up: SQLite, in-process Redis, demo data, served on loca
 services: ## Start PostgreSQL and Redis if they are installed but stopped
 	@bash scripts/services.sh
 
-test: install services ## The whole suite against real PostgreSQL and Redis (fresh database each run)
+browser: ## Debian's Chromium for the browser tests (installed when missing)
+	@bash scripts/chromium.sh
+
+test: install services browser ## The whole suite against real PostgreSQL and Redis (fresh database each run)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy --strict (package, tests, bench) and the import layers
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check bench tests/restrictions
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: install services ## Benchmarks: print their figures
 	$(BIN)/python -m bench.inbound
 	$(BIN)/python -m bench.import_customers
 
-.PHONY: help install run services test lint bench
+.PHONY: help install run services browser test lint bench

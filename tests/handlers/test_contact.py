@@ -41,7 +41,7 @@ def place_call(twilio: Any, run_jobs: Callable[[], int]) -> Callable[..., str]:
             }
             assert twilio.post("/twilio/voice/status", done).status_code == 204
             run_jobs()
-        return params["CallSid"]
+        return str(params["CallSid"])
 
     return place
 

@@ -85,7 +85,7 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     assert announce.path.endswith(f"/Conferences/{CONFERENCE}.json")
     assert announce.param(
         "AnnounceUrl",
-    ).endswith("/twilio/conference/announce/1")  # type: ignore[union-attr]
+    ).endswith("/twilio/conference/announce/1")
 
     card.get_by_role("button", name="End call").click()  # warned already: no reason needed
     card.wait_for(state="detached", timeout=2500)

@@ -112,7 +112,8 @@ def test_dismiss_needs_a_reason_is_audited_and_happens_once(
     assert again.status_code == 409
     with database(app).sessions() as sess:
         entry = sess.scalar(select(AuditEntry).where(AuditEntry.action == "alert.dismissed"))
-        assert entry is not None and entry.after["reason"] == "Calls were about a burst pipe"
+        assert entry is not None and entry.after is not None
+        assert entry.after["reason"] == "Calls were about a burst pipe"
 
 
 def test_escalating_records_the_restriction_a_person_chose(

@@ -54,7 +54,8 @@ def test_creating_a_customer_is_audited_and_fills_the_routing_cache(
         entry = sess.scalar(select(AuditEntry).where(AuditEntry.action == "customer.created"))
         assert entry is not None
         assert entry.actor == "sam.supervisor" and entry.actor_id == supervisor.user.id
-        assert entry.before is None and entry.after["phone_numbers"] == customer["phone_numbers"]
+        assert entry.before is None and entry.after is not None
+        assert entry.after["phone_numbers"] == customer["phone_numbers"]
     hit, profile = cache.read(redis_client(app), "+441332123456")
     assert hit and profile is not None and profile.reference == "HMS-1001" and profile.slow_speech
 
@@ -137,7 +138,7 @@ def test_updating_a_customer_audits_before_and_after(
     assert response.get_json()["phone_numbers"] == ["+447400100002"]
     with database(app).sessions() as sess:
         entry = sess.scalar(select(AuditEntry).where(AuditEntry.action == "customer.updated"))
-        assert entry is not None
+        assert entry is not None and entry.before is not None and entry.after is not None
         assert entry.before["phone_numbers"] == ["+447400100001", "+441332123456"]
         assert entry.after["phone_numbers"] == ["+447400100002"]
     assert cache.read(redis_client(app), "+447400100001") == (False, None)
@@ -177,7 +178,7 @@ def test_an_admin_may_do_what_a_supervisor_may(client: Any, make_staff: Callable
 
 # --- restrictions ------------------------------------------------------------------------------
 
-VALID = {
+VALID: dict[str, dict[str, Any]] = {
     "warning": {},
     "spoc": {"spoc": "01332 000555"},
     "written_only": {},
@@ -190,11 +191,17 @@ VALID = {
 }
 
 
+def test_every_declared_kind_has_a_case_here() -> None:
+    from restrictions import kinds
+
+    assert set(VALID) == {k.name for k in kinds.all_kinds()}
+
+
 @pytest.mark.parametrize("kind", sorted(VALID))
 def test_each_kind_of_restriction_is_recorded_with_its_fields(
     client: Any, supervisor: Any, customer: dict[str, Any], kind: str
 ) -> None:
-    body = {
+    body: dict[str, Any] = {
         "kind": kind,
         "reason": "Case review 12 May",
         "notice_sent_on": "2026-05-13",
@@ -338,7 +345,8 @@ def test_ending_a_restriction_records_who_when_and_why_and_keeps_the_row(
     assert profile is not None and profile.restrictions == ()
     with database(app).sessions() as sess:
         entry = sess.scalar(select(AuditEntry).where(AuditEntry.action == "restriction.ended"))
-        assert entry is not None and entry.before["ended_at"] is None and entry.after["ended_at"]
+        assert entry is not None and entry.before is not None and entry.after is not None
+        assert entry.before["ended_at"] is None and entry.after["ended_at"]
 
 
 def test_ending_needs_a_reason_and_cannot_happen_twice(

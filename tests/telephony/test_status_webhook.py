@@ -83,7 +83,7 @@ def test_events_of_one_call_are_each_kept(app: Flask, twilio: Any) -> None:
 def test_a_malformed_event_is_a_400_that_says_why_and_stores_nothing(
     app: Flask, twilio: Any, params: dict[str, str], message: str
 ) -> None:
-    response = twilio.post("/twilio/voice/status", status(**params))
+    response = twilio.post("/twilio/voice/status", {**status(), **params})
     assert response.status_code == 400
     assert message in response.get_json()["error"]
     assert events(app) == []

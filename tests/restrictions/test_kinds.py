@@ -1,0 +1,204 @@
+"""A restriction kind is one declaration and a language is one file: adding either at runtime is
+enough for routing, validation, what callers hear, what agents see and the supervisor's form."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+import prompts
+from restrictions import kinds
+from restrictions.destination import Destination
+from restrictions.errors import Invalid
+from restrictions.kinds import Effect, Field, Kind
+from restrictions.lifecycle import Actor, add_restriction, create_customer
+from restrictions.routing import ActiveRestriction, CallerProfile, RoutingSettings, decide
+from restrictions.settings import Settings
+from restrictions.speech import Listener, say
+
+ROUTING = RoutingSettings(Destination.parse("dial:+441332000100"), "+441332000999")
+NOW = datetime(2026, 6, 2, 10, 30, tzinfo=UTC)
+TEST = Actor(None, "test")
+
+EMAIL_ONLY = Kind(
+    name="email_only",
+    label="E-mail only",
+    flag="E-mail only, to {value}",
+    flag_detail="address",
+    effect=Effect.ENDS_CALL,
+    precedence=15,  # after representative only (10), before writing only (20)
+    message="email_only",
+    fields=(Field("address", "E-mail address to use", max_length=200),),
+)
+
+
+@pytest.fixture
+def email_only(tmp_path: Path) -> Iterator[Kind]:
+    """The kind, its one prompt per language file, and a new language (Scots, ``sco-GB``)."""
+    extra = tmp_path / "prompts"
+    extra.mkdir()
+    for language in prompts.languages():
+        source = prompts.DIRECTORIES[0] / f"{language}.toml"
+        text = source.read_text(encoding="utf-8")
+        text = re.sub(
+            r"^\[say\]\n",
+            '[say]\nemail_only = "Please e-mail us at {address}. ' + language + '"\n',
+            text,
+            count=1,
+            flags=re.M,
+        )
+        (extra / f"{language}.toml").write_text(text, encoding="utf-8")
+    scots = (extra / "en-GB.toml").read_text(encoding="utf-8")
+    scots = scots.replace('language = "en-GB"', 'language = "sco-GB"')
+    scots = scots.replace('goodbye = "Thank you for calling. Goodbye."', 'goodbye = "Cheerio."')
+    (extra / "sco-GB.toml").write_text(scots, encoding="utf-8")
+    prompts.add_directory(extra)
+    kinds.register(EMAIL_ONLY)
+    yield EMAIL_ONLY
+    kinds.unregister(EMAIL_ONLY.name)
+    prompts.DIRECTORIES.remove(extra)
+    prompts.reload()
+    shutil.rmtree(extra)
+
+
+def profile(*restrictions: ActiveRestriction, language: str = "en-GB") -> CallerProfile:
+    return CallerProfile(1, "HMS-1", "Pat", language, False, restrictions)
+
+
+def active(rid: int, kind: str, **details: Any) -> ActiveRestriction:
+    return ActiveRestriction(rid, kind, details, datetime(2026, 1, 5, tzinfo=UTC))
+
+
+def test_routing_applies_a_new_kind_in_its_precedence(email_only: Kind) -> None:
+    route = decide(profile(active(1, "email_only", address="help@example.org")), NOW, ROUTING)
+    assert (route.kind, route.ends_call, route.message) == ("email_only", True, "email_only")
+    assert route.message_params == {"address": "help@example.org"}
+    assert route.flags == ("email_only:help@example.org",)
+    beats_writing = decide(
+        profile(active(1, "written_only"), active(2, "email_only", address="a@b.org")),
+        NOW,
+        ROUTING,
+    )
+    assert (beats_writing.kind, beats_writing.restriction_id) == ("email_only", 2)
+    loses_to_representative = decide(
+        profile(
+            active(1, "representative_only", representative="Advocacy"), active(2, "email_only")
+        ),
+        NOW,
+        ROUTING,
+    )
+    assert loses_to_representative.kind == "representative_only"
+
+
+def test_agents_see_the_new_kinds_flag_in_words(email_only: Kind) -> None:
+    assert kinds.describe_flag("email_only:help@example.org") == "E-mail only, to help@example.org"
+
+
+def test_validation_uses_the_new_kinds_fields(sess: Session, email_only: Kind) -> None:
+    customer = create_customer(
+        sess, TEST, reference="HMS-1", name="Pat", phone_numbers=["+447400100001"]
+    )
+    with pytest.raises(Invalid, match="address is required"):
+        add_restriction(sess, TEST, customer, {"kind": "email_only", "reason": "Abuse (4.2)"})
+    with pytest.raises(Invalid, match="address is longer than 200"):
+        add_restriction(
+            sess, TEST, customer, {"kind": "email_only", "reason": "r", "address": "a" * 201}
+        )
+    made = add_restriction(
+        sess, TEST, customer, {"kind": "email_only", "reason": "r", "address": " a@b.org "}
+    )
+    assert (made.kind, made.details) == ("email_only", {"address": "a@b.org"})
+
+
+def test_an_unknown_kind_is_refused_with_the_kinds_there_are(
+    sess: Session, email_only: Kind
+) -> None:
+    customer = create_customer(
+        sess, TEST, reference="HMS-1", name="Pat", phone_numbers=["+447400100001"]
+    )
+    with pytest.raises(Invalid, match="email_only") as refused:
+        add_restriction(sess, TEST, customer, {"kind": "fax_only", "reason": "r"})
+    assert "fax_only" in refused.value.message
+
+
+def test_the_new_kinds_message_is_spoken_in_every_language(email_only: Kind) -> None:
+    for language in prompts.languages():
+        words = say("email_only", Listener(language), Settings(), address="a@b.org")
+        assert words.text.startswith("Please e-mail us at a@b.org.")
+        assert words.language == language
+    assert say("email_only", Listener("cy-GB"), Settings(), address="x").text.endswith("cy-GB")
+
+
+def test_a_new_language_is_one_file(sess: Session, email_only: Kind) -> None:
+    assert "sco-GB" in prompts.languages()
+    customer = create_customer(
+        sess,
+        TEST,
+        reference="HMS-2",
+        name="Morag",
+        phone_numbers=["+447400100002"],
+        language="sco-GB",
+    )
+    assert customer.language == "sco-GB"
+    assert say("goodbye", Listener.of(customer), Settings()).text == "Cheerio."
+    with pytest.raises(Invalid, match="sco-GB"):
+        create_customer(
+            sess, TEST, reference="HMS-3", name="X", phone_numbers=["+447400100003"], language="xx"
+        )
+
+
+def test_the_supervisors_form_offers_the_new_kind_and_its_fields(
+    email_only: Kind,
+    client: FlaskClient,
+    make_staff: Callable[..., Any],
+    make_customer: Callable[..., Any],
+) -> None:
+    from restrictions.models import ContactAlert
+    from telephony.database import database
+
+    customer = make_customer()
+    with database(client.application).sessions() as db:
+        alert = ContactAlert(
+            subject=f"customer:{customer.id}", customer_id=customer.id, rule_name="r"
+        )
+        db.add(alert)
+        db.commit()
+        alert_id = alert.id
+    staff = make_staff("supervisor", "sam")
+    sign_in = client.get("/sign-in").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', sign_in)
+    assert token is not None
+    client.post(
+        "/sign-in",
+        data={"csrf_token": token.group(1), "name": "sam", "password": staff.password},
+    )
+    page = client.get(f"/supervisor/alerts/{alert_id}/escalate").get_data(as_text=True)
+    assert '<option value="email_only">E-mail only</option>' in page
+    assert 'name="email_only-address"' in page and "E-mail address to use" in page
+    form_token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert form_token is not None
+    recorded = client.post(
+        f"/supervisor/alerts/{alert_id}/escalate",
+        data={
+            "csrf_token": form_token.group(1),
+            "kind": "email_only",
+            "reason": "Abusive e-mails (4.2)",
+            "email_only-address": "help@example.org",
+        },
+    )
+    assert recorded.status_code == 302
+    with database(client.application).sessions() as db:
+        from sqlalchemy import select
+
+        from restrictions.models import Restriction
+
+        made = db.scalar(select(Restriction).where(Restriction.kind == "email_only"))
+        assert made is not None and made.details == {"address": "help@example.org"}
