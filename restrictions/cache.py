@@ -64,7 +64,9 @@ def load_profile(sess: Session, e164: str) -> CallerProfile | None:
         select(Customer)
         .join(PhoneNumber)
         .where(PhoneNumber.e164 == e164)
-        .options(selectinload(Customer.restrictions.and_(Restriction.ended_at.is_(None))))
+        # every restriction, filtered in profile_of: a filtered load would leave the caller's
+        # session believing the customer has no ended restrictions
+        .options(selectinload(Customer.restrictions))
     )
     return profile_of(customer) if customer is not None else None
 

@@ -49,14 +49,14 @@ def call_twilio(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except TwilioRestException as exc:
-        log.warning("twilio refused %s: %s %s", what, exc.status, exc.msg)
+        log.debug("twilio refused %s: %s %s", what, exc.status, exc.msg)
         raise GatewayError(f"Twilio refused to {what} (HTTP {exc.status}: {exc.msg})") from exc
     except (TwilioException, OSError) as exc:
-        log.warning("twilio unreachable for %s: %s", what, exc)
+        log.debug("twilio unreachable for %s: %s", what, exc)
         raise GatewayError(f"Twilio did not answer in time to {what}") from exc
     except Exception as exc:  # requests' own errors are not OSError subclasses in every version
         if type(exc).__module__.startswith(("requests", "urllib3")):
-            log.warning("twilio unreachable for %s: %s", what, exc)
+            log.debug("twilio unreachable for %s: %s", what, exc)
             raise GatewayError(f"Twilio did not answer in time to {what}") from exc
         raise
 

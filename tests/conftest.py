@@ -194,6 +194,7 @@ def app(app_config: dict[str, Any], redis_conn: Redis, engine: Engine) -> Iterat
     with application.app_context():
         yield application
         database(application).engine.dispose()
+    _empty_tables(engine)  # domain tests share the database and must find it empty
 
 
 @pytest.fixture

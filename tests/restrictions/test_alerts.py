@@ -220,9 +220,7 @@ def test_a_call_exactly_at_the_start_of_the_window_does_not_count(
     sess: Session, cache_redis: Redis, customer: Customer, place_call: Place
 ) -> None:
     edge = place_call(AT - timedelta(hours=1), customer=customer)
-    inside = [
-        place_call(AT - timedelta(minutes=m), customer=customer) for m in (50, 30, 10, 0)
-    ]
+    inside = [place_call(AT - timedelta(minutes=m), customer=customer) for m in (50, 30, 10, 0)]
 
     stats = counting.window(cache_redis, subject_of(customer), AT, 60)
     assert stats.calls == 4 and edge.call_sid not in stats.call_sids
