@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-import phonenumbers
-
 from restrictions.errors import Invalid
+from restrictions.phone import to_e164
 
 
 class Scheme(StrEnum):
@@ -51,14 +50,7 @@ class Destination:
             return cls(Scheme.SIP, rest)
         if rest.startswith("client:") and len(rest) > 7:
             return cls(Scheme.CLIENT, rest.removeprefix("client:"))
-        try:
-            parsed = phonenumbers.parse(rest, "GB")
-        except phonenumbers.NumberParseException as exc:
-            raise Invalid(f"{original!r}: {rest!r} is not a phone number ({exc})") from exc
-        if not phonenumbers.is_valid_number(parsed):
-            raise Invalid(f"{original!r}: {rest!r} is not a valid phone number")
-        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        return cls(Scheme.NUMBER, e164)
+        return cls(Scheme.NUMBER, to_e164(rest))
 
     @property
     def dials(self) -> bool:

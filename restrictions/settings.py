@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
-
 from restrictions.destination import Destination
 from restrictions.errors import Invalid
+from restrictions.phone import to_e164
 
 
 class SettingsError(ValueError):
@@ -76,12 +75,9 @@ class Settings:
 
 def _e164(value: Any, key: str) -> str:
     try:
-        parsed = phonenumbers.parse(str(value), "GB")
-    except phonenumbers.NumberParseException as exc:
-        raise SettingsError(f"{key}: {value!r} is not a phone number ({exc})") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise SettingsError(f"{key}: {value!r} is not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return to_e164(str(value))
+    except Invalid as exc:
+        raise SettingsError(f"{key}: {exc.message}") from exc
 
 
 def validate_route(value: Any, key: str = "routes.default") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, make_url, text
@@ -18,6 +19,7 @@ def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     assert differences == []
 
 
+@pytest.mark.slow
 def test_upgrade_downgrade_upgrade_on_a_scratch_database(database_url: str) -> None:
     from alembic import command
 

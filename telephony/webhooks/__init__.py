@@ -12,16 +12,17 @@ import logging
 from flask import Blueprint, Flask, Response, current_app, request
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
+from telephony.urls import public_url
+
 log = logging.getLogger("callguard.webhooks")
 
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 
 
-def public_url() -> str:
-    """The URL as Twilio requested it: our public origin, this path, this query string."""
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+def requested_url() -> str:
+    """The URL as Twilio requested it: our public origin, this path, this query string as sent."""
     query = request.query_string.decode("latin-1")
-    return f"{base}{request.path}" + (f"?{query}" if query else "")
+    return public_url(request.path) + (f"?{query}" if query else "")
 
 
 def _signing_secret(settings_header: str | None) -> str | None:
@@ -41,7 +42,9 @@ def signature_is_valid() -> bool:
     if not secret or not signature:
         return False
     algorithm = get_signature_algorithm(settings_header)
-    return bool(RequestValidator(secret).validate(public_url(), request.form, signature, algorithm))
+    return bool(
+        RequestValidator(secret).validate(requested_url(), request.form, signature, algorithm)
+    )
 
 
 @bp.before_request

@@ -82,6 +82,8 @@ def test_a_call_exactly_an_hour_after_the_first_does_not_count_the_first(
         place_call(T0 + timedelta(minutes=m))
     place_call(T0 + timedelta(minutes=60))
     assert alerts(app) == []
+    place_call(T0 + timedelta(minutes=60, seconds=1))  # 10, 20, 30, 60, 60:01: five in the hour
+    assert [a.rule_name for a in alerts(app)] == ["calls-per-hour"]
 
 
 def test_one_alert_per_rule_while_it_is_open(
@@ -115,9 +117,13 @@ def test_unknown_callers_are_counted_per_number(app: Flask, place_call: Callable
 
 
 def test_withheld_callers_are_not_counted(app: Flask, place_call: Callable[..., str]) -> None:
-    for m in range(6):
-        place_call(T0 + timedelta(minutes=m), from_="anonymous")
+    sids = [place_call(T0 + timedelta(minutes=m), from_="anonymous") for m in range(6)]
     assert alerts(app) == []
+    with database(app).sessions() as sess:
+        stored = list(sess.scalars(select(Call).where(Call.call_sid.in_(sids))))
+    assert len(stored) == 6 and all(
+        c.counted_at is not None and c.from_e164 is None for c in stored
+    )
 
 
 def test_counting_a_call_twice_changes_nothing(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -139,6 +140,7 @@ def test_a_file_without_the_columns_is_refused(runner: Any, tmp_path: Path) -> N
     assert result.exit_code == 1 and "missing reference, phone_numbers, language" in result.output
 
 
+@pytest.mark.slow
 def test_import_of_thousands_of_rows(app: Flask, runner: Any, tmp_path: Path) -> None:
     lines = ["reference,name,phone_numbers,language"]
     lines += [f"BULK-{i},Person {i},+4474001{i:05d},en-GB" for i in range(2000)]
