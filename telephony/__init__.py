@@ -27,7 +27,8 @@ class ConfigurationError(RuntimeError):
 
 
 def default_database_url() -> str:
-    """The zero-setup database: a SQLite file under instance/."""
+    """The zero-setup database: a SQLite file under instance/ (made when missing)."""
+    INSTANCE.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{INSTANCE / 'callguard.db'}"
 
 ENV_KEYS = (
