@@ -1,109 +1,128 @@
-"""Jobs for inbound calls: write the call's row, dial the agent or SPOC into its conference,
-react when the dialled side does not answer, and record an emergency-repairs choice."""
+"""Jobs for inbound calls: write the call's row, ring the agent or SPOC into its conference,
+move the caller on when the person rung does not answer, and record an emergency-repairs choice."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from flask import current_app
 
 from handlers import job
 from restrictions import cache
-from restrictions.calls import get_or_create_call, record_call
+from restrictions.calls import claim_dial, get_or_create_call, record_call
 from restrictions.destination import Destination
 from restrictions.speech import Listener, say
-from telephony import current_settings, twilio_gateway, twiml
+from telephony import current_settings, messages, twilio_gateway, twiml, waiting
 from telephony.database import session
 from telephony.twilio_gateway import GatewayError
-from telephony.urls import callback_urls, public_url
+from telephony.urls import conference_status_url, key_url, public_url
 
 log = logging.getLogger("callguard.jobs.calls")
 
 
 @job
 def start_inbound_call(record: dict[str, Any]) -> None:
-    """Record the call; then, for a call routed to a person, dial them into its conference.
+    """Record the call; then, for a call routed to a person, ring them into its conference.
 
-    Idempotent on CallSid: a retried job rewrites the same row and does not dial twice.
+    The dial-out is claimed in PostgreSQL first (``claim_dial``), so a retried or duplicated job
+    never rings twice, and a job that runs late (the caller gone, moved on, or waiting longer
+    than the ring time) rings nobody.
     """
     sess = session()
     call = record_call(sess, record)
-    already_dialled = call.agent_call_sid is not None
     sess.commit()
-    if not record.get("dial") or already_dialled:
+    if not record.get("dial"):
         return
     settings = current_settings()
+    spoc = record["route"] == "spoc"
+    ring = settings.spoc_ring_seconds if spoc else settings.agent_ring_seconds
+    if not claim_dial(sess, call.call_sid, datetime.now(UTC), ring):
+        sess.commit()
+        log.info("call %s: already dialled, over, or too late to ring anyone", call.call_sid)
+        return
+    sess.commit()
     destination = Destination.parse(record["route_destination"])
-    kind = "spoc" if record["route"] == "spoc" else "agent"
-    ring = settings.spoc_ring_seconds if kind == "spoc" else settings.agent_ring_seconds
+    kind = waiting.SPOC if spoc else waiting.AGENT
     try:
-        participant = twilio_gateway.add_participant(
+        leg = twilio_gateway.add_participant(
             twiml.conference_name(call.call_sid),
             to=destination.address,
             from_=settings.caller_id,
-            label="agent",
+            label=kind,
             timeout=ring,
             status_callback=public_url(
                 "/twilio/voice/participant", call_sid=call.call_sid, kind=kind
             ),
+            conference_status_callback=conference_status_url(),
+            conference_events=twiml.CONFERENCE_EVENT_LIST,
+            beep=settings.beep,
         )
     except GatewayError as exc:
-        log.warning(
-            "could not dial %s for call %s (%s); connecting the caller directly",
-            destination,
-            call.call_sid,
-            exc,
-        )
-        greeting = say("unavailable", Listener(), settings)
-        try:
-            twilio_gateway.replace_call_twiml(
-                call.call_sid,
-                twiml.direct_twiml(destination, greeting, ring),
-                "connect the caller",
-            )
-        except GatewayError as again:
-            log.warning("could not connect call %s directly either: %s", call.call_sid, again)
+        _connect_directly(call.call_sid, destination, ring, spoc, exc)
         return
-    call.agent_call_sid = participant
+    call.agent_call_sid = leg
     call.agent_label = str(destination)
     sess.commit()
 
 
+def _connect_directly(
+    call_sid: str, destination: Destination, ring: int, spoc: bool, why: GatewayError
+) -> None:
+    """The dial-out failed: connect the caller straight to the destination instead (one line
+    in the log, whatever happens)."""
+    settings = current_settings()
+    listener = Listener()
+    xml = twiml.direct_twiml(
+        destination,
+        say("unavailable", listener, settings),
+        ring,
+        offer=say("emergency_offer", listener, settings) if spoc else None,
+        key_action=key_url(call_sid, messages.TEAM_BUSY, listener),
+    )
+    try:
+        twilio_gateway.replace_call_twiml(call_sid, xml, "connect the caller")
+    except GatewayError as again:
+        log.warning(
+            "call %s: could not dial %s (%s) nor connect the caller directly (%s); "
+            "the hold heartbeat will move them on",
+            call_sid,
+            destination,
+            why,
+            again,
+        )
+        return
+    log.warning("call %s: could not dial %s (%s); connected directly", call_sid, destination, why)
+
+
 @job
 def participant_unanswered(call_sid: str, kind: str, status: str) -> None:
-    """The dialled side did not answer: a SPOC's caller may leave a message (never the general
+    """The person rung did not answer: a SPOC's caller may leave a message (never the general
     line); anyone else's caller is told the team is busy, with emergency repairs offered."""
-    settings = current_settings()
     sess = session()
     call = get_or_create_call(sess, call_sid)
-    if call.ended_at is not None:
+    if call.ended_at is not None or call.answered_at is not None:
         return
     profile = cache.load_profile(sess, call.from_e164) if call.from_e164 else None
-    listener = Listener.of(profile)
-    urls = callback_urls(call_sid)
-    if kind == "spoc":
-        xml = twiml.spoc_voicemail(
-            say("spoc_unavailable", listener, settings), say("goodbye", listener, settings), urls
-        )
-    else:
-        xml = twiml.message_then_end(
-            say("team_busy", listener, settings),
-            say("emergency_offer", listener, settings),
-            say("goodbye", listener, settings),
-            urls,
-        )
-    log.info("call %s: %s %s; caller moved on", call_sid, kind, status)
-    twilio_gateway.replace_call_twiml(call_sid, xml, "play the caller a message")
+    sess.commit()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if waiting.move_on(app, current_settings(), call_sid, kind, Listener.of(profile)):
+        log.info("call %s: %s %s; caller moved on", call_sid, kind, status)
 
 
 @job
 def record_emergency_choice(call_sid: str, at: str) -> None:
-    """Emergency repairs chosen: kept on the call's row (the choice is recorded)."""
+    """Emergency repairs chosen: kept on the call's row; anyone still being rung for this caller
+    is stopped."""
     sess = session()
     call = get_or_create_call(sess, call_sid)
     if call.emergency_selected_at is None:
         call.emergency_selected_at = datetime.fromisoformat(at)
+    agent_leg = call.agent_call_sid if call.answered_at is None else None
     sess.commit()
+    if agent_leg:
+        waiting.cancel_leg(agent_leg)
 
 
 @job

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from handlers import job
 from restrictions import alerts, counting
-from restrictions.calls import apply_status
+from restrictions.calls import apply_status, is_customer_call
+from restrictions.events import FINAL
 from restrictions.models import Call, CallEvent
-from telephony import current_settings
+from telephony import current_settings, waiting
 from telephony.database import session
 from telephony.jobs import SWEEP_CALL_EVENTS, SWEEP_JOB_ID
 from telephony.redis_store import queue, redis_client
@@ -23,20 +24,21 @@ SWEEP_EVERY = timedelta(minutes=1)
 
 
 def count_and_check(sess: Session, call: Call) -> None:
-    """Count a finished call once, then check the excessive-contact rules."""
-    if call.counted_at is not None:
-        return
+    """Count a finished call (again, when a later ``completed`` corrects its length: counting is
+    keyed on the CallSid, so the talk time ends up exact), then check the contact rules."""
+    settings = current_settings()
     subject = counting.subject_of(call.customer_id, call.from_e164)
-    if subject is None:  # withheld: nothing to count against (policy 11.3-11.4)
-        call.counted_at = datetime.now(UTC)
+    emergency = call.emergency_selected_at is not None and not settings.count_emergency_calls
+    if subject is None or emergency:  # withheld (policy 11.3-11.4), or an emergency repair
+        call.counted_at = call.counted_at or datetime.now(UTC)
         return
     redis = redis_client()
     counting.count_call(redis, subject, call.call_sid, call.started_at, call.duration_seconds or 0)
-    call.counted_at = datetime.now(UTC)
+    call.counted_at = call.counted_at or datetime.now(UTC)
     alerts.evaluate(
         sess,
         redis,
-        current_settings().contact_rules,
+        settings.contact_rules,
         subject,
         call.customer_id,
         call.from_e164,
@@ -51,12 +53,17 @@ def process_call_event(event_id: int) -> None:
     event = sess.scalar(select(CallEvent).where(CallEvent.id == event_id).with_for_update())
     if event is None or event.processed_at is not None:
         return
-    if event.source == "status":
+    ringing_leg = None
+    if event.source == "status" and is_customer_call(event.payload):
         call = apply_status(sess, event)
-        if call.ended_at is not None:
+        if event.event in FINAL:
             count_and_check(sess, call)
+            if call.agent_call_sid and call.answered_at is None and call.moved_on_at is None:
+                ringing_leg = call.agent_call_sid  # the caller hung up while a person was rung
     event.processed_at = datetime.now(UTC)
     sess.commit()
+    if ringing_leg:
+        waiting.cancel_leg(ringing_leg)
 
 
 @job

@@ -104,16 +104,28 @@ def _join(items: Sequence[str], word: str, words: Mapping[str, str]) -> str:
 
 
 def describe_windows(windows: Sequence[Mapping[str, Any]], language: str | None) -> str:
-    """Permitted contact times in words: "Monday and Wednesday 10:00 to 12:00" (week order)."""
+    """Permitted contact times in words, in week order: "on Mondays and Wednesdays from 10:00 to
+    12:00". A language may give the first day of each window its own form (``[day_names_first]``,
+    Welsh mutation after "ar"); no windows at all is ``[words] any_time``."""
     data = catalogue(resolve(language))
     names: Mapping[str, str] = data["day_names"]
+    first: Mapping[str, str] = data.get("day_names_first", names)
     words: Mapping[str, str] = data["words"]
+    if not windows:
+        return words["any_time"]
     parts = []
     for w in windows:
-        days = [names[d] for d in DAYS if d in w.get("days", ())]
+        days = [d for d in DAYS if d in w.get("days", ())]
+        spoken = [first[d] if i == 0 else names[d] for i, d in enumerate(days)]
         parts.append(
             words["window"].format(
-                days=_join(days, words["and"], words), start=w["start"], end=w["end"]
+                days=_join(spoken, words["and"], words), start=w["start"], end=w["end"]
             )
         )
     return _join(parts, words["or"], words)
+
+
+def word(key: str, language: str | None) -> str:
+    """One of a language's ``[words]``."""
+    value: str = catalogue(resolve(language))["words"][key]
+    return value

@@ -43,6 +43,7 @@ def profile_of(customer: Customer) -> CallerProfile:
             details=dict(r.details or {}),
             decided_at=r.decided_at,
             under_appeal=r.appeal_lodged_on is not None and r.appeal_outcome is None,
+            notice_sent=r.notice_sent_on is not None,
         )
         for r in customer.restrictions
         if r.ended_at is None
@@ -71,9 +72,9 @@ def load_profile(sess: Session, e164: str) -> CallerProfile | None:
     return profile_of(customer) if customer is not None else None
 
 
-def profiles(sess: Session, customer_ids: Sequence[int] | None = None) -> Iterator[
-    tuple[str, CallerProfile]
-]:
+def profiles(
+    sess: Session, customer_ids: Sequence[int] | None = None
+) -> Iterator[tuple[str, CallerProfile]]:
     """(number, profile) for each number of the given customers (all customers when None)."""
     chunks: Iterable[Sequence[int] | None] = (
         [None]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -79,6 +79,14 @@ def _customer_for(sess: Session, e164: str | None) -> int | None:
     return sess.scalar(select(PhoneNumber.customer_id).where(PhoneNumber.e164 == e164))
 
 
+def is_customer_call(payload: Mapping[str, Any]) -> bool:
+    """Only the inbound parent leg is a customer's contact: legs that ``<Dial>`` or the REST API
+    made (``ParentCallSid``, ``Direction`` outbound-dial or outbound-api) are stored, never
+    counted."""
+    direction = payload.get("Direction") or "inbound"
+    return direction == "inbound" and not payload.get("ParentCallSid")
+
+
 def apply_status(sess: Session, event: CallEvent) -> Call:
     """A call status callback moves the call forward; ``completed`` is the final word."""
     payload = event.payload
@@ -100,7 +108,10 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
             call.ended_at = event.received_at
         call.status = status
         duration = payload.get("CallDuration")
-        call.duration_seconds = int(duration) if duration not in (None, "") else 0
+        if duration not in (None, ""):
+            call.duration_seconds = int(duration)  # the final word on the call's length
+        elif call.duration_seconds is None:
+            call.duration_seconds = 0
     elif call.ended_at is None and PROGRESS.get(status, 0) >= PROGRESS.get(call.status, 0):
         call.status = status
         if status in ("in-progress", "answered") and call.answered_at is None:
@@ -130,3 +141,22 @@ def end_by_agent(call: Call, at: datetime) -> None:
     """An agent's End took the caller off the line."""
     call.ended_at = call.ended_at or at
     call.status = "completed"
+
+
+def claim_dial(sess: Session, call_sid: str, now: datetime, ring_seconds: int) -> bool:
+    """Claim the right to ring a person for this call, once: not after the caller has gone, been
+    moved on, or waited longer than the ring time (a dial-out then would ring for nobody).
+    Atomic, so two workers (or a retried job) never dial twice."""
+    claimed = sess.execute(
+        update(Call)
+        .where(
+            Call.call_sid == call_sid,
+            Call.dial_claimed_at.is_(None),
+            Call.ended_at.is_(None),
+            Call.moved_on_at.is_(None),
+            Call.started_at > now - timedelta(seconds=ring_seconds),
+        )
+        .values(dial_claimed_at=now)
+        .returning(Call.id)
+    ).first()
+    return claimed is not None

@@ -21,8 +21,6 @@ CALLS = "cg:count:calls:"
 TALK = "cg:count:talk:"
 ALLOWANCE = "cg:allowance:customer:"
 KEEP_SECONDS = 8 * 24 * 3600  # longer than the longest default window (7 days)
-# Routes that put the caller through to a person, and so use a weekly allowance.
-ROUTED = ("default", "spoc")
 
 
 def subject_of(customer_id: int | None, e164: str | None) -> str | None:
@@ -78,7 +76,8 @@ def allowance_key(customer_id: int) -> str:
 
 
 def note_allowance(redis: Redis, customer_id: int, call_sid: str, started_at: datetime) -> None:
-    """Count this call against the customer's weekly allowance (idempotent on the CallSid)."""
+    """Count this call against the customer's weekly allowance once it reached a person (only
+    those use it); idempotent on the CallSid."""
     pipe = redis.pipeline(transaction=False)
     pipe.zadd(allowance_key(customer_id), {call_sid: started_at.timestamp()})
     pipe.expire(allowance_key(customer_id), KEEP_SECONDS)
@@ -97,7 +96,7 @@ def allowance_used_from_calls(sess: Session, customer_id: int, since: datetime) 
             select(func.count(Call.id)).where(
                 Call.customer_id == customer_id,
                 Call.started_at >= since,
-                Call.route.in_(ROUTED),
+                Call.answered_at.is_not(None),
             )
         )
         or 0
@@ -123,7 +122,7 @@ def rebuild(sess: Session, redis: Redis) -> int:
             count += 1
     allowance = sess.execute(
         select(Call.call_sid, Call.customer_id, Call.started_at).where(
-            Call.customer_id.is_not(None), Call.started_at >= since, Call.route.in_(ROUTED)
+            Call.customer_id.is_not(None), Call.started_at >= since, Call.answered_at.is_not(None)
         )
     )
     for call_sid, customer_id, started_at in allowance:

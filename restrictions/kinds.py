@@ -250,9 +250,7 @@ register(
         precedence=30,
         fields=(
             Field("windows", "Permitted days and times", FieldType.WINDOWS),
-            Field(
-                "max_calls_per_week", "Calls allowed per week", FieldType.COUNT, required=False
-            ),
+            Field("max_calls_per_week", "Calls allowed per week", FieldType.COUNT, required=False),
         ),
         example={
             "max_calls_per_week": 2,

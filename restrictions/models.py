@@ -193,6 +193,10 @@ class Call(Base):
     agent_call_sid: Mapped[str | None] = mapped_column(String(64))
     agent_label: Mapped[str | None] = mapped_column(String(255))
     voicemail_url: Mapped[str | None] = mapped_column(String(500))
+    # The dial-out claims the call before it asks Twilio, so it never dials twice.
+    dial_claimed_at: Mapped[datetime | None] = mapped_column()
+    # Set once a caller left waiting was moved on (voicemail, team busy or a direct dial).
+    moved_on_at: Mapped[datetime | None] = mapped_column()
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -216,6 +220,9 @@ class CallEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A job that failed for good: kept with its reason for an admin, never retried forever.
+    parked_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertStatus(StrEnum):

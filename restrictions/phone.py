@@ -10,7 +10,19 @@ REGION = "GB"
 
 # What Twilio sends in From for a withheld or unknown caller; never a customer's number.
 WITHHELD = frozenset(
-    {"", "anonymous", "+266696687", "266696687", "restricted", "unknown", "private"}
+    {
+        "",
+        "anonymous",
+        "restricted",
+        "unknown",
+        "private",
+        "+266696687",
+        "266696687",
+        "+7378742833",
+        "+2562533",
+        "+8656696",
+        "+86282452253",
+    }
 )
 
 
@@ -29,9 +41,20 @@ def to_e164(raw: str) -> str:
 
 
 def caller_e164(raw: str | None) -> str | None:
-    """The caller's number from Twilio's From, or None when withheld, unknown or garbage (11.3)."""
-    text = (raw or "").strip()
-    if text.lower() in WITHHELD:
+    """The caller's number from Twilio's From, or None when withheld, unknown or garbage (11.3).
+
+    Only a number written as a number counts: a ``client:`` identity is never a phone number,
+    whatever digits it holds, and a ``sip:`` address counts only by an E.164 user part.
+    """
+    text = (raw or "").strip()[:64]
+    if text.lower() in WITHHELD or text.lower().startswith("client:"):
+        return None
+    if text.lower().startswith("sip:"):
+        user = text[4:].partition("@")[0].partition(";")[0]
+        if not user.startswith("+"):
+            return None
+        text = user
+    elif not any(ch.isdigit() for ch in text) or any(ch.isalpha() for ch in text):
         return None
     try:
         return to_e164(text)

@@ -32,6 +32,7 @@ class ActiveRestriction:
     details: Mapping[str, Any]
     decided_at: datetime
     under_appeal: bool = False  # still applies while the appeal is heard (policy 12.3)
+    notice_sent: bool = False  # the written notice is on record, so callers may be told of it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class ActiveRestriction:
             "details": dict(self.details),
             "decided_at": self.decided_at.isoformat(),
             "under_appeal": self.under_appeal,
+            "notice_sent": self.notice_sent,
         }
 
     @classmethod
@@ -50,6 +52,7 @@ class ActiveRestriction:
             details=dict(data.get("details") or {}),
             decided_at=_aware(datetime.fromisoformat(data["decided_at"])),
             under_appeal=bool(data.get("under_appeal", False)),
+            notice_sent=bool(data.get("notice_sent", False)),
         )
 
 
@@ -242,7 +245,9 @@ def decide(
     first_limit: int | None = None
 
     def ending(kind: str, r: ActiveRestriction, message: str, **params: Any) -> Route:
-        return Route(kind, None, True, True, r.id, flags, message, params)
+        return Route(
+            kind, None, True, True, r.id, flags, message, {**params, "letter": r.notice_sent}
+        )
 
     for kind, found in _by_precedence(caller.restrictions):
         if kind.effect is kinds.Effect.ENDS_CALL:

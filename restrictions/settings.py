@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
 from restrictions.destination import Destination
 from restrictions.errors import Invalid
 from restrictions.phone import to_e164
@@ -30,6 +32,21 @@ class ContactRule:
     max_minutes: int | None = None
 
 
+def spoken_address(address: str) -> str:
+    """A web or e-mail address as a person reads it out: "www dot example dot org slash contact"
+    (the default for ``spoken_website`` and ``spoken_email``; set those for other languages)."""
+    text = address.removeprefix("https://").removeprefix("http://").rstrip("/")
+    for mark, word in ((".", " dot "), ("@", " at "), ("/", " slash "), ("-", " dash ")):
+        text = text.replace(mark, word)
+    return " ".join(text.split())
+
+
+def spoken_number(e164: str) -> str:
+    """A phone number as callers dial it here: +441332000999 → "01332 000999"."""
+    parsed = phonenumbers.parse(e164, "GB")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
 @dataclass(frozen=True)
 class Organisation:
     name: str = "Example Homes"
@@ -37,6 +54,9 @@ class Organisation:
     email: str = "customer.services@example.org"
     website: str = "https://www.example.org/contact"
     phone: str = "+441332000100"
+    spoken_website: str = ""  # how the website is read out; derived from website when empty
+    spoken_email: str = ""  # how the e-mail address is read out; derived when empty
+    danger_message: str = ""  # replaces each language's "in danger, dial 999" line when set
 
 
 DEFAULT_CONTACT_RULES: tuple[ContactRule, ...] = (
@@ -56,6 +76,9 @@ class Settings:
     timezone: str = "Europe/London"
     organisation: Organisation = field(default_factory=Organisation)
     contact_rules: tuple[ContactRule, ...] = DEFAULT_CONTACT_RULES
+    count_emergency_calls: bool = False  # emergency-repair calls count towards contact rules
+    hold_grace_seconds: int = 15  # a waiting caller is moved on at ring time plus this
+    beep: bool = False  # whether a participant callguard dials in beeps on joining
 
     @property
     def default_destination(self) -> Destination:
@@ -67,9 +90,10 @@ class Settings:
         return {
             "organisation_name": org.name,
             "postal_address": org.postal_address,
-            "email": org.email,
-            "website": org.website,
-            "phone": org.phone,
+            "email": org.spoken_email or spoken_address(org.email),
+            "website": org.spoken_website or spoken_address(org.website),
+            "phone": spoken_number(org.phone),
+            "emergency_phone": spoken_number(self.emergency_line),
         }
 
 
@@ -131,7 +155,11 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         email=str(org.get("email", base_org.email)),
         website=str(org.get("website", base_org.website)),
         phone=_e164(org.get("phone", base_org.phone), "organisation.phone"),
+        spoken_website=str(org.get("spoken_website", "")),
+        spoken_email=str(org.get("spoken_email", "")),
+        danger_message=str(org.get("danger_message", "")),
     )
+    contact = data.get("contact", {})
     return Settings(
         default_route=validate_route(routes.get("default", defaults.default_route)),
         emergency_line=_e164(routes.get("emergency", defaults.emergency_line), "routes.emergency"),
@@ -141,6 +169,9 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         timezone=str(data.get("timezone", defaults.timezone)),
         organisation=organisation,
         contact_rules=rules,
+        count_emergency_calls=bool(contact.get("count_emergency_calls", False)),
+        hold_grace_seconds=int(routes.get("hold_grace_seconds", defaults.hold_grace_seconds)),
+        beep=bool(routes.get("beep", defaults.beep)),
     )
 
 

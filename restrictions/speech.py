@@ -29,12 +29,29 @@ class Listener:
 
 
 def say(key: str, listener: Listener, settings: Settings, **params: Any) -> prompts.Speech:
-    """The words for ``key``, with the organisation's details and ``params`` filled in."""
+    """The words for ``key``, with the organisation's details and ``params`` filled in.
+
+    ``windows`` may be given as the restriction's windows (described in the listener's language);
+    ``letter`` says whether the decision's written notice is on record: only then is the letter
+    mentioned (``as_explained``).
+    """
     if "windows" in params and not isinstance(params["windows"], str):
         params["windows"] = prompts.describe_windows(params["windows"], listener.language)
+    letter = bool(params.pop("letter", False))
+    params.setdefault(
+        "as_explained", prompts.word("as_explained", listener.language) if letter else ""
+    )
     return prompts.speech(
         key,
         listener.language,
         slow=listener.slow,
         **{**settings.message_params(), **params},
     )
+
+
+def danger(listener: Listener, settings: Settings) -> prompts.Speech:
+    """What every ending message says last: anyone in danger should hang up and dial 999 (the
+    organisation may set its own words, ``danger_message``)."""
+    words = say("danger", listener, settings)
+    custom = settings.organisation.danger_message
+    return prompts.Speech(custom, words.language, words.voice, words.slow) if custom else words

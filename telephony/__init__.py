@@ -31,6 +31,7 @@ def default_database_url() -> str:
     INSTANCE.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{INSTANCE / 'callguard.db'}"
 
+
 ENV_KEYS = (
     "DATABASE_URL",
     "REDIS_URL",

@@ -35,10 +35,10 @@ from restrictions.routing import (
 )
 from restrictions.settings import Settings
 from restrictions.speech import Listener, say
-from telephony import jobs, twiml
+from telephony import jobs, messages, twiml, waiting
 from telephony.database import database
 from telephony.redis_store import redis_client
-from telephony.urls import callback_urls
+from telephony.urls import conference_status_url, hold_url, key_url
 
 log = logging.getLogger("callguard.inbound")
 
@@ -113,20 +113,13 @@ def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadli
         return used
 
 
-def note_routed_call(app: Flask, customer_id: int, call_sid: str, now: datetime) -> None:
-    """Count this call against the weekly allowance (PostgreSQL's call rows are the backstop)."""
-    try:
-        counting.note_allowance(redis_client(app), customer_id, call_sid, now)
-    except RedisError:
-        log.exception("could not count call %s against the weekly allowance in redis", call_sid)
-
-
 def render(
+    app: Flask,
     route: Route,
     profile: CallerProfile | None,
     settings: Settings,
     call_sid: str,
-    urls: twiml.CallbackUrls,
+    now: datetime,
     *,
     queued: bool,
 ) -> str:
@@ -134,17 +127,30 @@ def render(
     listener = Listener.of(profile)
     if route.ends_call:
         assert route.message is not None
-        return twiml.message_then_end(
-            say(route.message, listener, settings, **route.message_params),
-            say("emergency_offer", listener, settings),
-            say("goodbye", listener, settings),
-            urls,
+        return messages.ending(
+            route.message,
+            listener,
+            settings,
+            call_sid,
+            source=messages.ROUTE,
+            app=app,
+            **route.message_params,
         )
     assert route.destination is not None
-    greeting = say("spoc_connecting" if route.kind == "spoc" else "connecting", listener, settings)
-    if route.dials and not queued:
-        return twiml.direct_twiml(route.destination, greeting, settings.agent_ring_seconds)
-    return twiml.route_twiml(route.destination, greeting, call_sid, urls)
+    spoc = route.kind == "spoc"
+    greeting = say("spoc_connecting" if spoc else "connecting", listener, settings)
+    offer = say("spoc_emergency_offer", listener, settings) if spoc else None
+    ring = settings.spoc_ring_seconds if spoc else settings.agent_ring_seconds
+    since = int(now.timestamp())
+    keys = key_url(call_sid, messages.SPOC_WAIT, listener, app, since=str(since), ring=str(ring))
+    if not route.dials:
+        return twiml.route_twiml(route.destination, greeting)
+    if not queued:
+        return twiml.direct_twiml(route.destination, greeting, ring, offer=offer, key_action=keys)
+    wait = hold_url(call_sid, waiting.SPOC if spoc else waiting.AGENT, since, ring, listener, app)
+    return twiml.join_conference(
+        call_sid, greeting, conference_status_url(app), wait, offer=offer, key_action=keys
+    )
 
 
 def call_record(
@@ -189,17 +195,40 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     if profile is not None and needs_weekly_count(profile):
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
     route = decide(profile, now, routing_settings(settings), weekly)
-    urls = callback_urls(caller.call_sid, app)
     record = call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
-    if profile is not None and not route.ends_call and needs_weekly_count(profile):
-        note_routed_call(app, profile.customer_id, caller.call_sid, now)
     queued = jobs.enqueue(
         jobs.START_INBOUND_CALL, record, job_id=f"inbound-{caller.call_sid}", call_path=True
     )
     if not queued:
         record["dial"] = False
         _record_now(app, record)
-    return render(route, profile, settings, caller.call_sid, urls, queued=queued)
+    return render(app, route, profile, settings, caller.call_sid, now, queued=queued)
+
+
+def replay(app: Flask, settings: Settings, form: Mapping[str, str], call_sid: str) -> str:
+    """The caller pressed a key other than 1 during their message: decide again (no SQL for the
+    usual caller, nothing recorded) and say it once more, without the offer to hear it again."""
+    now = datetime.now(UTC)
+    deadline = clock.monotonic() + float(app.config["INBOUND_DEADLINE_SECONDS"])
+    caller = Caller.from_form(form)
+    profile = look_up(app, caller.e164, deadline) if caller.e164 else None
+    weekly = 0
+    if profile is not None and needs_weekly_count(profile):
+        weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
+    route = decide(profile, now, routing_settings(settings), weekly)
+    listener = Listener.of(profile)
+    if not route.ends_call or route.message is None:
+        return messages.goodbye(listener, settings)
+    return messages.ending(
+        route.message,
+        listener,
+        settings,
+        call_sid,
+        source=messages.ROUTE,
+        replay=1,
+        app=app,
+        **route.message_params,
+    )
 
 
 def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 import prompts
 from restrictions import agent_actions, kinds
 from restrictions.models import AgentAction, Call, Customer, User
-from restrictions.speech import Listener, say
+from restrictions.speech import Listener, danger, say
 from telephony import current_settings, twilio_gateway, twiml
 from telephony.urls import public_url
 
@@ -38,7 +38,10 @@ def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
     action = agent_actions.record_press(sess, user, call_sid, agent_actions.END, reason)
     sess.commit()
     call = action.call
-    closing = twiml.closing_then_hangup(speech_for(call, "closing"))
+    listener = Listener.of(call.customer)
+    closing = twiml.closing_then_hangup(
+        speech_for(call, "closing"), danger(listener, current_settings())
+    )
     conference_sid = call.conference_sid
     assert conference_sid is not None
 

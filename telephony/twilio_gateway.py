@@ -69,10 +69,15 @@ def add_participant(
     label: str,
     timeout: int,
     status_callback: str,
+    conference_status_callback: str,
+    conference_events: list[str],
+    beep: bool = False,
 ) -> str:
-    """Dial ``to`` into the named conference (created when the caller joined); returns its CallSid.
+    """Ring ``to`` into the named conference; returns the new leg's CallSid.
 
-    The dialled side ends the conference when it leaves, so the caller is not left waiting alone.
+    The leg carries the conference's status callback too: Twilio takes it from whoever joins
+    first, and the person rung may well answer before the caller has finished hearing the
+    greeting. The dialled side starts the conference and ends it when they leave.
     """
     participant = call_twilio(
         f"dial {to} into the call",
@@ -82,12 +87,22 @@ def add_participant(
         label=label,
         timeout=timeout,
         early_media=True,
+        beep="true" if beep else "false",
+        start_conference_on_enter=True,
         end_conference_on_exit=True,
         status_callback=status_callback,
         status_callback_method="POST",
         status_callback_event=["initiated", "ringing", "answered", "completed"],
+        conference_status_callback=conference_status_callback,
+        conference_status_callback_method="POST",
+        conference_status_callback_event=conference_events,
     )
     return str(participant.call_sid)
+
+
+def cancel_call(call_sid: str) -> None:
+    """Stop a leg that is still ringing (``canceled``; a leg already answered is left alone)."""
+    call_twilio("stop ringing", client().calls(call_sid).update, status="canceled")
 
 
 def replace_call_twiml(call_sid: str, twiml: str, what: str) -> None:

@@ -1,12 +1,12 @@
 """TwiML as pure functions: a decision and some words in, the XML Twilio runs out.
 
 Built with the ``twilio`` library's VoiceResponse; nothing here touches Flask, Redis or a database,
-so every answer can be tested by parsing the XML.
+so every answer can be tested by parsing the XML. Every path that does not reach a person offers
+emergency repairs and ends with the "in danger, dial 999" line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
@@ -15,16 +15,9 @@ from prompts import Speech
 from restrictions.destination import Destination, Scheme
 
 CONFERENCE_EVENTS = "start end join leave announcement"
-OFFER_TIMEOUT_SECONDS = 5  # time to press 1 after the emergency offer; generous for slow speech
-
-
-@dataclass(frozen=True)
-class CallbackUrls:
-    """Absolute callback URLs, built by the webhook from PUBLIC_BASE_URL."""
-
-    emergency_gather: str
-    conference_status: str
-    voicemail: str
+CONFERENCE_EVENT_LIST = ["start", "end", "join", "leave", "announcement"]
+KEY_WINDOW_SECONDS = 6  # time to press a key after the words end; generous for slow speech
+CONFERENCE_PREFIX = "cg-"
 
 
 def say(parent: VoiceResponse | Gather, sp: Speech) -> None:
@@ -34,9 +27,6 @@ def say(parent: VoiceResponse | Gather, sp: Speech) -> None:
         element.prosody(sp.text, rate="slow")
     else:
         parent.say(sp.text, voice=sp.voice, language=sp.language)
-
-
-CONFERENCE_PREFIX = "cg-"
 
 
 def conference_name(call_sid: str) -> str:
@@ -51,68 +41,120 @@ def call_sid_of_conference(name: str) -> str | None:
     return name.removeprefix(CONFERENCE_PREFIX)
 
 
-def connect_to_conference(call_sid: str, greeting: Speech, urls: CallbackUrls) -> str:
-    """The caller waits in their own conference while a job dials the agent or SPOC in."""
-    response = VoiceResponse()
-    say(response, greeting)
-    dial = Dial()
-    dial.conference(
-        conference_name(call_sid),
-        start_conference_on_enter=True,
-        end_conference_on_exit=False,
-        wait_url="",  # the conference starts with the caller: nothing to wait for, no hold music
-        beep=False,
-        status_callback=urls.conference_status,
-        status_callback_method="POST",
-        status_callback_event=CONFERENCE_EVENTS,
-    )
-    response.append(dial)
-    return str(response)
-
-
-def route_twiml(
-    destination: Destination, greeting: Speech, call_sid: str, urls: CallbackUrls
-) -> str:
-    """TwiML for a route that connects the caller: a person is rung into the caller's conference;
-    a queue or another handler takes the call as it is."""
-    if destination.dials:
-        return connect_to_conference(call_sid, greeting, urls)
-    return direct_twiml(destination, greeting)
-
-
-def _emergency_gather(urls: CallbackUrls, *parts: Speech) -> Gather:
-    """A key press anywhere in ``parts`` (or just after) goes to the emergency-repairs action."""
-    gather = Gather(
-        num_digits=1, action=urls.emergency_gather, method="POST", timeout=OFFER_TIMEOUT_SECONDS
-    )
+def _keys(action: str, *parts: Speech) -> Gather:
+    """A key press during ``parts`` (or just after) goes to ``action``: 1 is emergency repairs."""
+    gather = Gather(num_digits=1, action=action, method="POST", timeout=KEY_WINDOW_SECONDS)
     for sp in parts:
         say(gather, sp)
     return gather
 
 
-def message_then_end(
-    message: Speech, emergency_offer: Speech, goodbye: Speech, urls: CallbackUrls
-) -> str:
-    """A message that ends the call (emergency repairs are offered before it).
+def _conference(call_sid: str, conference_status: str, hold_url: str) -> Dial:
+    """The caller waits in their own conference (hearing ``hold_url``) until the person callguard
+    rings joins and starts it; the caller's leaving does not end it for them."""
+    dial = Dial()
+    dial.conference(
+        conference_name(call_sid),
+        start_conference_on_enter=False,
+        end_conference_on_exit=False,
+        wait_url=hold_url,
+        wait_method="POST",
+        beep=False,
+        status_callback=conference_status,
+        status_callback_method="POST",
+        status_callback_event=CONFERENCE_EVENTS,
+    )
+    return dial
 
-    The caller hears: the emergency offer; the message; the offer again; goodbye; the line clears.
-    Pressing a key during the message or either offer reaches the emergency action too.
+
+def join_conference(
+    call_sid: str,
+    greeting: Speech,
+    conference_status: str,
+    hold_url: str,
+    *,
+    offer: Speech | None = None,
+    key_action: str | None = None,
+) -> str:
+    """Greet the caller and put them in their conference while a job rings the agent or SPOC.
+
+    With ``offer`` (a SPOC's caller, who never reaches the general line) the greeting is a short
+    key window first: 1 is emergency repairs.
     """
     response = VoiceResponse()
-    response.append(_emergency_gather(urls, emergency_offer))
-    response.append(_emergency_gather(urls, message, emergency_offer))
+    if offer is not None and key_action is not None:
+        response.append(_keys(key_action, greeting, offer))
+    else:
+        say(response, greeting)
+    response.append(_conference(call_sid, conference_status, hold_url))
+    return str(response)
+
+
+def conference_only(call_sid: str, conference_status: str, hold_url: str) -> str:
+    """Straight into the conference (after a key other than 1 during the SPOC's greeting)."""
+    response = VoiceResponse()
+    response.append(_conference(call_sid, conference_status, hold_url))
+    return str(response)
+
+
+def hold(words: Speech | None, pause_seconds: int, next_url: str) -> str:
+    """What a waiting caller hears (the conference's waitUrl): words, a pause, then Twilio asks
+    again, so the web process sees every waiting caller every few seconds."""
+    response = VoiceResponse()
+    if words is not None:
+        say(response, words)
+    response.pause(length=max(1, pause_seconds))
+    response.redirect(next_url, method="POST")
+    return str(response)
+
+
+def route_twiml(destination: Destination, greeting: Speech) -> str:
+    """A queue or another handler takes the call as it is."""
+    return direct_twiml(destination, greeting)
+
+
+def message_then_end(
+    message: Speech,
+    offer: Speech,
+    replay_offer: Speech | None,
+    danger: Speech,
+    goodbye: Speech,
+    key_action: str,
+) -> str:
+    """A message that ends the call: the emergency offer, the message, the offer again and (once)
+    how to hear it again; then the danger line, goodbye, and the line clears. A key press at any
+    point goes to ``key_action``."""
+    response = VoiceResponse()
+    parts = [offer, message, offer] + ([replay_offer] if replay_offer is not None else [])
+    response.append(_keys(key_action, *parts))
+    say(response, danger)
     say(response, goodbye)
     response.hangup()
     return str(response)
 
 
-def direct_twiml(destination: Destination, greeting: Speech, timeout: int = 30) -> str:
-    """Connect without a conference: the way through when the queue or Twilio's REST API is down."""
+def goodbye(danger: Speech, words: Speech) -> str:
+    return spoken_then_hangup(danger, words)
+
+
+def direct_twiml(
+    destination: Destination,
+    greeting: Speech,
+    timeout: int = 30,
+    *,
+    offer: Speech | None = None,
+    key_action: str | None = None,
+) -> str:
+    """Connect without a conference: the way through when the queue or Twilio's REST API is down,
+    or when a waiting caller is moved on."""
     response = VoiceResponse()
     if destination.scheme is Scheme.REDIRECT:
         response.redirect(destination.target, method="POST")
         return str(response)
-    say(response, greeting)
+    if offer is not None and key_action is not None:
+        response.append(_keys(key_action, greeting, offer))
+    else:
+        say(response, greeting)
     if destination.scheme is Scheme.ENQUEUE:
         response.enqueue(destination.target)
         return str(response)
@@ -136,36 +178,39 @@ def emergency_dial(line: str, connecting: Speech) -> str:
 
 
 def spoc_voicemail(
-    unavailable: Speech, goodbye: Speech, urls: CallbackUrls, max_length: int = 120
+    unavailable: Speech,
+    danger: Speech,
+    goodbye: Speech,
+    voicemail_action: str,
+    key_action: str | None,
+    max_length: int = 120,
 ) -> str:
-    """The SPOC did not answer: a message and a recording for them, never the general line."""
+    """The SPOC did not answer: a message (with the emergency option), then a recording for them;
+    never the general line."""
     response = VoiceResponse()
-    say(response, unavailable)
+    if key_action is not None:
+        response.append(_keys(key_action, unavailable))
+    else:
+        say(response, unavailable)
     response.record(
-        action=urls.voicemail,
+        action=voicemail_action,
         method="POST",
         max_length=max_length,
         play_beep=True,
         finish_on_key="#",
     )
+    say(response, danger)
     say(response, goodbye)
     response.hangup()
     return str(response)
 
 
 def spoken_then_hangup(*parts: Speech) -> str:
-    """Words, then the line is cleared (voicemail thanks, closing statement)."""
+    """Words, then the line is cleared (voicemail thanks, goodbye)."""
     response = VoiceResponse()
     for sp in parts:
         say(response, sp)
     response.hangup()
-    return str(response)
-
-
-def redirect_to(url: str) -> str:
-    """Start the call's TwiML again elsewhere (a key other than 1 replays the message)."""
-    response = VoiceResponse()
-    response.redirect(url, method="POST")
     return str(response)
 
 
@@ -176,9 +221,9 @@ def announcement(sp: Speech) -> str:
     return str(response)
 
 
-def closing_then_hangup(sp: Speech) -> str:
-    """The closing statement to the caller, then the line is cleared (End)."""
-    return spoken_then_hangup(sp)
+def closing_then_hangup(closing: Speech, danger: Speech) -> str:
+    """The closing statement (with the emergency number), the danger line, then the line clears."""
+    return spoken_then_hangup(closing, danger)
 
 
 def describe(xml: str) -> list[str]:
@@ -207,6 +252,8 @@ def describe(xml: str) -> list[str]:
             lines.append(f"[redirected to {node.text}]")
         elif tag == "Record":
             lines.append("[recording a message after the tone]")
+        elif tag == "Pause":
+            lines.append(f"[{node.get('length', '1')} s pause]")
         elif tag == "Hangup":
             lines.append("[call ends]")
         else:

@@ -24,6 +24,7 @@ from telephony.database import session
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
+
 class DismissForm(FlaskForm):  # type: ignore[misc]
     reason = TextAreaField("Why no action is needed", validators=[DataRequired()])
 

@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 from flask import Response, abort, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from restrictions import counting
 from restrictions.calls import apply_conference_event, get_or_create_call
 from restrictions.events import store
 from restrictions.models import AgentAction, CallEvent
+from restrictions.resilience import fail_open
 from telephony import twiml
 from telephony.database import session
 from telephony.errors import json_error
 from telephony.live import speech_for
+from telephony.redis_store import redis_client
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.conference")
@@ -37,6 +40,7 @@ def conference_events() -> Response:
     except ValueError:
         return json_error("SequenceNumber must be a whole number", 400)
     participant = form.get("CallSid") or None
+    reached_person: tuple[int, str, datetime] | None = None
     sess = session()
     try:
         stored = store(
@@ -51,7 +55,10 @@ def conference_events() -> Response:
         if stored is not None:  # a retry of an event already applied changes nothing
             call = get_or_create_call(sess, caller_sid, conference_name=name)
             now = datetime.now(UTC)
+            answered_before = call.answered_at is not None
             apply_conference_event(call, event, conference_sid, participant, now)
+            if not answered_before and call.answered_at is not None and call.customer_id:
+                reached_person = (call.customer_id, call.call_sid, call.started_at)
             row = sess.get(CallEvent, stored)
             if row is not None:
                 row.processed_at = now
@@ -60,7 +67,16 @@ def conference_events() -> Response:
         sess.rollback()
         log.exception("could not store conference event %s for %s", event, name)
         return json_error("the event could not be stored; try again", 503)
+    if reached_person is not None:
+        _use_allowance(*reached_person)
     return Response(status=204)
+
+
+@fail_open(default=None)
+def _use_allowance(customer_id: int, call_sid: str, started_at: datetime) -> None:
+    """A person answered: only now does the call use a weekly allowance (PostgreSQL's answered
+    calls are the backstop when Redis is down)."""
+    counting.note_allowance(redis_client(), customer_id, call_sid, started_at)
 
 
 @bp.post("/conference/announce/<int:action_id>")

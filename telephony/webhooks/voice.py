@@ -1,5 +1,6 @@
-"""Twilio voice webhooks: the inbound call, the emergency key press, the dialled side's status,
-and the SPOC voicemail. All signed (the blueprint's check) and all answering TwiML."""
+"""Twilio voice webhooks: the inbound call, key presses during messages, the hold heartbeat of a
+waiting caller, the dialled side's status, and the SPOC voicemail. All signed (the blueprint's
+check) and all answering TwiML in the caller's language and pace."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from datetime import UTC, datetime
 
 from flask import Response, current_app, request
 
-from restrictions.speech import Listener, say
-from telephony import current_settings, inbound, jobs, twiml
-from telephony.urls import public_url
+from restrictions.speech import danger, say
+from telephony import current_settings, inbound, jobs, messages, twiml, waiting
+from telephony.errors import json_error
+from telephony.urls import conference_status_url, hold_url, listener_from
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.voice")
@@ -19,6 +21,11 @@ UNANSWERED = frozenset({"no-answer", "busy", "failed", "canceled"})
 
 def twiml_response(xml: str) -> Response:
     return Response(xml, status=200, mimetype="text/xml")
+
+
+def _whole(name: str, default: int = 0) -> int:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 12 else default
 
 
 @bp.post("/voice/incoming")
@@ -36,10 +43,15 @@ def incoming() -> Response:
 
 
 @bp.post("/voice/emergency")
-def emergency() -> Response:
-    """The caller's key press during a message: 1 is emergency repairs, anything else replays."""
+def key_pressed() -> Response:
+    """A key during a message: 1 is emergency repairs, from anywhere; during the SPOC's greeting
+    anything else goes on to the SPOC; during a message anything else plays it once more, then
+    goodbye."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     digits = request.form.get("Digits", "")
+    source = request.args.get("msg", messages.ROUTE)
+    replay = _whole("replay")
+    listener = listener_from(request.args)
     settings = current_settings()
     if digits == "1":
         chosen_at = datetime.now(UTC).isoformat()
@@ -47,16 +59,54 @@ def emergency() -> Response:
             jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True
         ):
             log.error("call %s chose emergency repairs; could not record it", call_sid)
-        connecting = say("emergency_connecting", Listener(), settings)
+        connecting = say("emergency_connecting", listener, settings)
         return twiml_response(twiml.emergency_dial(settings.emergency_line, connecting))
-    return twiml_response(twiml.redirect_to(public_url("/twilio/voice/incoming")))
+    if source == messages.SPOC_WAIT:
+        since, ring = _whole("since"), _whole("ring", settings.spoc_ring_seconds)
+        wait = hold_url(call_sid, waiting.SPOC, since, ring, listener)
+        return twiml_response(twiml.conference_only(call_sid, conference_status_url(), wait))
+    if source == messages.VOICEMAIL:
+        return twiml_response(messages.voicemail(listener, settings, call_sid, replay=1))
+    if replay >= 1:
+        return twiml_response(messages.goodbye(listener, settings))
+    if source == messages.TEAM_BUSY:
+        return twiml_response(messages.team_busy(listener, settings, call_sid, replay=1))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        xml = inbound.replay(app, settings, request.form, call_sid)
+    except Exception:
+        log.exception("could not replay the message for call %s", call_sid)
+        xml = messages.goodbye(listener, settings)
+    return twiml_response(xml)
+
+
+@bp.post("/voice/hold")
+def hold() -> Response:
+    """The waitUrl of a caller's conference: hold words and a heartbeat; moves them on in time."""
+    call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
+    kind = request.args.get("kind", waiting.AGENT)
+    if not call_sid or kind not in (waiting.AGENT, waiting.SPOC) or not _whole("since"):
+        return json_error("call_sid, kind (agent or spoc) and since are required", 400)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = current_settings()
+    xml = waiting.heartbeat(
+        app,
+        settings,
+        call_sid,
+        kind,
+        _whole("since"),
+        _whole("ring", settings.agent_ring_seconds),
+        listener_from(request.args),
+        _whole("n"),
+    )
+    return twiml_response(xml)
 
 
 @bp.post("/voice/participant")
 def participant() -> Response:
     """Status of the agent or SPOC callguard dialled; if they do not answer, move the caller on."""
     call_sid = request.args.get("call_sid", "")
-    kind = request.args.get("kind", "agent")
+    kind = request.args.get("kind", waiting.AGENT)
     status = request.form.get("CallStatus", "")
     if call_sid and status in UNANSWERED:
         jobs.enqueue(
@@ -71,6 +121,13 @@ def voicemail() -> Response:
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     url = request.form.get("RecordingUrl", "")
     if call_sid and url:
-        jobs.enqueue(jobs.RECORD_VOICEMAIL, call_sid, url)
-    thanks = say("voicemail_thanks", Listener(), current_settings())
-    return twiml_response(twiml.spoken_then_hangup(thanks))
+        jobs.enqueue(jobs.RECORD_VOICEMAIL, call_sid, url[:500])
+    listener = listener_from(request.args)
+    settings = current_settings()
+    return twiml_response(
+        twiml.spoken_then_hangup(
+            say("voicemail_thanks", listener, settings),
+            danger(listener, settings),
+            say("goodbye", listener, settings),
+        )
+    )

@@ -28,9 +28,9 @@ HEADER = "reference,name,phone_numbers,language"
 IMPORTER = Actor(None, "import:customers.csv")
 
 
-def csv_text(*lines: str, header: str = HEADER) -> io.StringIO:
+def csv_text(*lines: str, header: str = HEADER, eol: str = "\n") -> io.StringIO:
     """A CSV export: the header on line 1, then each given line on the next physical line."""
-    return io.StringIO("".join(f"{line}\n" for line in (header, *lines)))
+    return io.StringIO("".join(f"{line}{eol}" for line in (header, *lines)))
 
 
 def run(sess: Session, *lines: str) -> ImportReport:
@@ -113,6 +113,13 @@ def test_the_header_may_be_spaced_reordered_and_carry_other_columns(sess: Sessio
     assert [n.e164 for n in ann.numbers] == ["+447400100001"]
 
 
+def test_the_import_commits_what_it_lands_so_a_later_rollback_keeps_it(sess: Session) -> None:
+    run(sess, "HMS-1,Ann Able,07400100001,", "HMS-2,,07400100002,")
+    sess.rollback()
+    assert set(sess.scalars(select(Customer.reference))) == {"HMS-1"}
+    assert count(sess, AuditEntry, AuditEntry.action == "customer.created") == 1
+
+
 def test_each_new_customer_is_audited_once_as_created_by_the_importer(sess: Session) -> None:
     run(sess, "HMS-1,Ann Able,07400100001;01332123456,", "HMS-2,Bob Baker,07400100002,")
     created = audits(sess, "customer.created")
@@ -182,9 +189,9 @@ def test_the_unknown_language_is_named_with_the_ones_there_are(sess: Session) ->
     assert line == 2 and "'fr-FR'" in reason and "en-GB" in reason and "cy-GB" in reason
 
 
-def test_line_numbers_count_the_header_and_blank_lines(sess: Session) -> None:
-    report = run(
-        sess,
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["unix", "windows"])
+def test_line_numbers_count_the_header_and_blank_lines(sess: Session, eol: str) -> None:
+    stream = csv_text(
         "HMS-1,Ann Able,07400100001,",  # line 2
         "",  # line 3
         "HMS-2,,07400100002,",  # line 4
@@ -192,7 +199,9 @@ def test_line_numbers_count_the_header_and_blank_lines(sess: Session) -> None:
         "",  # line 6
         "",  # line 7
         "HMS-4,Dan Dale,12345,",  # line 8
+        eol=eol,
     )
+    report = import_customers(sess, stream, IMPORTER)
     assert [line for line, _ in report.skipped] == [4, 8]
     assert report.created == 2
 
