@@ -84,6 +84,24 @@ def note_allowance(redis: Redis, customer_id: int, call_sid: str, started_at: da
     pipe.execute()
 
 
+PENDING = "cg:allowance:pending:"
+
+
+def expect_allowance(redis: Redis, call_sid: str, customer_id: int) -> None:
+    """A call under a weekly allowance was put through: remember whose it is, so the moment a
+    person answers (a conference event, which names only the call) it is counted."""
+    redis.set(PENDING + call_sid, customer_id, ex=3600)
+
+
+def use_allowance(redis: Redis, call_sid: str, started_at: datetime) -> bool:
+    """A person answered ``call_sid``: if it was under an allowance, count it now."""
+    customer_id = redis.get(PENDING + call_sid)
+    if customer_id is None:
+        return False
+    note_allowance(redis, int(customer_id), call_sid, started_at)
+    return True
+
+
 def allowance_used(redis: Redis, customer_id: int, since: datetime) -> int:
     """Calls since ``since`` that used the allowance (one round trip)."""
     return int(redis.zcount(allowance_key(customer_id), since.timestamp(), "+inf"))

@@ -113,6 +113,14 @@ def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadli
         return used
 
 
+def expect_allowance(app: Flask, call_sid: str, customer_id: int) -> None:
+    """This call counts against the weekly allowance once a person answers it."""
+    try:
+        counting.expect_allowance(redis_client(app), call_sid, customer_id)
+    except RedisError:
+        log.exception("could not note call %s for the weekly allowance in redis", call_sid)
+
+
 def render(
     app: Flask,
     route: Route,
@@ -196,6 +204,8 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
     route = decide(profile, now, routing_settings(settings), weekly)
     record = call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
+    if profile is not None and not route.ends_call and needs_weekly_count(profile):
+        expect_allowance(app, caller.call_sid, profile.customer_id)
     queued = jobs.enqueue(
         jobs.START_INBOUND_CALL, record, job_id=f"inbound-{caller.call_sid}", call_path=True
     )

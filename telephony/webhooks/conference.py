@@ -40,7 +40,7 @@ def conference_events() -> Response:
     except ValueError:
         return json_error("SequenceNumber must be a whole number", 400)
     participant = form.get("CallSid") or None
-    reached_person: tuple[int, str, datetime] | None = None
+    reached_person: tuple[str, datetime] | None = None
     sess = session()
     try:
         stored = store(
@@ -57,8 +57,8 @@ def conference_events() -> Response:
             now = datetime.now(UTC)
             answered_before = call.answered_at is not None
             apply_conference_event(call, event, conference_sid, participant, now)
-            if not answered_before and call.answered_at is not None and call.customer_id:
-                reached_person = (call.customer_id, call.call_sid, call.started_at)
+            if not answered_before and call.answered_at is not None:
+                reached_person = (call.call_sid, call.started_at)
             row = sess.get(CallEvent, stored)
             if row is not None:
                 row.processed_at = now
@@ -73,10 +73,10 @@ def conference_events() -> Response:
 
 
 @fail_open(default=None)
-def _use_allowance(customer_id: int, call_sid: str, started_at: datetime) -> None:
+def _use_allowance(call_sid: str, started_at: datetime) -> None:
     """A person answered: only now does the call use a weekly allowance (PostgreSQL's answered
     calls are the backstop when Redis is down)."""
-    counting.note_allowance(redis_client(), customer_id, call_sid, started_at)
+    counting.use_allowance(redis_client(), call_sid, started_at)
 
 
 @bp.post("/conference/announce/<int:action_id>")

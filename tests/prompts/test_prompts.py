@@ -13,8 +13,10 @@ PARAMS: dict[str, Any] = {
     "postal_address": "1 Example Street, Derby DE1 1AA",
     "email": "customer.services@example.org",
     "website": "https://example.org/portal",
-    "phone": "+441332000100",
-    "windows": "Monday 10:00 to 12:00",
+    "phone": "01332 000100",
+    "emergency_phone": "01332 000999",
+    "as_explained": "",
+    "windows": "on Mondays from 10:00 to 12:00",
     "max_calls": 2,
     "representative": "Derby Advocacy Service",
 }
@@ -22,6 +24,10 @@ PARAMS: dict[str, Any] = {
 KEYS = {
     "connecting",
     "spoc_connecting",
+    "hold",
+    "spoc_emergency_offer",
+    "replay_offer",
+    "danger",
     "emergency_offer",
     "emergency_connecting",
     "outside_window",
@@ -64,7 +70,7 @@ def test_every_translation_needs_the_same_placeholders_as_english(language: str)
 
 @pytest.mark.parametrize("language", prompts.languages())
 def test_every_message_renders_with_every_placeholder_filled(language: str) -> None:
-    for key in KEYS:
+    for key in prompts.catalogue("en-GB")["say"]:
         sp = prompts.speech(key, language, **PARAMS)
         assert "{" not in sp.text and "}" not in sp.text and sp.text.strip(), key
         assert (sp.language, sp.voice, sp.slow) == (language, VOICES[language], False)
@@ -109,10 +115,20 @@ def test_slow_speech_travels_with_the_words(language: str) -> None:
 
 
 def test_windows_are_described_in_week_order_in_the_callers_language() -> None:
-    assert prompts.describe_windows(WINDOWS, "en-GB") == "Tuesday and Thursday 10:00 to 12:00"
-    assert prompts.describe_windows(WINDOWS, "cy-GB") == "dydd Mawrth a dydd Iau o 10:00 tan 12:00"
-    assert prompts.describe_windows(WINDOWS, "pl-PL") == "we wtorek i w czwartek od 10:00 do 12:00"
-    assert prompts.describe_windows(WINDOWS, "xx-XX") == "Tuesday and Thursday 10:00 to 12:00"
+    assert prompts.describe_windows(WINDOWS, "en-GB") == (
+        "on Tuesdays and Thursdays from 10:00 to 12:00"
+    )
+    # Welsh: "ar" softens the first day (ddydd); "a" leaves the next as it is
+    assert prompts.describe_windows(WINDOWS, "cy-GB") == (
+        "ar ddydd Mawrth a dydd Iau o 10:00 tan 12:00"
+    )
+    # Polish: weekdays in the plural with their own preposition, "od … do …"
+    assert prompts.describe_windows(WINDOWS, "pl-PL") == (
+        "we wtorki i w czwartki od 10:00 do 12:00"
+    )
+    assert prompts.describe_windows(WINDOWS, "xx-XX") == (
+        "on Tuesdays and Thursdays from 10:00 to 12:00"
+    )
 
 
 def test_several_windows_and_days_are_listed_naturally() -> None:
@@ -121,15 +137,34 @@ def test_several_windows_and_days_are_listed_naturally() -> None:
         {"days": ["sat"], "start": "14:00", "end": "15:30"},
     ]
     assert prompts.describe_windows(windows, "en-GB") == (
-        "Monday, Wednesday and Friday 09:00 to 10:00 or Saturday 14:00 to 15:30"
+        "on Mondays, Wednesdays and Fridays from 09:00 to 10:00 or on Saturdays from 14:00 to 15:30"
+    )
+    assert prompts.describe_windows(windows, "cy-GB") == (
+        "ar ddydd Llun, dydd Mercher a dydd Gwener o 09:00 tan 10:00 "
+        "neu ar ddydd Sadwrn o 14:00 tan 15:30"
     )
     assert prompts.describe_windows(windows, "pl-PL") == (
-        "w poniedziałek, w środę i w piątek od 09:00 do 10:00 lub w sobotę od 14:00 do 15:30"
+        "w poniedziałki, w środy i w piątki od 09:00 do 10:00 lub w soboty od 14:00 do 15:30"
     )
-    assert prompts.describe_windows([], "en-GB") == ""
+    assert prompts.describe_windows([], "en-GB") == "at any time"
 
 
 def test_described_windows_fit_the_outside_window_message() -> None:
     windows = prompts.describe_windows(WINDOWS, "cy-GB")
-    text = prompts.speech("outside_window", "cy-GB", organisation_name="X", windows=windows).text
-    assert "ar yr adegau hyn: dydd Mawrth a dydd Iau o 10:00 tan 12:00." in text
+    text = prompts.speech("outside_window", "cy-GB", **{**PARAMS, "windows": windows}).text
+    assert "Gallwn gymryd eich galwadau ar ddydd Mawrth a dydd Iau o 10:00 tan 12:00." in text
+
+
+@pytest.mark.parametrize("language", prompts.languages())
+def test_imposed_restrictions_are_never_called_agreements(language: str) -> None:
+    english = prompts.catalogue("en-GB")["say"]
+    assert not any("agreed" in text or "agreement" in text for text in english.values())
+    for key in ("written_only", "outside_window", "representative_only"):
+        template = prompts.catalogue(language)["say"][key]
+        assert "{as_explained}" in template, key  # the letter is mentioned only when sent
+
+
+@pytest.mark.parametrize("language", prompts.languages())
+def test_the_closing_statement_gives_the_emergency_number(language: str) -> None:
+    assert "01332 000999" in prompts.speech("closing", language, **PARAMS).text
+    assert "999" in prompts.speech("danger", language).text

@@ -57,7 +57,11 @@ def call(
     route: str = "default",
     seconds: int | None = 60,
     counted: bool = True,
+    answered: bool | None = None,
 ) -> Call:
+    """A finished call; it reached a person (``answered``) by default when its route put it
+    through."""
+    reached = route in ("default", "spoc") if answered is None else answered
     return Call(
         call_sid=sid(n),
         from_number=from_e164 or "anonymous",
@@ -69,6 +73,7 @@ def call(
         started_at=started_at,
         duration_seconds=seconds,
         counted_at=started_at + timedelta(minutes=5) if counted else None,
+        answered_at=started_at + timedelta(seconds=10) if reached else None,
     )
 
 
@@ -230,6 +235,8 @@ def test_the_allowance_from_call_rows_counts_only_calls_put_through_to_a_person(
     since = END - timedelta(days=1)
     routes = ["default", "spoc", "written_only", "outside_window", "allowance_used"]
     sess.add_all(call(n, END, customer_id=pat.id, route=r) for n, r in enumerate(routes))
+    # put through, but nobody answered before the caller hung up: no allowance used
+    sess.add(call(9, END, customer_id=pat.id, route="default", answered=False))
     sess.commit()
     assert allowance_used_from_calls(sess, pat.id, since) == 2
 

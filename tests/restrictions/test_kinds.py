@@ -80,7 +80,7 @@ def active(rid: int, kind: str, **details: Any) -> ActiveRestriction:
 def test_routing_applies_a_new_kind_in_its_precedence(email_only: Kind) -> None:
     route = decide(profile(active(1, "email_only", address="help@example.org")), NOW, ROUTING)
     assert (route.kind, route.ends_call, route.message) == ("email_only", True, "email_only")
-    assert route.message_params == {"address": "help@example.org"}
+    assert route.message_params == {"address": "help@example.org", "letter": False}
     assert route.flags == ("email_only:help@example.org",)
     beats_writing = decide(
         profile(active(1, "written_only"), active(2, "email_only", address="a@b.org")),

@@ -113,8 +113,17 @@ def test_limited_contact_outside_its_windows_gets_the_times_and_the_call_ends() 
         caller(restriction("limited_contact", 6, windows=WINDOWS)), WEDNESDAY_10_30_BST, SETTINGS
     )
     assert route.kind == RouteKind.OUTSIDE_WINDOW and route.ends_call
-    assert route.message == "outside_window" and route.message_params == {"windows": WINDOWS}
+    assert route.message == "outside_window"
+    assert route.message_params == {"windows": WINDOWS, "letter": False}
     assert route.restriction_id == 6
+
+
+def test_the_letter_is_mentioned_only_when_the_notice_is_on_record() -> None:
+    sent = ActiveRestriction(4, "written_only", {}, DECIDED, notice_sent=True)
+    assert decide(caller(sent), TUESDAY_10_30_BST, SETTINGS).message_params["letter"] is True
+    unsent = restriction("written_only", 4)
+    assert decide(caller(unsent), TUESDAY_10_30_BST, SETTINGS).message_params["letter"] is False
+    assert ActiveRestriction.from_json(json.loads(json.dumps(sent.to_json()))).notice_sent
 
 
 def test_representative_only_names_the_representative_and_ends_the_call() -> None:
@@ -122,7 +131,7 @@ def test_representative_only_names_the_representative_and_ends_the_call() -> Non
     route = decide(caller(r), TUESDAY_10_30_BST, SETTINGS)
     assert route.kind == "representative_only" and route.ends_call
     assert route.message == "representative_only"
-    assert route.message_params == {"representative": "Derby Advocacy Service"}
+    assert route.message_params == {"representative": "Derby Advocacy Service", "letter": False}
 
 
 def test_not_engaging_on_an_issue_routes_normally_and_shows_the_issue() -> None:
@@ -284,7 +293,7 @@ def test_weekly_allowance_at_the_limit_ends_the_call_with_the_times() -> None:
     used = decide(caller(limited), TUESDAY_10_30_BST, SETTINGS, 3)
     assert used.kind == RouteKind.ALLOWANCE_USED and used.ends_call and used.restriction_id == 6
     assert used.message == "allowance_used"
-    assert used.message_params == {"max_calls": 3, "windows": WINDOWS}
+    assert used.message_params == {"max_calls": 3, "windows": WINDOWS, "letter": False}
 
 
 def test_outside_the_window_is_told_before_the_allowance() -> None:

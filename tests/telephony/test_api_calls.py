@@ -174,7 +174,9 @@ def test_end_after_a_warning_plays_the_closing_statement_then_disconnects_and_fr
     hang_up, free_agent = fake_twilio.posts()
     assert hang_up.path == f"{BASE}/Calls/{CALLER}.json"
     closing = ElementTree.fromstring(hang_up.param("Twiml") or "")
-    assert [e.tag for e in closing] == ["Say", "Hangup"]
+    # the statement, then the danger line
+    assert [e.tag for e in closing] == ["Say", "Say", "Hangup"]
+    assert "01332 000999" in "".join(closing[0].itertext())  # how to reach emergency repairs
     assert closing[0].get("language") == "cy-GB"
     assert free_agent.path == f"{BASE}/Conferences/{CONFERENCE}.json"
     assert free_agent.param("Status") == "completed"

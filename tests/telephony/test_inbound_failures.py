@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from restrictions.models import Call
 from telephony import create_app
 from telephony.database import database
+from tests.calls import conference_event
 
 CUSTOMER_NUMBER = "+447400100001"
 DEFAULT_LINE = "+441332000100"
@@ -142,7 +143,12 @@ def test_redis_unavailable_still_applies_the_weekly_allowance_from_postgresql(
     broken = app_with(REDIS_URL="redis://127.0.0.1:1/0")
     twilio.client = broken.test_client()
     with time_machine.travel(datetime(2026, 6, 2, 9, 30, tzinfo=UTC), tick=False):
-        first = twilio.incoming(CUSTOMER_NUMBER)  # routed; its row is written on the spot
+        params = twilio.call_params(CUSTOMER_NUMBER)
+        first = twilio.post("/twilio/voice/incoming", params)  # routed; row written on the spot
+        # the agent answers: the conference event reaches PostgreSQL without Redis
+        agent_leg = "CA" + "a" * 32
+        joined = conference_event(twilio, params["CallSid"], "participant-join", agent_leg)
+        assert joined.status_code == 204
         second = twilio.incoming(CUSTOMER_NUMBER)
     assert ElementTree.fromstring(first.data).find("./Dial") is not None
-    assert b"all the calls agreed for this week (up to 1)" in second.data
+    assert b"You have made all the calls allowed this week, which is 1." in second.data

@@ -13,15 +13,16 @@ from restrictions.destination import Destination
 from restrictions.errors import Invalid
 from telephony import twiml
 
-URLS = twiml.CallbackUrls(
-    emergency_gather="https://calls.example.org/twilio/voice/emergency?call_sid=CA1",
-    conference_status="https://calls.example.org/twilio/conference/events",
-    voicemail="https://calls.example.org/twilio/voice/voicemail?call_sid=CA1",
-)
+KEYS = "https://calls.example.org/twilio/voice/emergency?call_sid=CA1&msg=route&replay=0"
+EVENTS = "https://calls.example.org/twilio/conference/events"
+HOLD = "https://calls.example.org/twilio/voice/hold?call_sid=CA1&kind=agent&since=1&ring=30"
+VOICEMAIL = "https://calls.example.org/twilio/voice/voicemail?call_sid=CA1"
 HELLO = Speech("Hello.", "en-GB", "Polly.Amy", False)
 SLOW_WELSH = Speech("Helo.", "cy-GB", "Polly.Gwyneth", True)
 MESSAGE = Speech("We deal with your enquiries in writing only.", "en-GB", "Polly.Amy", False)
 OFFER = prompts.speech("emergency_offer", "en-GB")
+REPLAY = prompts.speech("replay_offer", "en-GB")
+DANGER = prompts.speech("danger", "en-GB")
 GOODBYE = prompts.speech("goodbye", "en-GB")
 
 
@@ -48,51 +49,62 @@ def test_slow_speech_is_ssml_prosody_inside_the_say() -> None:
     assert prosody is not None and prosody.get("rate") == "slow" and prosody.text == "Helo."
 
 
-def test_conference_name_is_per_call() -> None:
+def test_conference_name_is_per_call_and_read_back() -> None:
     assert twiml.conference_name("CA123") == "cg-CA123"
+    assert twiml.call_sid_of_conference("cg-CA123") == "CA123"
+    assert twiml.call_sid_of_conference("cg-") is None
+    assert twiml.call_sid_of_conference("other-CA123") is None
 
 
-def test_a_dialled_route_waits_in_its_own_conference() -> None:
-    root = parse(twiml.route_twiml(Destination.parse("dial:+441332000100"), HELLO, "CA123", URLS))
+def test_the_caller_waits_in_their_conference_hearing_our_hold_url() -> None:
+    root = parse(twiml.join_conference("CA123", HELLO, EVENTS, HOLD))
     assert [e.tag for e in root] == ["Say", "Dial"]
     conference = root.find("./Dial/Conference")
     assert conference is not None and conference.text == "cg-CA123"
-    assert conference.get("statusCallback") == URLS.conference_status
-    assert conference.get("statusCallbackMethod") == "POST"
-    assert set((conference.get("statusCallbackEvent") or "").split()) == {
-        "start",
-        "end",
-        "join",
-        "leave",
-        "announcement",
-    }
-    assert conference.get("startConferenceOnEnter") == "true"
-    assert conference.get("endConferenceOnExit") == "false"  # End frees the agent, not the room
+    # the person rung starts the conference; until then the caller hears our waitUrl heartbeat
+    assert conference.get("startConferenceOnEnter") == "false"
+    assert conference.get("endConferenceOnExit") == "false"
+    assert (conference.get("waitUrl"), conference.get("waitMethod")) == (HOLD, "POST")
     assert conference.get("beep") == "false"
+    assert conference.get("statusCallback") == EVENTS
+    assert conference.get("statusCallbackEvent") == "start end join leave announcement"
 
 
-@pytest.mark.parametrize("destination", ["dial:sip:desk@pbx.example.org", "client:jsmith"])
-def test_sip_and_staff_user_destinations_also_use_the_conference(destination: str) -> None:
-    root = parse(twiml.route_twiml(Destination.parse(destination), HELLO, "CA9", URLS))
-    assert root.findtext("./Dial/Conference") == "cg-CA9"
-
-
-def test_an_enqueue_route_greets_then_queues() -> None:
-    root = parse(twiml.route_twiml(Destination.parse("enqueue:housing"), HELLO, "CA1", URLS))
-    assert [e.tag for e in root] == ["Say", "Enqueue"]
-    assert root.findtext("Enqueue") == "housing"
-
-
-def test_a_redirect_route_hands_the_call_over_by_post() -> None:
+def test_a_spoc_caller_is_offered_emergency_repairs_before_the_spoc_rings() -> None:
+    spoc_offer = prompts.speech("spoc_emergency_offer", "en-GB")
     root = parse(
-        twiml.route_twiml(
-            Destination.parse("redirect:https://cc.example.org/voice"), HELLO, "CA1", URLS
-        )
+        twiml.join_conference("CA1", HELLO, EVENTS, HOLD, offer=spoc_offer, key_action=KEYS)
     )
-    redirect = root.find("Redirect")
-    assert [e.tag for e in root] == ["Redirect"]
-    assert redirect is not None and redirect.text == "https://cc.example.org/voice"
-    assert redirect.get("method") == "POST"
+    assert [e.tag for e in root] == ["Gather", "Dial"]
+    gather = root.find("Gather")
+    assert gather is not None and gather.get("action") == KEYS
+    assert int(gather.get("timeout") or 0) >= 5
+    assert [words(s) for s in gather.findall("Say")] == [HELLO.text, spoc_offer.text]
+    assert "press 1" in spoc_offer.text
+
+
+def test_hold_is_words_a_pause_and_the_next_heartbeat() -> None:
+    root = parse(twiml.hold(HELLO, 10, HOLD + "&n=1"))
+    assert [e.tag for e in root] == ["Say", "Pause", "Redirect"]
+    pause, again = root.find("Pause"), root.find("Redirect")
+    assert pause is not None and pause.get("length") == "10"
+    assert again is not None and again.text == HOLD + "&n=1" and again.get("method") == "POST"
+    assert [e.tag for e in parse(twiml.hold(None, 0, HOLD))] == ["Pause", "Redirect"]
+
+
+@pytest.mark.parametrize(
+    ("route", "tag", "target"),
+    [("enqueue:housing", "Enqueue", "housing"), ("redirect:https://cc.example.org/v", "", "")],
+)
+def test_queue_and_redirect_routes_hand_the_call_over(route: str, tag: str, target: str) -> None:
+    root = parse(twiml.route_twiml(Destination.parse(route), HELLO))
+    if tag:
+        assert [e.tag for e in root] == ["Say", tag] and root.findtext(tag) == target
+    else:
+        redirect = root.find("Redirect")
+        assert [e.tag for e in root] == ["Redirect"]
+        assert redirect is not None and redirect.text == "https://cc.example.org/v"
+        assert redirect.get("method") == "POST"
 
 
 def test_an_unknown_route_is_refused() -> None:
@@ -100,25 +112,47 @@ def test_an_unknown_route_is_refused() -> None:
         Destination.parse("carrier-pigeon:loft")
 
 
-def test_a_message_that_ends_the_call_offers_emergency_repairs_first() -> None:
-    root = parse(twiml.message_then_end(MESSAGE, OFFER, GOODBYE, URLS))
-    assert [e.tag for e in root] == ["Gather", "Gather", "Say", "Hangup"]
-    first, second = root.findall("Gather")
-    for gather in (first, second):
-        assert gather.get("action") == URLS.emergency_gather
-        assert (gather.get("numDigits"), gather.get("method")) == ("1", "POST")
-        assert gather.get("timeout") == str(twiml.OFFER_TIMEOUT_SECONDS)
-    assert [words(s) for s in first.findall("Say")] == [OFFER.text]
-    # the message can be interrupted with 1, and the offer is repeated before goodbye
-    assert [words(s) for s in second.findall("Say")] == [MESSAGE.text, OFFER.text]
-    assert words(root.findall("Say")[-1]) == GOODBYE.text
+def test_a_message_that_ends_the_call_offers_emergency_repairs_first_and_a_replay() -> None:
+    root = parse(twiml.message_then_end(MESSAGE, OFFER, REPLAY, DANGER, GOODBYE, KEYS))
+    assert [e.tag for e in root] == ["Gather", "Say", "Say", "Hangup"]
+    gather = root.find("Gather")
+    assert gather is not None and gather.get("action") == KEYS
+    assert (gather.get("numDigits"), gather.get("method")) == ("1", "POST")
+    assert int(gather.get("timeout") or 0) >= 5
+    # a key during the offer, the message or after it reaches the action
+    assert [words(s) for s in gather.findall("Say")] == [
+        OFFER.text,
+        MESSAGE.text,
+        OFFER.text,
+        REPLAY.text,
+    ]
+    # every ending message says what to do in danger, then goodbye
+    assert [words(s) for s in root.findall("Say")] == [DANGER.text, GOODBYE.text]
+
+
+def test_a_replayed_message_does_not_offer_another_replay() -> None:
+    root = parse(twiml.message_then_end(MESSAGE, OFFER, None, DANGER, GOODBYE, KEYS))
+    gather = root.find("Gather")
+    assert gather is not None and REPLAY.text not in [words(s) for s in gather.findall("Say")]
 
 
 def test_a_slow_speaker_hears_every_part_slowly() -> None:
-    slow = [prompts.speech(k, "pl-PL", slow=True) for k in ("emergency_offer", "goodbye")]
-    root = parse(twiml.message_then_end(slow[1], slow[0], slow[1], URLS))
+    slow = {
+        k: prompts.speech(k, "pl-PL", slow=True)
+        for k in ("emergency_offer", "replay_offer", "danger", "goodbye")
+    }
+    root = parse(
+        twiml.message_then_end(
+            slow["goodbye"],
+            slow["emergency_offer"],
+            slow["replay_offer"],
+            slow["danger"],
+            slow["goodbye"],
+            KEYS,
+        )
+    )
     says = root.findall(".//Say")
-    assert len(says) == 4 and all(s.find("prosody") is not None for s in says)
+    assert len(says) == 6 and all(s.find("prosody") is not None for s in says)
     assert {s.get("language") for s in says} == {"pl-PL"}
 
 
@@ -128,13 +162,15 @@ def test_emergency_dial_connects_to_the_line() -> None:
     assert root.findtext("Dial") == "+441332000999"
 
 
-def test_spoc_voicemail_records_a_message_for_the_spoc() -> None:
-    root = parse(twiml.spoc_voicemail(HELLO, GOODBYE, URLS, max_length=90))
-    assert [e.tag for e in root] == ["Say", "Record", "Say", "Hangup"]
+def test_spoc_voicemail_offers_emergencies_then_records_for_the_spoc() -> None:
+    root = parse(twiml.spoc_voicemail(HELLO, DANGER, GOODBYE, VOICEMAIL, KEYS, max_length=90))
+    assert [e.tag for e in root] == ["Gather", "Record", "Say", "Say", "Hangup"]
     record = root.find("Record")
-    assert record is not None and record.get("action") == URLS.voicemail
+    assert record is not None and record.get("action") == VOICEMAIL
     assert (record.get("maxLength"), record.get("playBeep")) == ("90", "true")
     assert root.find("Enqueue") is None and root.find("Dial") is None  # never the general line
+    again = parse(twiml.spoc_voicemail(HELLO, DANGER, GOODBYE, VOICEMAIL, None))
+    assert [e.tag for e in again] == ["Say", "Record", "Say", "Say", "Hangup"]
 
 
 def test_announcement_is_only_words() -> None:
@@ -142,36 +178,42 @@ def test_announcement_is_only_words() -> None:
     assert [e.tag for e in root] == ["Say"]
 
 
-def test_closing_statement_then_hang_up() -> None:
-    closing = prompts.speech(
-        "closing",
-        "en-GB",
-        organisation_name="Example Homes",
-        postal_address="1 Example Street",
-        email="a@example.org",
-    )
-    root = parse(twiml.closing_then_hangup(closing))
-    assert [e.tag for e in root] == ["Say", "Hangup"]
-    assert "ending this call" in words(root[0])
+def test_closing_statement_then_the_danger_line_then_hang_up() -> None:
+    root = parse(twiml.closing_then_hangup(HELLO, DANGER))
+    assert [e.tag for e in root] == ["Say", "Say", "Hangup"]
+    assert words(root[1]) == DANGER.text
 
 
 def test_direct_dial_of_a_number_a_staff_user_and_sip() -> None:
-    assert parse(twiml.direct_twiml(Destination.parse("dial:+441332000100"), HELLO)).findtext(
-        "./Dial/Number"
-    ) == ("+441332000100")
-    assert (
-        parse(twiml.direct_twiml(Destination.parse("client:jo"), HELLO)).findtext("./Dial/Client")
-        == "jo"
-    )
-    sip = parse(
-        twiml.direct_twiml(Destination.parse("dial:sip:desk@pbx.example.org"), HELLO, timeout=20)
-    )
+    def direct(route: str, timeout: int = 30) -> Element:
+        return parse(twiml.direct_twiml(Destination.parse(route), HELLO, timeout))
+
+    assert direct("dial:+441332000100").findtext("./Dial/Number") == "+441332000100"
+    assert direct("client:jo").findtext("./Dial/Client") == "jo"
+    sip = direct("dial:sip:desk@pbx.example.org", timeout=20)
     assert sip.findtext("./Dial/Sip") == "sip:desk@pbx.example.org"
     dial = sip.find("Dial")
     assert dial is not None and dial.get("timeout") == "20"
 
 
+def test_a_direct_dial_can_offer_emergency_repairs_first() -> None:
+    root = parse(
+        twiml.direct_twiml(
+            Destination.parse("dial:+441332000100"), HELLO, offer=OFFER, key_action=KEYS
+        )
+    )
+    assert [e.tag for e in root] == ["Gather", "Dial"]
+
+
 def test_describe_tells_what_a_caller_hears() -> None:
-    lines = twiml.describe(twiml.message_then_end(MESSAGE, OFFER, GOODBYE, URLS))
-    assert lines[0].startswith("[press a key now")
-    assert MESSAGE.text in lines and lines[-1] == "[call ends]"
+    lines = twiml.describe(twiml.message_then_end(MESSAGE, OFFER, REPLAY, DANGER, GOODBYE, KEYS))
+    assert lines == [
+        "[press a key now: 1 for emergency repairs]",
+        OFFER.text,
+        MESSAGE.text,
+        OFFER.text,
+        REPLAY.text,
+        DANGER.text,
+        GOODBYE.text,
+        "[call ends]",
+    ]

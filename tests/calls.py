@@ -1,0 +1,85 @@
+"""Reading TwiML and playing Twilio's side of a call in tests: what the caller hears, which
+conference they wait in, and the callbacks Twilio sends (conference and status), signed."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree import ElementTree
+
+from flask import Flask
+from sqlalchemy import select
+
+from restrictions.models import Call
+from telephony.database import database
+
+
+def parse(response: Any) -> ElementTree.Element:
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "text/xml"
+    return ElementTree.fromstring(response.data)
+
+
+def spoken(root: ElementTree.Element) -> str:
+    return " ".join("".join(s.itertext()) for s in root.iter("Say"))
+
+
+def conference_of(root: ElementTree.Element) -> ElementTree.Element | None:
+    return root.find("./Dial/Conference")
+
+
+def call_row(app: Flask, call_sid: str) -> Call:
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == call_sid))
+        assert call is not None, "the call's row was not written"
+        return call
+
+
+def conference_event(
+    twilio: Any,
+    caller_sid: str,
+    event: str,
+    participant: str | None = None,
+    *,
+    sequence: int = 1,
+    conference_sid: str | None = None,
+) -> Any:
+    """A conference status callback as Twilio sends it (``participant-join`` …); each caller's
+    conference has its own ConferenceSid."""
+    conference_sid = conference_sid or "CF" + caller_sid[2:]
+    params = {
+        "AccountSid": "AC" + "0" * 31 + "1",
+        "ConferenceSid": conference_sid,
+        "FriendlyName": f"cg-{caller_sid}",
+        "StatusCallbackEvent": event,
+        "SequenceNumber": str(sequence),
+        "Timestamp": "Tue, 02 Jun 2026 09:30:05 +0000",
+    }
+    if participant:
+        params["CallSid"] = participant
+    return twilio.post("/twilio/conference/events", params)
+
+
+def status_event(
+    twilio: Any,
+    call_sid: str,
+    status: str,
+    sequence: int,
+    *,
+    from_: str = "+447400100001",
+    **extra: str,
+) -> Any:
+    """A call status callback for the inbound parent leg (override ``Direction`` …)."""
+    params = {
+        "AccountSid": "AC" + "0" * 31 + "1",
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": status,
+        "Direction": "inbound",
+        "From": from_,
+        "To": "+441332000000",
+        "SequenceNumber": str(sequence),
+        "CallbackSource": "call-progress-events",
+        "Timestamp": "Tue, 02 Jun 2026 09:31:00 +0000",
+        **extra,
+    }
+    return twilio.post("/twilio/voice/status", params)
