@@ -71,6 +71,7 @@ def evidence(
                 "number": c.from_e164 or c.from_number,
                 "duration_seconds": c.duration_seconds or 0,
                 "route": c.route,
+                "emergency": c.emergency_selected_at is not None,
             }
             for c in calls
         ],

@@ -99,6 +99,9 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
         to_number=str(payload.get("To", ""))[:64],
         started_at=event.received_at,
     )
+    if call.from_e164 is None and e164 is not None:  # an earlier callback created a bare row
+        call.from_e164 = e164
+        call.from_number = call.from_number or str(payload.get("From", ""))[:64]
     if call.customer_id is None and call.from_e164:
         call.customer_id = _customer_for(sess, call.from_e164)
         call.identified = call.customer_id is not None

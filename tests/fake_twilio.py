@@ -20,6 +20,7 @@ class TwilioRequest:
     method: str
     path: str
     form: dict[str, list[str]]
+    answer: dict[str, Any] | None = None  # what the fake answered (a created leg's call_sid …)
 
     def param(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -70,8 +71,9 @@ class FakeTwilio:
                 return Response(json.dumps(payload), status=status, mimetype="application/json")(
                     environ, start_response
                 )
+        record.answer = self._answer(record)
         return Response(
-            json.dumps(self._answer(record)),
+            json.dumps(record.answer),
             status=201 if request.method == "POST" else 200,
             mimetype="application/json",
         )(environ, start_response)

@@ -186,6 +186,7 @@ def test_the_fifth_call_in_an_hour_opens_one_alert_with_those_calls_as_evidence(
         "number": customer.numbers[0].e164,
         "duration_seconds": 70,
         "route": "default",
+        "emergency": False,
     }
 
 
