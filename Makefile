@@ -55,5 +55,6 @@ lint: install ## ruff, mypy --strict (package, tests, bench) and the import laye
 bench: install services ## Benchmarks: print their figures
 	$(BIN)/python -m bench.inbound
 	$(BIN)/python -m bench.import_customers
+	$(BIN)/python -m bench.call_flow
 
 .PHONY: help install run services browser test lint bench
