@@ -3,6 +3,7 @@ Twilio's ids so a retried or duplicated callback is stored once (nothing counted
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from restrictions.errors import Invalid
 from restrictions.models import CallEvent, utcnow
+from restrictions.validation import MAX_INT
 
 CALL_STATUSES = frozenset(
     {
@@ -30,31 +32,48 @@ CALL_STATUSES = frozenset(
 FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
-def _whole(value: str | None, field: str) -> int | None:
+SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+
+
+def whole(value: str | None, field: str) -> int | None:
+    """A non-negative whole number that fits PostgreSQL's integer, or None when absent."""
     if value is None or value == "":
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise Invalid(f"{field} must be a whole number, not {value!r}") from None
+    if len(value) > 12 or not value.strip().lstrip("-").isdigit():
+        raise Invalid(f"{field} must be a whole number, not {value[:20]!r}")
+    number = int(value)
     if number < 0:
         raise Invalid(f"{field} must not be negative, got {number}")
+    if number > MAX_INT:
+        raise Invalid(f"{field} must be at most {MAX_INT}, got {number}")
     return number
+
+
+def sid(value: str | None, field: str, *, required: bool = True) -> str | None:
+    """A Twilio id: two letters and 32 hex digits."""
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise Invalid(f"{field} is missing")
+        return None
+    if not SID.match(text):
+        raise Invalid(f"{field} {text[:40]!r} is not a Twilio id")
+    return text
 
 
 def validate_status(form: Mapping[str, str]) -> dict[str, Any]:
     """The fields callguard relies on in a call status callback, checked (Invalid otherwise)."""
-    call_sid = (form.get("CallSid") or "").strip()
-    if not call_sid:
-        raise Invalid("CallSid is missing")
+    call_sid = sid(form.get("CallSid"), "CallSid")
+    assert call_sid is not None
     status = (form.get("CallStatus") or "").strip()
     if status not in CALL_STATUSES:
-        raise Invalid(f"CallStatus {status!r} is not a Twilio call status")
+        raise Invalid(f"CallStatus {status[:40]!r} is not a Twilio call status")
+    sid(form.get("ParentCallSid"), "ParentCallSid", required=False)
     return {
         "call_sid": call_sid,
         "status": status,
-        "sequence": _whole(form.get("SequenceNumber"), "SequenceNumber") or 0,
-        "duration": _whole(form.get("CallDuration"), "CallDuration"),
+        "sequence": whole(form.get("SequenceNumber"), "SequenceNumber") or 0,
+        "duration": whole(form.get("CallDuration"), "CallDuration"),
     }
 
 

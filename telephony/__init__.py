@@ -114,9 +114,10 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from telephony import api, auth, pages, redis_store, twilio_gateway, webhooks
+    from telephony import api, auth, inputs, pages, redis_store, twilio_gateway, webhooks
     from telephony import database as db
 
+    inputs.init_app(app)
     db.init_app(app)
     redis_store.init_app(app)
     db.database(app).attach_cache(redis_store.redis_client(app))

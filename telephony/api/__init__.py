@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from restrictions.errors import DomainError
 from telephony.errors import json_error
+from telephony.inputs import json_object
 
 log = logging.getLogger("callguard.api")
 
@@ -21,12 +22,7 @@ error = json_error
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400/415 that says what is wrong."""
-    if not request.is_json:
-        raise DomainError("send a JSON object with Content-Type: application/json").with_status(415)
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise DomainError("the body must be a JSON object").with_status(400)
-    return data
+    return json_object()
 
 
 @bp.errorhandler(DomainError)

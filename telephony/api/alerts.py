@@ -42,13 +42,13 @@ def list_alerts() -> Any:
     return jsonify(alerts=[alert_json(a) for a in found])
 
 
-@bp.get("/alerts/<int:alert_id>")
+@bp.get("/alerts/<id:alert_id>")
 @api_role(Role.SUPERVISOR)
 def show_alert(alert_id: int) -> Any:
     return jsonify(alert_json(domain.get_alert(session(), alert_id)))
 
 
-@bp.post("/alerts/<int:alert_id>/dismiss")
+@bp.post("/alerts/<id:alert_id>/dismiss")
 @api_role(Role.SUPERVISOR)
 def dismiss_alert(alert_id: int) -> Any:
     body = json_body()
@@ -60,7 +60,7 @@ def dismiss_alert(alert_id: int) -> Any:
     return jsonify(alert_json(alert))
 
 
-@bp.post("/alerts/<int:alert_id>/escalate")
+@bp.post("/alerts/<id:alert_id>/escalate")
 @api_role(Role.SUPERVISOR)
 def escalate_alert(alert_id: int) -> Any:
     """A person chooses the restriction; the body is the same as creating one."""

@@ -13,6 +13,7 @@ from telephony import live
 from telephony.api import bp, error, serialize
 from telephony.auth import api_role
 from telephony.database import session
+from telephony.inputs import json_object
 from telephony.twilio_gateway import GatewayError
 
 
@@ -44,9 +45,7 @@ def active_calls() -> Any:
 
 def _press(kind: str, call_sid: str) -> Any:
     sess = session()
-    body = request.get_json(silent=True) if request.data else {}
-    if not isinstance(body, dict):
-        return error("the body must be a JSON object", 400)
+    body = json_object(required=False)
     try:
         action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
     except GatewayError as exc:
@@ -54,13 +53,13 @@ def _press(kind: str, call_sid: str) -> Any:
     return jsonify(serialize.agent_action(action))
 
 
-@bp.post("/calls/<call_sid>/warn")
+@bp.post("/calls/<sid:call_sid>/warn")
 @api_role(Role.AGENT)
 def warn_call(call_sid: str) -> Any:
     return _press("warn", call_sid)
 
 
-@bp.post("/calls/<call_sid>/end")
+@bp.post("/calls/<sid:call_sid>/end")
 @api_role(Role.AGENT)
 def end_call(call_sid: str) -> Any:
     return _press("end", call_sid)

@@ -81,7 +81,7 @@ def restrict(reference: str) -> Any:
     return jsonify(serialize.restriction(restriction)), 201
 
 
-@bp.post("/restrictions/<int:restriction_id>/end")
+@bp.post("/restrictions/<id:restriction_id>/end")
 @api_role(Role.SUPERVISOR)
 def end(restriction_id: int) -> Any:
     body = json_body()
@@ -92,7 +92,7 @@ def end(restriction_id: int) -> Any:
     return jsonify(serialize.restriction(restriction))
 
 
-@bp.post("/restrictions/<int:restriction_id>/appeal")
+@bp.post("/restrictions/<id:restriction_id>/appeal")
 @api_role(Role.SUPERVISOR)
 def appeal(restriction_id: int) -> Any:
     """Record an appeal (policy 12.2): due in 20 working days; the restriction stays (12.3)."""

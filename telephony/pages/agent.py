@@ -17,6 +17,7 @@ from telephony.api.calls import cards
 from telephony.auth import page_role
 from telephony.database import session
 from telephony.errors import json_error
+from telephony.inputs import json_object
 from telephony.twilio_gateway import GatewayError
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -34,12 +35,12 @@ def live_json() -> Any:
     return jsonify(calls=cards(mine_only=request.args.get("all") != "1"))
 
 
-@bp.route("/calls/<call_sid>/<any(warn, end):kind>", methods=["POST"])
+@bp.route("/calls/<sid:call_sid>/<any(warn, end):kind>", methods=["POST"])
 @page_role(Role.AGENT)
 def press(call_sid: str, kind: str) -> Any:
     sess = session()
-    body = request.get_json(silent=True) or {}
     try:
+        body = json_object(required=False)
         action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
     except DomainError as exc:
         sess.rollback()

@@ -29,7 +29,7 @@ def queue() -> Any:
     )
 
 
-@bp.route("/<int:action_id>/reviewed", methods=["POST"])
+@bp.route("/<id:action_id>/reviewed", methods=["POST"])
 @page_role(Role.SUPERVISOR)
 def reviewed(action_id: int) -> Any:
     if not FlaskForm().validate_on_submit():

@@ -102,7 +102,7 @@ def alerts() -> Any:
     )
 
 
-@bp.route("/alerts/<int:alert_id>")
+@bp.route("/alerts/<id:alert_id>")
 @page_role(Role.SUPERVISOR)
 def alert(alert_id: int) -> Any:
     found = _alert(alert_id)
@@ -122,7 +122,7 @@ def alert(alert_id: int) -> Any:
     )
 
 
-@bp.route("/alerts/<int:alert_id>/dismiss", methods=["POST"])
+@bp.route("/alerts/<id:alert_id>/dismiss", methods=["POST"])
 @page_role(Role.SUPERVISOR)
 def dismiss(alert_id: int) -> Any:
     form = DismissForm()
@@ -156,7 +156,7 @@ def _prefilled_reason(found: ContactAlert) -> str:
     )
 
 
-@bp.route("/alerts/<int:alert_id>/escalate", methods=["GET", "POST"])
+@bp.route("/alerts/<id:alert_id>/escalate", methods=["GET", "POST"])
 @page_role(Role.SUPERVISOR)
 def escalate(alert_id: int) -> Any:
     found = _alert(alert_id)

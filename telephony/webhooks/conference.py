@@ -10,12 +10,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from restrictions import counting
 from restrictions.calls import apply_conference_event, get_or_create_call
-from restrictions.events import store
+from restrictions.errors import DomainError
+from restrictions.events import sid, store, whole
 from restrictions.models import AgentAction, CallEvent
 from restrictions.resilience import fail_open
 from telephony import twiml
 from telephony.database import session
 from telephony.errors import json_error
+from telephony.inputs import is_sid
 from telephony.live import speech_for
 from telephony.redis_store import redis_client
 from telephony.webhooks import bp
@@ -31,15 +33,18 @@ def conference_events() -> Response:
     caller_sid = twiml.call_sid_of_conference(name)
     conference_sid = form.get("ConferenceSid", "")
     event = form.get("StatusCallbackEvent", "")
-    if caller_sid is None or not conference_sid or not event:
+    if caller_sid is None or not is_sid(caller_sid) or not conference_sid or not event:
         return json_error(
             "FriendlyName (cg-<CallSid>), ConferenceSid and StatusCallbackEvent are required", 400
         )
     try:
-        sequence = int(form.get("SequenceNumber") or 0)
-    except ValueError:
-        return json_error("SequenceNumber must be a whole number", 400)
-    participant = form.get("CallSid") or None
+        sequence = whole(form.get("SequenceNumber"), "SequenceNumber") or 0
+        participant = sid(form.get("CallSid"), "CallSid", required=False)
+        sid(conference_sid, "ConferenceSid")
+    except DomainError as exc:
+        return json_error(exc.message, 400)
+    if len(event) > 40:
+        return json_error("StatusCallbackEvent is not a Twilio conference event", 400)
     reached_person: tuple[str, datetime] | None = None
     sess = session()
     try:
@@ -79,7 +84,7 @@ def _use_allowance(call_sid: str, started_at: datetime) -> None:
     counting.use_allowance(redis_client(), call_sid, started_at)
 
 
-@bp.post("/conference/announce/<int:action_id>")
+@bp.post("/conference/announce/<id:action_id>")
 def announce(action_id: int) -> Response:
     """What Twilio plays into the conference for an agent's Warn, in the caller's language."""
     action = session().get(AgentAction, action_id)

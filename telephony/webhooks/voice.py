@@ -12,6 +12,7 @@ from flask import Response, current_app, request
 from restrictions.speech import danger, say
 from telephony import current_settings, inbound, jobs, messages, twiml, waiting
 from telephony.errors import json_error
+from telephony.inputs import clean_form, is_sid
 from telephony.urls import conference_status_url, hold_url, listener_from
 from telephony.webhooks import bp
 
@@ -33,12 +34,12 @@ def incoming() -> Response:
     """Route an inbound call. Never drop it: any failure answers the default route (logged)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        xml = inbound.answer(app, current_settings(), request.form)
+        xml = inbound.answer(app, current_settings(), clean_form(request.form))
     except Exception:
         log.exception(
             "inbound call %s: answering the default route instead", request.form.get("CallSid", "?")
         )
-        xml = inbound.fallback(app, current_settings(), request.form)
+        xml = inbound.fallback(app, current_settings(), clean_form(request.form))
     return twiml_response(xml)
 
 
@@ -48,6 +49,8 @@ def key_pressed() -> Response:
     anything else goes on to the SPOC; during a message anything else plays it once more, then
     goodbye."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
+    if not is_sid(call_sid):
+        return json_error("call_sid must be a Twilio CallSid", 400)
     digits = request.form.get("Digits", "")
     source = request.args.get("msg", messages.ROUTE)
     replay = _whole("replay")
@@ -85,7 +88,7 @@ def hold() -> Response:
     """The waitUrl of a caller's conference: hold words and a heartbeat; moves them on in time."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     kind = request.args.get("kind", waiting.AGENT)
-    if not call_sid or kind not in (waiting.AGENT, waiting.SPOC) or not _whole("since"):
+    if not is_sid(call_sid) or kind not in (waiting.AGENT, waiting.SPOC) or not _whole("since"):
         return json_error("call_sid, kind (agent or spoc) and since are required", 400)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = current_settings()
@@ -108,7 +111,9 @@ def participant() -> Response:
     call_sid = request.args.get("call_sid", "")
     kind = request.args.get("kind", waiting.AGENT)
     status = request.form.get("CallStatus", "")
-    if call_sid and status in UNANSWERED:
+    if not is_sid(call_sid):
+        return json_error("call_sid must be a Twilio CallSid", 400)
+    if status in UNANSWERED:
         jobs.enqueue(
             jobs.PARTICIPANT_UNANSWERED, call_sid, kind, status, job_id=f"unanswered-{call_sid}"
         )
@@ -120,7 +125,7 @@ def voicemail() -> Response:
     """A message left for the SPOC: keep the recording's address on the call."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     url = request.form.get("RecordingUrl", "")
-    if call_sid and url:
+    if is_sid(call_sid) and url.startswith("https://"):
         jobs.enqueue(jobs.RECORD_VOICEMAIL, call_sid, url[:500])
     listener = listener_from(request.args)
     settings = current_settings()
