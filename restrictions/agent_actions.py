@@ -12,9 +12,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from restrictions.calls import end_by_agent
-from restrictions.errors import Conflict, Invalid, NotFound
+from restrictions.errors import Conflict, Forbidden, Invalid, NotFound
 from restrictions.lifecycle import Actor, audit
-from restrictions.models import AgentAction, Call, User
+from restrictions.models import AgentAction, Call, Role, User
+from restrictions.validation import required_text
 
 WARN = "warn"
 END = "end"
@@ -37,16 +38,31 @@ def live_calls(sess: Session, agent: User | None = None) -> list[Call]:
     return list(sess.scalars(query.order_by(Call.answered_at)))
 
 
+ENDING = "ending"
+
+
 def live_call(sess: Session, call_sid: str) -> Call:
-    """The call an agent pressed a button on: 404 if unknown, 409 if it is not live."""
-    call = sess.scalar(select(Call).where(Call.call_sid == call_sid))
+    """The call an agent pressed a button on (its row locked for this transaction): 404 if
+    unknown, 409 if it is not live or is being ended already."""
+    call = sess.scalar(select(Call).where(Call.call_sid == call_sid).with_for_update())
     if call is None:
         raise NotFound(f"no call {call_sid}")
     if call.ended_at is not None:
         raise Conflict(f"call {call_sid} has already ended")
+    if call.status == ENDING:
+        raise Conflict(f"call {call_sid} is being ended already")
     if call.conference_sid is None or call.answered_at is None:
         raise Conflict(f"call {call_sid} is not connected to an agent yet")
     return call
+
+
+def may_press(user: User, call: Call) -> bool:
+    """Supervisors may press on any call; an agent only on a call they are on: their own
+    (``client:<name>``) or the contact centre's, which any agent may have picked up."""
+    if user.role_enum.may(Role.SUPERVISOR):
+        return True
+    label = call.agent_label or ""
+    return not label.startswith("client:") or label == f"client:{user.name}"
 
 
 def was_warned(sess: Session, call: Call) -> bool:
@@ -77,13 +93,18 @@ def _snapshot(action: AgentAction) -> dict[str, Any]:
 def record_press(
     sess: Session, user: User, call_sid: str, kind: str, reason: Any = None
 ) -> AgentAction:
-    """Check the press and put it on the record (outcome pending); the caller commits."""
+    """Check the press and put it on the record (outcome pending); the caller commits. An End
+    marks the call as ending at once, so a second End (or a press after it) is a 409."""
     call = live_call(sess, call_sid)
-    text = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    if not may_press(user, call):
+        raise Forbidden(f"call {call_sid} is another member of staff's call")
     if reason is not None and not isinstance(reason, str):
         raise Invalid("reason must be text")
+    text = required_text(reason, "reason", max_length=2000) if reason and reason.strip() else None
     if kind == END and text is None and not was_warned(sess, call):
         raise Invalid("ending a call without an earlier warning needs a reason (policy 9.2, 4.6)")
+    if kind == END:
+        call.status = ENDING
     action = AgentAction(
         call_id=call.id,
         customer_id=call.customer_id,
@@ -114,6 +135,8 @@ def carry_out(sess: Session, user: User, action: AgentAction, do: Callable[[], N
     except Exception as exc:
         action.outcome = "failed"
         action.error = str(exc)
+        if action.kind == END and action.call.status == ENDING:
+            action.call.status = "in-progress"  # Twilio did not end it: the call goes on
         audit(
             sess,
             Actor.of(user),

@@ -132,8 +132,10 @@ def evaluate(
     return opened
 
 
-def get_alert(sess: Session, alert_id: int) -> ContactAlert:
-    alert = sess.get(ContactAlert, alert_id)
+def get_alert(sess: Session, alert_id: int, *, for_decision: bool = False) -> ContactAlert:
+    """The alert; ``for_decision`` locks its row until the transaction ends, so of two people
+    deciding at once the second sees what the first decided (409), never a second decision."""
+    alert = sess.get(ContactAlert, alert_id, with_for_update=for_decision or None)
     if alert is None:
         raise NotFound(f"no alert with id {alert_id}")
     return alert
@@ -146,8 +148,8 @@ def _must_be_open(alert: ContactAlert) -> None:
 
 def dismiss(sess: Session, actor: Actor, alert: ContactAlert, reason: Any) -> ContactAlert:
     """A person looked at the evidence and decided no action is needed, and says why."""
-    text = required_text(reason, "reason", max_length=5000)
     _must_be_open(alert)
+    text = required_text(reason, "reason", max_length=5000)
     alert.status = AlertStatus.DISMISSED.value
     alert.closed_at = datetime.now(UTC)
     alert.closed_by_id = actor.user_id

@@ -70,7 +70,7 @@ def record_call(sess: Session, record: Mapping[str, Any]) -> Call:
 # --- call state: every transition, whichever callback brings it ---------------------------------
 
 # How far a call has got; an event that arrives late never moves it back.
-PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
+PROGRESS = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3, "ending": 4}
 
 
 def _customer_for(sess: Session, e164: str | None) -> int | None:

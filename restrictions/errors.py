@@ -24,3 +24,7 @@ class Conflict(DomainError):
 
 class NotFound(DomainError):
     status = 404
+
+
+class Forbidden(DomainError):
+    status = 403

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
@@ -164,8 +165,14 @@ def create_customer(
         raise Conflict(f"a customer with reference {ref!r} already exists")
     _check_numbers_free(sess, numbers, None)
     customer.numbers = [PhoneNumber(e164=n) for n in numbers]
-    sess.add(customer)
-    sess.flush()
+    try:
+        with sess.begin_nested():  # two creations at once: the unique keys decide, not a 500
+            sess.add(customer)
+            sess.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"a customer with reference {ref!r} or one of these numbers was created just now"
+        ) from None
     audit(
         sess,
         actor,
@@ -275,8 +282,12 @@ def add_restriction(
     return restriction
 
 
-def get_restriction(sess: Session, restriction_id: int) -> Restriction:
-    restriction = sess.get(Restriction, restriction_id)
+def get_restriction(
+    sess: Session, restriction_id: int, *, for_decision: bool = False
+) -> Restriction:
+    """The restriction; ``for_decision`` locks its row for this transaction (one decision at a
+    time: ending, appealing, reviewing)."""
+    restriction = sess.get(Restriction, restriction_id, with_for_update=for_decision or None)
     if restriction is None:
         raise NotFound(f"no restriction with id {restriction_id}")
     return restriction

@@ -54,7 +54,10 @@ def dismiss_alert(alert_id: int) -> Any:
     body = json_body()
     sess = session()
     alert = domain.dismiss(
-        sess, current_actor(), domain.get_alert(sess, alert_id), body.get("reason")
+        sess,
+        current_actor(),
+        domain.get_alert(sess, alert_id, for_decision=True),
+        body.get("reason"),
     )
     sess.commit()
     return jsonify(alert_json(alert))
@@ -66,6 +69,7 @@ def escalate_alert(alert_id: int) -> Any:
     """A person chooses the restriction; the body is the same as creating one."""
     body = json_body()
     sess = session()
-    restriction = domain.escalate(sess, current_actor(), domain.get_alert(sess, alert_id), body)
+    alert = domain.get_alert(sess, alert_id, for_decision=True)
+    restriction = domain.escalate(sess, current_actor(), alert, body)
     sess.commit()
     return jsonify(serialize.restriction(restriction)), 201

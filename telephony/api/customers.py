@@ -86,7 +86,7 @@ def restrict(reference: str) -> Any:
 def end(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
-    restriction = get_restriction(sess, restriction_id)
+    restriction = get_restriction(sess, restriction_id, for_decision=True)
     end_restriction(sess, current_actor(), restriction, body.get("reason"))
     sess.commit()
     return jsonify(serialize.restriction(restriction))
@@ -98,7 +98,7 @@ def appeal(restriction_id: int) -> Any:
     """Record an appeal (policy 12.2): due in 20 working days; the restriction stays (12.3)."""
     body = json_body()
     sess = session()
-    restriction = get_restriction(sess, restriction_id)
+    restriction = get_restriction(sess, restriction_id, for_decision=True)
     lodge_appeal(sess, current_actor(), restriction, body.get("lodged_on"))
     sess.commit()
     return jsonify(serialize.restriction(restriction))

@@ -79,11 +79,11 @@ def _kinds() -> dict[str, Any]:
     return {"restriction_kinds": kinds.all_kinds(), "kind_input": input_name}
 
 
-def _alert(alert_id: int) -> ContactAlert:
-    alert = session().get(ContactAlert, alert_id)
-    if alert is None:
+def _alert(alert_id: int, *, for_decision: bool = False) -> ContactAlert:
+    try:
+        return domain.get_alert(session(), alert_id, for_decision=for_decision)
+    except DomainError:
         abort(404)
-    return alert
 
 
 @bp.route("/alerts")
@@ -126,7 +126,7 @@ def alert(alert_id: int) -> Any:
 @page_role(Role.SUPERVISOR)
 def dismiss(alert_id: int) -> Any:
     form = DismissForm()
-    found = _alert(alert_id)
+    found = _alert(alert_id, for_decision=True)
     if not form.validate_on_submit():
         flash("Say why no action is needed before dismissing.", "error")
         return redirect(url_for("supervisor.alert", alert_id=alert_id))
@@ -159,7 +159,7 @@ def _prefilled_reason(found: ContactAlert) -> str:
 @bp.route("/alerts/<id:alert_id>/escalate", methods=["GET", "POST"])
 @page_role(Role.SUPERVISOR)
 def escalate(alert_id: int) -> Any:
-    found = _alert(alert_id)
+    found = _alert(alert_id, for_decision=request.method == "POST")
     form = RestrictionForm()
     if request.method == "GET":
         form.reason.data = _prefilled_reason(found)
