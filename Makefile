@@ -31,7 +31,7 @@ run: install ## Zero set-up: SQLite, in-process Redis, demo data, served on loca
 	@echo "callguard is starting on http://localhost:$(PORT)"
 	@echo "Place a simulated call from another terminal (DEMO-004 may only write to us):"
 	@echo "    TWILIO_AUTH_TOKEN=demo-auth-token $(BIN)/callguard simulate-call +447400100004 --url http://localhost:$(PORT)"
-	@echo "Sign in at http://localhost:$(PORT)/sign-in as demo.supervisor / demo-supervisor or demo.agent / demo-agent"
+	@echo "Sign in at http://localhost:$(PORT)/sign-in as demo.supervisor / demo-supervisor-pass or demo.agent / demo-agent-pass"
 	@echo
 	TWILIO_ACCOUNT_SID=$${TWILIO_ACCOUNT_SID:-ACdemo0000000000000000000000000000} \
 	TWILIO_AUTH_TOKEN=$${TWILIO_AUTH_TOKEN:-demo-auth-token} \

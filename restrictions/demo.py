@@ -18,8 +18,8 @@ from restrictions.staff import create_user
 
 DEMO = Actor(None, "demo")
 STAFF = (
-    ("demo.supervisor", "supervisor", "demo-supervisor"),
-    ("demo.agent", "agent", "demo-agent"),
+    ("demo.supervisor", "supervisor", "demo-supervisor-pass"),
+    ("demo.agent", "agent", "demo-agent-pass"),
 )
 
 # The people; each kind of restriction is tried on one of them (in declaration order), with the

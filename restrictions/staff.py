@@ -8,7 +8,7 @@ import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from restrictions.errors import Conflict, Invalid
 from restrictions.models import Role, User
@@ -18,8 +18,58 @@ from restrictions.validation import required_text
 PASSWORD_METHOD = "scrypt"
 
 
+COMMON = frozenset(
+    {"password", "passw0rd", "123456789012", "qwertyuiopas", "letmeinplease", "callguard123"}
+)
+MIN_LENGTH = 12
+
+
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+def check_strength(name: str, password: str) -> str:
+    """A password staff may use, or Invalid saying why not (length over complexity rules)."""
+    if len(password) < MIN_LENGTH:
+        raise Invalid(f"the password must be at least {MIN_LENGTH} characters")
+    if len(password) > 256:
+        raise Invalid("the password must be at most 256 characters")
+    lowered = password.lower()
+    if lowered in COMMON or len(set(password)) < 5:
+        raise Invalid("that password is too easy to guess")
+    if name and name.lower() in lowered:
+        raise Invalid("the password must not contain the user name")
+    return password
+
+
+_DUMMY: dict[str, str] = {}
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    """Whether ``password`` is this user's; an unknown user, a disabled one or one without a
+    password costs the same hash as a known one, so timing tells nothing."""
+    stored = user.password_hash if user is not None and user.active else None
+    if stored is None:
+        dummy = _DUMMY.setdefault(PASSWORD_METHOD, hash_password("not anyone's password"))
+        check_password_hash(dummy, password)
+        return False
+    return check_password_hash(stored, password)
+
+
+def set_password(user: User, password: str) -> None:
+    """A new password ends every session the user had."""
+    user.password_hash = hash_password(check_strength(user.name, password))
+    end_sessions(user)
+
+
+def end_sessions(user: User) -> None:
+    """Every page session of this user stops working at its next request."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def disable(user: User) -> None:
+    user.active = False
+    end_sessions(user)
 
 
 def hash_token(token: str) -> str:
@@ -42,7 +92,7 @@ def create_user(
         name=name,
         role=role_value.value,
         token_hash=hash_token(token),
-        password_hash=hash_password(password) if password else None,
+        password_hash=hash_password(check_strength(name, password)) if password else None,
     )
     sess.add(user)
     sess.flush()

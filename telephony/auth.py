@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, abort, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
 
 from restrictions.lifecycle import Actor
@@ -25,6 +27,10 @@ T = TypeVar("T")
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please sign in."
+# Sign-in is throttled per address and per user name, in Redis (shared by every web process).
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
+SIGN_IN_PER_ADDRESS = "20 per minute"
+SIGN_IN_PER_NAME = "5 per 15 minutes"
 
 
 class LoginUser:
@@ -37,13 +43,19 @@ class LoginUser:
         self.is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.user.id)
+        """The session names the user and their session epoch: bumping the epoch ends it."""
+        return f"{self.user.id}.{self.user.session_epoch or 0}"
 
 
 @login_manager.user_loader  # type: ignore[untyped-decorator]
-def _load_user(user_id: str) -> LoginUser | None:
-    user = session().get(User, int(user_id)) if user_id.isdigit() else None
-    return LoginUser(user) if user is not None and user.active else None
+def _load_user(session_id: str) -> LoginUser | None:
+    user_id, _, epoch = session_id.partition(".")
+    if not user_id.isdigit() or not epoch.isdigit() or len(user_id) > 10:
+        return None
+    user = session().get(User, int(user_id))
+    if user is None or not user.active or (user.session_epoch or 0) != int(epoch):
+        return None  # signed out elsewhere, disabled, or the password changed
+    return LoginUser(user)
 
 
 def api_role(needed: Role) -> Callable[[Callable[P, T]], Callable[P, T | Any]]:
@@ -96,3 +108,9 @@ def current_actor() -> Actor:
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Redis down must not lock staff out: the limits fall back to this process's memory.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter.init_app(app)

@@ -12,8 +12,10 @@ from typing import ParamSpec, TypeVar
 
 import click
 from flask import Flask, current_app, has_app_context
+from sqlalchemy import select
 
 from restrictions.errors import DomainError
+from restrictions.models import User
 from restrictions.settings import SettingsError
 from telephony.database import session
 
@@ -90,23 +92,83 @@ def users() -> None:
     """Staff users."""
 
 
+def _password(prompt: bool) -> str | None:
+    """A password from the terminal (asked twice, hidden) or from standard input, never argv.
+    No terminal and no input: no password (an API-only user)."""
+    if sys.stdin.isatty():
+        if not prompt:
+            return None
+        entered: str = click.prompt(
+            "Password for the pages (empty for an API-only user)",
+            hide_input=True,
+            confirmation_prompt=True,
+            default="",
+            show_default=False,
+        )
+        return entered or None
+    piped = sys.stdin.read().strip("\r\n")
+    return piped or None
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), required=True)
-@click.option("--password", default=None, help="Password for the pages (omit for API-only users).")
+@click.option(
+    "--no-password",
+    is_flag=True,
+    help="An API-only user: do not ask for a password (otherwise asked, or read from stdin).",
+)
 @with_app
-def users_add(name: str, role: str, password: str | None) -> None:
+def users_add(name: str, role: str, no_password: bool) -> None:
     """Create a staff user and print its API token once, alone on the last line."""
     from restrictions.staff import create_user
 
     sess = session()
     try:
-        user, token = create_user(sess, name, role, password)
+        user, token = create_user(sess, name, role, _password(prompt=not no_password))
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     sess.commit()
     click.echo(f"created {user.role} {user.name!r}; their API token (shown only now):")
     click.echo(token)
+
+
+def _user(name: str) -> User:
+    user = session().scalar(select(User).where(User.name == name))
+    if user is None:
+        raise click.ClickException(f"no staff user named {name!r}")
+    return user
+
+
+@users.command("password")
+@click.argument("name")
+@with_app
+def users_password(name: str) -> None:
+    """Set a new password (asked, or from stdin); every session the user had ends."""
+    from restrictions.staff import set_password
+
+    user = _user(name)
+    password = _password(prompt=True)
+    if not password:
+        raise click.ClickException("no password given")
+    try:
+        set_password(user, password)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    session().commit()
+    click.echo(f"password changed for {name!r}; their sessions have ended")
+
+
+@users.command("disable")
+@click.argument("name")
+@with_app
+def users_disable(name: str) -> None:
+    """Disable a user: their token and every session stop working at once."""
+    from restrictions.staff import disable
+
+    disable(_user(name))
+    session().commit()
+    click.echo(f"{name!r} is disabled")
 
 
 @main.command("worker")

@@ -14,6 +14,7 @@ Alembic migrations once per run.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -203,10 +204,20 @@ def app_config(database_url: str, fake_twilio: FakeTwilio, settings: Settings) -
     }
 
 
+class RequestClient(FlaskClient):
+    """Each request in an app context of its own, as in production (the test's own app context
+    would otherwise be shared, and with it ``g``: the signed-in user, the CSRF token)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        response: TestResponse = contextvars.Context().run(super().open, *args, **kwargs)
+        return response
+
+
 @pytest.fixture
 def app(app_config: dict[str, Any], redis_conn: Redis, engine: Engine) -> Iterator[Flask]:
     _empty_tables(engine)
     application = create_app(app_config)
+    application.test_client_class = RequestClient
     with application.app_context():
         yield application
         database(application).engine.dispose()

@@ -1,4 +1,5 @@
-"""Dial-out claims and moving a waiting caller on (calls), parked events (call_events).
+"""Dial-out claims and moving a waiting caller on (calls), parked events (call_events), and
+server-side session revocation (users.session_epoch).
 
 Revision ID: 0002
 Revises: 0001
@@ -24,9 +25,15 @@ def upgrade() -> None:
             sa.Column("attempts", sa.Integer(), nullable=False, server_default="0")
         )
         batch.add_column(sa.Column("parked_reason", sa.Text(), nullable=True))
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(
+            sa.Column("session_epoch", sa.Integer(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("session_epoch")
     with op.batch_alter_table("call_events") as batch:
         batch.drop_column("parked_reason")
         batch.drop_column("attempts")
