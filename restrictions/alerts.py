@@ -4,6 +4,7 @@ rule, with its evidence, for a person to decide on. Nothing is restricted automa
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,6 +79,39 @@ def evidence(
     }
 
 
+def tripping_window(
+    rule: ContactRule, calls: Sequence[counting.CountedCall], ends: Iterable[float]
+) -> tuple[float, list[counting.CountedCall]] | None:
+    """The first window (end - rule's minutes, end], for an end among ``ends``, in which the rule
+    trips, with the calls in it. Pure, so the same calls give the same answer in any order."""
+    width = rule.window_minutes * 60
+    for end in sorted(set(ends)):
+        inside = [c for c in calls if end - width < c.at <= end]
+        stats = counting.WindowStats(
+            len(inside), sum(c.seconds for c in inside), tuple(c.call_sid for c in inside)
+        )
+        if tripped(rule, stats):
+            return end, inside
+    return None
+
+
+def _decided_until(sess: Session, subject: str, rule: ContactRule) -> float:
+    """The end of the latest window a person already decided on (dismissed or escalated): its
+    calls are not raised again, whichever order they are counted in."""
+    latest = 0.0
+    for (evidence_of,) in sess.execute(
+        select(ContactAlert.evidence).where(
+            ContactAlert.subject == subject,
+            ContactAlert.rule_name == rule.name,
+            ContactAlert.status != AlertStatus.OPEN.value,
+        )
+    ):
+        end = (evidence_of or {}).get("window_end")
+        if end:
+            latest = max(latest, datetime.fromisoformat(end).timestamp())
+    return latest
+
+
 def evaluate(
     sess: Session,
     redis: Redis,
@@ -87,49 +121,96 @@ def evaluate(
     e164: str | None,
     at: datetime,
 ) -> list[ContactAlert]:
-    """Check each rule for the window ending at ``at``; open an alert where one trips and none
-    is open for this subject and rule."""
+    """A call that started at ``at`` was counted: check every window it can complete (those
+    ending at a counted call within a window's width after it), so alerts depend on the calls,
+    not on the order their callbacks were processed in."""
+    opened = []
+    t = at.timestamp()
+    for rule in rules:
+        width = rule.window_minutes * 60
+        calls = counting.calls_between(redis, subject, t - width, t + width)
+        ends = [c.at for c in calls if t <= c.at < t + width]
+        alert = _open(sess, rule, subject, customer_id, e164, calls, ends)
+        if alert is not None:
+            opened.append(alert)
+    return opened
+
+
+def evaluate_subject(
+    sess: Session,
+    redis: Redis,
+    rules: tuple[ContactRule, ...],
+    subject: str,
+) -> list[ContactAlert]:
+    """Every window of every counted call of this subject (after ``counters rebuild``)."""
+    customer_id, e164 = counting.parse_subject(subject)
+    calls = counting.calls_between(redis, subject, 0, float("inf"))
     opened = []
     for rule in rules:
-        stats = counting.window(redis, subject, at, rule.window_minutes)
-        if not tripped(rule, stats):
-            continue
-        already = sess.scalar(
-            select(ContactAlert.id).where(
-                ContactAlert.subject == subject,
-                ContactAlert.rule_name == rule.name,
-                ContactAlert.status == AlertStatus.OPEN.value,
-            )
-        )
-        if already is not None:
-            continue
-        start = at - timedelta(minutes=rule.window_minutes)
-        alert = ContactAlert(
-            subject=subject,
-            customer_id=customer_id,
-            phone_e164=e164 if customer_id is None else None,
-            rule_name=rule.name,
-            rule=describe_rule(rule),
-            evidence=evidence(sess, stats.call_sids, stats, start, at),
-        )
-        try:
-            with sess.begin_nested():
-                sess.add(alert)
-                sess.flush()
-        except IntegrityError:  # another worker opened it a moment ago
-            log.info("alert for %s %s already open", subject, rule.name)
-            continue
-        audit(
-            sess,
-            SYSTEM,
-            "alert.opened",
-            "alert",
-            alert.id,
-            customer_id=customer_id,
-            after={"rule": rule.name, "calls": stats.calls, "talk_seconds": stats.seconds},
-        )
-        opened.append(alert)
+        alert = _open(sess, rule, subject, customer_id, e164, calls, [c.at for c in calls])
+        if alert is not None:
+            opened.append(alert)
     return opened
+
+
+def reconcile(sess: Session, redis: Redis, rules: tuple[ContactRule, ...]) -> int:
+    """Open every alert the counted calls call for (one per subject and rule, as ever)."""
+    return sum(len(evaluate_subject(sess, redis, rules, s)) for s in counting.subjects(redis))
+
+
+def _open(
+    sess: Session,
+    rule: ContactRule,
+    subject: str,
+    customer_id: int | None,
+    e164: str | None,
+    calls: Sequence[counting.CountedCall],
+    ends: Iterable[float],
+) -> ContactAlert | None:
+    decided = _decided_until(sess, subject, rule)
+    found = tripping_window(rule, calls, [e for e in ends if e > decided])
+    if found is None:
+        return None
+    already = sess.scalar(
+        select(ContactAlert.id).where(
+            ContactAlert.subject == subject,
+            ContactAlert.rule_name == rule.name,
+            ContactAlert.status == AlertStatus.OPEN.value,
+        )
+    )
+    if already is not None:
+        return None
+    end_ts, inside = found
+    end = datetime.fromtimestamp(end_ts, UTC)
+    start = end - timedelta(minutes=rule.window_minutes)
+    stats = counting.WindowStats(
+        len(inside), sum(c.seconds for c in inside), tuple(c.call_sid for c in inside)
+    )
+    alert = ContactAlert(
+        subject=subject,
+        customer_id=customer_id,
+        phone_e164=e164 if customer_id is None else None,
+        rule_name=rule.name,
+        rule=describe_rule(rule),
+        evidence=evidence(sess, stats.call_sids, stats, start, end),
+    )
+    try:
+        with sess.begin_nested():
+            sess.add(alert)
+            sess.flush()
+    except IntegrityError:  # another worker opened it a moment ago
+        log.info("alert for %s %s already open", subject, rule.name)
+        return None
+    audit(
+        sess,
+        SYSTEM,
+        "alert.opened",
+        "alert",
+        alert.id,
+        customer_id=customer_id,
+        after={"rule": rule.name, "calls": stats.calls, "talk_seconds": stats.seconds},
+    )
+    return alert
 
 
 def get_alert(sess: Session, alert_id: int, *, for_decision: bool = False) -> ContactAlert:

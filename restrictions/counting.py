@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from redis import Redis
 from sqlalchemy import func, select
@@ -29,6 +30,14 @@ def subject_of(customer_id: int | None, e164: str | None) -> str | None:
     if e164:
         return f"number:{e164}"
     return None
+
+
+def parse_subject(subject: str) -> tuple[int | None, str | None]:
+    """(customer id, number) back from a subject."""
+    kind, _, value = subject.partition(":")
+    if kind == "customer" and value.isdigit():
+        return int(value), None
+    return None, value or None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,42 @@ def window(redis: Redis, subject: str, end: datetime, minutes: int) -> WindowSta
         values = redis.hmget(TALK + subject, list(sids))
         seconds = sum(int(v) for v in values if v is not None)
     return WindowStats(len(sids), seconds, sids)
+
+
+@dataclass(frozen=True)
+class CountedCall:
+    call_sid: str
+    at: float  # when it started, as a Unix timestamp
+    seconds: int
+
+
+def calls_between(redis: Redis, subject: str, after: float, until: float) -> list[CountedCall]:
+    """The subject's counted calls that started in (after, until], oldest first (two round
+    trips: the sorted set, then the talk times)."""
+    raw = cast(
+        list[tuple[bytes | str, float]],
+        redis.zrangebyscore(
+            CALLS + subject,
+            f"({after}",
+            "+inf" if until == float("inf") else until,
+            withscores=True,
+        ),
+    )
+    sids = [s.decode() if isinstance(s, bytes) else str(s) for s, _ in raw]
+    seconds = redis.hmget(TALK + subject, sids) if sids else []
+    return [
+        CountedCall(sid, float(score), int(talk) if talk is not None else 0)
+        for sid, (_, score), talk in zip(sids, raw, seconds, strict=True)
+    ]
+
+
+def subjects(redis: Redis) -> list[str]:
+    """Every subject with counted calls in Redis."""
+    found = []
+    for key in redis.scan_iter(match=CALLS + "*", count=1000):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        found.append(name.removeprefix(CALLS))
+    return found
 
 
 # --- the weekly allowance (limited contact, policy 10.1) ------------------------------------------

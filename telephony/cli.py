@@ -198,15 +198,22 @@ def counters() -> None:
 @counters.command("rebuild")
 @with_app
 def counters_rebuild() -> None:
-    """Rebuild Redis counters and the routing cache from PostgreSQL."""
-    from restrictions import cache, counting
+    """Rebuild Redis counters, allowances and the routing cache from PostgreSQL, and open the
+    alerts the counted calls call for."""
+    from restrictions import alerts, cache, counting
+    from telephony import current_settings
     from telephony.redis_store import redis_client
 
     sess = session()
     redis = redis_client()
     numbers = cache.rebuild(sess, redis)
     calls = counting.rebuild(sess, redis)
-    click.echo(f"routing cache: {numbers} numbers; contact counters: {calls} calls")
+    opened = alerts.reconcile(sess, redis, current_settings().contact_rules)
+    sess.commit()
+    click.echo(
+        f"routing cache: {numbers} numbers; contact counters: {calls} calls; "
+        f"alerts opened: {opened}"
+    )
 
 
 @main.group("import")

@@ -214,3 +214,54 @@ def test_counters_rebuild_from_postgresql(
         redis_client(app), f"customer:{customer.id}", now + timedelta(hours=1), 120
     )
     assert (stats.calls, stats.seconds) == (2, 180)
+
+
+def test_callbacks_in_reverse_order_still_open_the_alert(
+    app: Flask, twilio: Any, run_jobs: Callable[[], int], make_customer: Callable[..., Any]
+) -> None:
+    """Five calls in an hour whose completed callbacks reach us last first."""
+    make_customer()
+    calls = []
+    for m in (0, 10, 20, 30, 40):
+        with time_machine.travel(T0 + timedelta(minutes=m), tick=False):
+            params = twilio.call_params(CUSTOMER)
+            twilio.post("/twilio/voice/incoming", params)
+            run_jobs()
+            calls.append(params)
+    with time_machine.travel(T0 + timedelta(hours=2), tick=False):
+        for params in reversed(calls):
+            done = {
+                **params,
+                "CallStatus": "completed",
+                "CallDuration": "60",
+                "SequenceNumber": "3",
+            }
+            assert twilio.post("/twilio/voice/status", done).status_code == 204
+            run_jobs()
+    (alert,) = alerts(app)
+    assert alert.rule_name == "calls-per-hour"
+    assert [c["call_sid"] for c in alert.evidence["calls"]] == [p["CallSid"] for p in calls]
+
+
+def test_counters_rebuild_opens_the_alerts_redis_lost(
+    app: Flask,
+    place_call: Callable[..., str],
+    make_customer: Callable[..., Any],
+    runner: Any,
+    redis_conn: Any,
+) -> None:
+    from telephony.cli import main
+
+    make_customer()
+    for m in (0, 10, 20, 30, 40):
+        place_call(T0 + timedelta(minutes=m))
+    with database(app).sessions() as sess:
+        sess.execute(ContactAlert.__table__.delete())  # as if the worker had lost them
+        sess.commit()
+    redis_conn.flushdb()
+    with time_machine.travel(T0 + timedelta(hours=3), tick=False):
+        first = runner.invoke(main, ["counters", "rebuild"])
+        again = runner.invoke(main, ["counters", "rebuild"])
+    assert "alerts opened: 1" in first.output, first.output
+    assert "alerts opened: 0" in again.output
+    assert [a.rule_name for a in alerts(app)] == ["calls-per-hour"]

@@ -14,12 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import fakeredis
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from restrictions import counting
+from restrictions import alerts, counting
 from restrictions.alerts import daily_calls, dismiss, escalate, evaluate, list_alerts
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import Actor, create_customer
@@ -626,3 +629,53 @@ def test_daily_calls_of_an_unknown_caller_are_counted_by_number(
     assert (days["2026-06-10"], days["2026-06-11"]) == (2, 1)
     assert sum(days.values()) == 3
     assert daily_calls(sess, customer_id=None, e164=None, today=TODAY) == []
+
+
+# --- alerts are a function of the calls, not of their order --------------------------------------
+
+
+ORDER_RULES = (
+    ContactRule("calls-per-hour", window_minutes=60, max_calls=5),
+    ContactRule("talk-time-per-day", window_minutes=1440, max_minutes=30),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(order=st.permutations(range(7)))
+def test_the_same_calls_open_the_same_alerts_in_any_processing_order(
+    sess: Session, cache_redis: fakeredis.FakeRedis, order: list[int]
+) -> None:
+    cache_redis.flushdb()
+    subject = "number:+447400200900"
+    base = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
+    # seven calls over 80 minutes: minutes 0-50 hold six calls (trips the hourly rule), and
+    # 7 x 5 minutes of talk trips the daily talk-time rule only when all are counted
+    starts = [base + timedelta(minutes=m) for m in (0, 10, 20, 30, 40, 50, 80)]
+    opened: list[str] = []
+    savepoint = sess.begin_nested()
+    for i in order:
+        counting.count_call(cache_redis, subject, f"CA{i:032x}", starts[i], 300)
+        found = alerts.evaluate(
+            sess, cache_redis, ORDER_RULES, subject, None, "+447400200900", starts[i]
+        )
+        opened += [a.rule_name for a in found]
+    assert sorted(opened) == ["calls-per-hour", "talk-time-per-day"]
+    savepoint.rollback()
+
+
+def test_reconcile_opens_what_the_counted_calls_call_for_once(
+    sess: Session, cache_redis: fakeredis.FakeRedis
+) -> None:
+    subject = "number:+447400200901"
+    base = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
+    for m in range(5):
+        counting.count_call(cache_redis, subject, f"CB{m:032x}", base + timedelta(minutes=m), 60)
+    rules = (ContactRule("calls-per-hour", window_minutes=60, max_calls=5),)
+    assert alerts.reconcile(sess, cache_redis, rules) == 1
+    assert alerts.reconcile(sess, cache_redis, rules) == 0  # deduplicated while open
+    (alert,) = sess.scalars(select(ContactAlert).where(ContactAlert.subject == subject)).all()
+    alerts.dismiss(sess, Actor(None, "test"), alert, "Burst pipe")
+    sess.flush()
+    assert alerts.reconcile(sess, cache_redis, rules) == 0  # a decided window is not raised again
