@@ -21,6 +21,7 @@ from telephony.redis_store import queue, redis_client
 log = logging.getLogger("callguard.jobs.contact")
 
 SWEEP_EVERY = timedelta(minutes=1)
+PARK_AFTER = 5  # failed attempts before an event is parked for a person to look at
 
 
 def count_and_check(sess: Session, call: Call) -> None:
@@ -66,6 +67,23 @@ def process_call_event(event_id: int) -> None:
         waiting.cancel_leg(ringing_leg)
 
 
+def note_failure(event_id: int, exc: BaseException) -> None:
+    """An event that failed: tried again by later sweeps, then parked with its reason for an
+    admin (``GET /api/v1/events/parked``) instead of being retried forever."""
+    sess = session()
+    sess.rollback()
+    event = sess.get(CallEvent, event_id)
+    if event is None:
+        return
+    event.attempts = (event.attempts or 0) + 1
+    if event.attempts >= PARK_AFTER:
+        event.parked_reason = f"{type(exc).__name__}: {exc}"[:1000]
+        log.error("event %s parked after %d attempts: %s", event_id, event.attempts, exc)
+    else:
+        log.warning("event %s failed (attempt %d): %s", event_id, event.attempts, exc)
+    sess.commit()
+
+
 @job
 def sweep_call_events(reschedule: bool = True) -> int:
     """Process what was stored while Redis or the worker was down; returns how many events."""
@@ -73,7 +91,7 @@ def sweep_call_events(reschedule: bool = True) -> int:
     ids = list(
         sess.scalars(
             select(CallEvent.id)
-            .where(CallEvent.processed_at.is_(None))
+            .where(CallEvent.processed_at.is_(None), CallEvent.parked_reason.is_(None))
             .order_by(CallEvent.id)
             .limit(5000)
         )
@@ -82,8 +100,8 @@ def sweep_call_events(reschedule: bool = True) -> int:
     for event_id in ids:
         try:
             process_call_event(event_id)
-        except Exception:
-            log.exception("event %s could not be processed; it stays for the next sweep", event_id)
+        except Exception as exc:
+            note_failure(event_id, exc)
     if reschedule and queue().is_async:
         queue().enqueue_in(SWEEP_EVERY, SWEEP_CALL_EVENTS, job_id=SWEEP_JOB_ID)
     if ids:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import time_machine
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from handlers.contact import sweep_call_events
 from restrictions import counting
@@ -256,7 +256,7 @@ def test_counters_rebuild_opens_the_alerts_redis_lost(
     for m in (0, 10, 20, 30, 40):
         place_call(T0 + timedelta(minutes=m))
     with database(app).sessions() as sess:
-        sess.execute(ContactAlert.__table__.delete())  # as if the worker had lost them
+        sess.execute(delete(ContactAlert))  # as if the worker had lost them
         sess.commit()
     redis_conn.flushdb()
     with time_machine.travel(T0 + timedelta(hours=3), tick=False):
@@ -265,3 +265,55 @@ def test_counters_rebuild_opens_the_alerts_redis_lost(
     assert "alerts opened: 1" in first.output, first.output
     assert "alerts opened: 0" in again.output
     assert [a.rule_name for a in alerts(app)] == ["calls-per-hour"]
+
+
+def test_a_poison_event_is_parked_with_its_reason_not_retried_forever(
+    app: Flask,
+    twilio: Any,
+    client: Any,
+    make_staff: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    run_jobs: Callable[[], int],
+) -> None:
+    from handlers import contact
+
+    admin = make_staff("admin", "ada")
+    params = {**twilio.call_params(CUSTOMER), "CallStatus": "completed", "SequenceNumber": "3"}
+    real = contact.apply_status
+
+    def broken(sess: Any, event: Any) -> Any:
+        raise RuntimeError("cannot apply this one")
+
+    monkeypatch.setattr(contact, "apply_status", broken)
+    assert twilio.post("/twilio/voice/status", params).status_code == 204
+    for _ in range(contact.PARK_AFTER + 2):
+        contact.sweep_call_events(reschedule=False)
+    parked = client.get("/api/v1/events/parked", headers=admin.headers).get_json()["events"]
+    assert [(e["call_sid"], e["attempts"]) for e in parked] == [(params["CallSid"], 5)]
+    assert parked[0]["reason"] == "RuntimeError: cannot apply this one"
+    assert contact.sweep_call_events(reschedule=False) == 0  # parked: not picked up again
+    supervisor = make_staff("supervisor", "sam")
+    denied = client.get("/api/v1/events/parked", headers=supervisor.headers)
+    assert denied.status_code == 403
+    monkeypatch.setattr(contact, "apply_status", real)  # the cause is fixed
+    retried = client.post(f"/api/v1/events/{parked[0]['id']}/retry", headers=admin.headers)
+    assert retried.status_code == 200
+    run_jobs()
+    assert client.get("/api/v1/events/parked", headers=admin.headers).get_json()["events"] == []
+    with database(app).sessions() as sess:
+        event = sess.scalar(select(CallEvent).where(CallEvent.call_sid == params["CallSid"]))
+        assert event is not None and event.processed_at is not None
+
+
+def test_oversized_caller_fields_are_cut_at_the_edge_and_never_poison_a_job(
+    app: Flask, twilio: Any, run_jobs: Callable[[], int]
+) -> None:
+    sip = "sip:" + "a" * 300 + "@pbx.example.org"
+    params = twilio.call_params(sip, CallerName="N" * 500)
+    assert twilio.post("/twilio/voice/incoming", params).status_code == 200
+    run_jobs()
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+    assert call is not None and call.route == "default"
+    assert len(call.from_number) <= 64 and call.caller_name is not None
+    assert len(call.caller_name) <= 200
