@@ -279,7 +279,7 @@ def test_a_poison_event_is_parked_with_its_reason_not_retried_forever(
 
     admin = make_staff("admin", "ada")
     params = {**twilio.call_params(CUSTOMER), "CallStatus": "completed", "SequenceNumber": "3"}
-    real = contact.apply_status
+    real = contact.apply_status  # type: ignore[attr-defined]
 
     def broken(sess: Any, event: Any) -> Any:
         raise RuntimeError("cannot apply this one")
