@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from handlers import job
 from restrictions import alerts, counting
-from restrictions.calls import apply_status, is_customer_call
-from restrictions.events import FINAL
+from restrictions.calls import apply_conference_record, apply_status, is_customer_call
+from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from telephony import current_settings, waiting
-from telephony.database import session
+from telephony.database import database, session
 from telephony.jobs import SWEEP_CALL_EVENTS, SWEEP_JOB_ID
 from telephony.redis_store import queue, redis_client
 
@@ -55,6 +55,13 @@ def process_call_event(event_id: int) -> None:
     if event is None or event.processed_at is not None:
         return
     ringing_leg = None
+    if event.source == "conference":  # one kept in Redis while PostgreSQL was away
+        reached_person = apply_conference_record(sess, event)
+        sess.commit()
+        if reached_person:
+            caller = str(event.payload.get("FriendlyName", "")).removeprefix("cg-")
+            counting.use_allowance(redis_client(), caller, datetime.now(UTC))
+        return
     if event.source == "status" and is_customer_call(event.payload):
         call = apply_status(sess, event)
         if event.event in FINAL:
@@ -87,6 +94,9 @@ def note_failure(event_id: int, exc: BaseException) -> None:
 @job
 def sweep_call_events(reschedule: bool = True) -> int:
     """Process what was stored while Redis or the worker was down; returns how many events."""
+    moved = drain(database().sessions, redis_client(), lambda event_id: None)
+    if moved:
+        log.info("moved %d events kept in Redis into PostgreSQL", moved)
     sess = session()
     ids = list(
         sess.scalars(

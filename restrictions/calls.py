@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -163,3 +163,15 @@ def claim_dial(sess: Session, call_sid: str, now: datetime, ring_seconds: int) -
         .returning(Call.id)
     ).first()
     return claimed is not None
+
+
+def apply_conference_record(sess: Session, event: CallEvent) -> bool:
+    """Apply a stored conference event to its call; True when it is the moment a person joined
+    the caller (the call then uses a weekly allowance). Marks the event processed."""
+    name = str(event.payload.get("FriendlyName", ""))
+    call = get_or_create_call(sess, name.removeprefix("cg-"), conference_name=name)
+    answered_before = call.answered_at is not None
+    now = datetime.now(UTC)
+    apply_conference_event(call, event.event, event.resource_sid, event.call_sid, now)
+    event.processed_at = now
+    return not answered_before and call.answered_at is not None

@@ -3,9 +3,13 @@ Twilio's ids so a retried or duplicated callback is stored once (nothing counted
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+from redis import Redis
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -106,3 +110,66 @@ def store(
         .returning(CallEvent.id)
     )
     return sess.scalar(statement)
+
+
+# --- events kept in Redis while PostgreSQL cannot take them --------------------------------------
+
+BUFFER = "cg:events:buffered"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A callback as stored: where it came from, its key, and the payload as received."""
+
+    source: str
+    resource_sid: str
+    call_sid: str | None
+    sequence: int
+    event: str
+    payload: dict[str, Any]
+
+
+def store_record(sess: Session, record: EventRecord) -> int | None:
+    return store(
+        sess,
+        source=record.source,
+        resource_sid=record.resource_sid,
+        call_sid=record.call_sid,
+        sequence=record.sequence,
+        event=record.event,
+        payload=record.payload,
+    )
+
+
+def buffer(redis: Redis, record: EventRecord) -> None:
+    """Keep an event in a Redis stream (acknowledged by Redis; with AOF on, durable) until
+    PostgreSQL can take it."""
+    redis.xadd(BUFFER, {"event": json.dumps(asdict(record))})
+
+
+def drain(
+    sessions: Callable[[], Session],
+    redis: Redis,
+    stored: Callable[[int], None],
+    *,
+    batch: int = 500,
+) -> int:
+    """Move buffered events into PostgreSQL, each exactly once (storing is idempotent on the
+    event's key, and an entry leaves the stream only after its commit); ``stored`` is told each
+    new event's id. Returns how many entries were moved."""
+    moved = 0
+    while True:
+        entries = cast(
+            list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(BUFFER, count=batch)
+        )
+        if not entries:
+            return moved
+        for entry_id, fields in entries:
+            record = EventRecord(**json.loads(fields[b"event"]))
+            with sessions() as sess:
+                event_id = store_record(sess, record)
+                sess.commit()
+            if event_id is not None:
+                stored(event_id)
+            redis.xdel(BUFFER, entry_id)
+            moved += 1

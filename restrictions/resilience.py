@@ -20,8 +20,12 @@ log = logging.getLogger("callguard.resilience")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Threads for deadline-bounded work on the call path; a hung call here costs a thread, not a caller.
-_deadline_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="callguard-deadline")
+# Threads for deadline-bounded work, one pool per kind of work (bulkheads): a hung PostgreSQL
+# costs a pool its threads, never a caller, and storing callbacks cannot starve the call path.
+_pools = {
+    "call-path": ThreadPoolExecutor(max_workers=16, thread_name_prefix="callguard-call-path"),
+    "callbacks": ThreadPoolExecutor(max_workers=16, thread_name_prefix="callguard-callbacks"),
+}
 
 
 class DeadlineExceeded(TimeoutError):
@@ -34,7 +38,14 @@ def within(seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ``fn`` runs in another thread: give it what it needs as arguments (no Flask globals) and let it
     open and close its own database session.
     """
-    future = _deadline_pool.submit(fn, *args, **kwargs)
+    return within_pool("call-path", seconds, fn, *args, **kwargs)
+
+
+def within_pool(
+    pool: str, seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """``within``, on the named pool of threads."""
+    future = _pools[pool].submit(fn, *args, **kwargs)
     try:
         return future.result(timeout=seconds)
     except FutureTimeout:

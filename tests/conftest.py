@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -222,6 +223,39 @@ def app(app_config: dict[str, Any], redis_conn: Redis, engine: Engine) -> Iterat
         yield application
         database(application).engine.dispose()
     _empty_tables(engine)  # domain tests share the database and must find it empty
+
+
+@pytest.fixture
+def app_with(app_config: dict[str, Any], app: Flask) -> Iterator[Callable[..., Flask]]:
+    """A second app, configured like the test app but with some of its dependencies broken."""
+    made: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        application = create_app({**app_config, **overrides})
+        application.test_client_class = RequestClient
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        database(application).engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def hung_port() -> int:
+    """A TCP port that accepts connections and never answers (a hung PostgreSQL)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            conn, _ = listener.accept()
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return int(listener.getsockname()[1])
 
 
 @pytest.fixture

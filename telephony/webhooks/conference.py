@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Response, abort, request
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Response, abort, current_app, request
+from sqlalchemy.orm import Session
 
 from restrictions import counting
-from restrictions.calls import apply_conference_event, get_or_create_call
+from restrictions.calls import apply_conference_record
 from restrictions.errors import DomainError
-from restrictions.events import sid, store, whole
+from restrictions.events import EventRecord, sid, store_record, whole
 from restrictions.models import AgentAction, CallEvent
 from restrictions.resilience import fail_open
-from telephony import twiml
+from telephony import callbacks, twiml
 from telephony.database import session
 from telephony.errors import json_error
 from telephony.inputs import is_sid
@@ -27,7 +27,8 @@ log = logging.getLogger("callguard.conference")
 
 @bp.post("/conference/events")
 def conference_events() -> Response:
-    """Stored and applied in one transaction, so the agent console is fresh within a second."""
+    """Stored and applied in one transaction, so the agent console is fresh within a second (or
+    kept in Redis while PostgreSQL cannot take it, and applied when it is moved across)."""
     form = request.form
     name = form.get("FriendlyName", "")
     caller_sid = twiml.call_sid_of_conference(name)
@@ -45,43 +46,39 @@ def conference_events() -> Response:
         return json_error(exc.message, 400)
     if len(event) > 40:
         return json_error("StatusCallbackEvent is not a Twilio conference event", 400)
-    reached_person: tuple[str, datetime] | None = None
-    sess = session()
+    record = EventRecord(
+        source="conference",
+        resource_sid=conference_sid,
+        call_sid=participant,
+        sequence=sequence,
+        event=event,
+        payload=form.to_dict(),
+    )
+
+    def store_and_apply(sess: Session) -> bool:
+        stored = store_record(sess, record)
+        if stored is None:  # a retry of an event already applied changes nothing
+            return False
+        row = sess.get(CallEvent, stored)
+        assert row is not None
+        return apply_conference_record(sess, row)
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        stored = store(
-            sess,
-            source="conference",
-            resource_sid=conference_sid,
-            call_sid=participant,
-            sequence=sequence,
-            event=event,
-            payload=form.to_dict(),
-        )
-        if stored is not None:  # a retry of an event already applied changes nothing
-            call = get_or_create_call(sess, caller_sid, conference_name=name)
-            now = datetime.now(UTC)
-            answered_before = call.answered_at is not None
-            apply_conference_event(call, event, conference_sid, participant, now)
-            if not answered_before and call.answered_at is not None:
-                reached_person = (call.call_sid, call.started_at)
-            row = sess.get(CallEvent, stored)
-            if row is not None:
-                row.processed_at = now
-        sess.commit()
-    except SQLAlchemyError:
-        sess.rollback()
-        log.exception("could not store conference event %s for %s", event, name)
+        reached_person = callbacks.keep(app, record, store_and_apply)
+    except callbacks.NotKept:
+        log.exception("conference event %s for %s was not kept", event, name)
         return json_error("the event could not be stored; try again", 503)
-    if reached_person is not None:
-        _use_allowance(*reached_person)
+    if reached_person:
+        use_allowance(caller_sid)
     return Response(status=204)
 
 
 @fail_open(default=None)
-def _use_allowance(call_sid: str, started_at: datetime) -> None:
+def use_allowance(call_sid: str) -> None:
     """A person answered: only now does the call use a weekly allowance (PostgreSQL's answered
     calls are the backstop when Redis is down)."""
-    counting.use_allowance(redis_client(), call_sid, started_at)
+    counting.use_allowance(redis_client(), call_sid, datetime.now(UTC))
 
 
 @bp.post("/conference/announce/<id:action_id>")

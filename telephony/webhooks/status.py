@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, request
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Response, current_app, request
 
 from restrictions.errors import DomainError
-from restrictions.events import store, validate_status
-from telephony import jobs
-from telephony.database import session
+from restrictions.events import EventRecord, store_record, validate_status
+from telephony import callbacks
 from telephony.errors import json_error
 from telephony.webhooks import bp
 
@@ -19,28 +17,26 @@ log = logging.getLogger("callguard.status")
 
 @bp.post("/voice/status")
 def call_status() -> Response:
+    """Store first (PostgreSQL, or Redis when PostgreSQL cannot take it), answer 204, process
+    in a job."""
     try:
         fields = validate_status(request.form)
     except DomainError as exc:
         return json_error(exc.message, 400)
-    sess = session()
+    record = EventRecord(
+        source="status",
+        resource_sid=fields["call_sid"],
+        call_sid=fields["call_sid"],
+        sequence=fields["sequence"],
+        event=fields["status"],
+        payload=request.form.to_dict(),
+    )
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        event_id = store(
-            sess,
-            source="status",
-            resource_sid=fields["call_sid"],
-            call_sid=fields["call_sid"],
-            sequence=fields["sequence"],
-            event=fields["status"],
-            payload=request.form.to_dict(),
-        )
-        if event_id is not None:
-            jobs.enqueue_after_commit(
-                sess, jobs.PROCESS_CALL_EVENT, event_id, job_id=f"call-event-{event_id}"
-            )
-        sess.commit()
-    except SQLAlchemyError:
-        sess.rollback()
-        log.exception("could not store status event for %s; Twilio may retry", fields["call_sid"])
+        event_id = callbacks.keep(app, record, lambda sess: store_record(sess, record))
+    except callbacks.NotKept:
+        log.exception("status event for %s was not kept", fields["call_sid"])
         return json_error("the event could not be stored; try again", 503)
+    if event_id is not None:
+        callbacks.process_later(event_id)
     return Response(status=204)

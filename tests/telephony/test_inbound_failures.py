@@ -4,7 +4,7 @@ and the failure is logged. (How fast is measured in bench/inbound.py, not here.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from xml.etree import ElementTree
 
@@ -13,7 +13,6 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from restrictions.models import Call
-from telephony import create_app
 from telephony.database import database
 from tests.calls import conference_event
 
@@ -26,21 +25,6 @@ def default_route_directly(response: Any) -> ElementTree.Element:
     root = ElementTree.fromstring(response.data)
     assert root.findtext("./Dial/Number") == DEFAULT_LINE
     return root
-
-
-@pytest.fixture
-def app_with(app_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
-    """A second app, configured like the test app but with some of its dependencies broken."""
-    made: list[Flask] = []
-
-    def make(**overrides: Any) -> Flask:
-        application = create_app({**app_config, **overrides})
-        made.append(application)
-        return application
-
-    yield make
-    for application in made:
-        database(application).engine.dispose()
 
 
 def test_postgresql_unavailable_on_a_cache_miss_answers_the_default_route(
