@@ -13,6 +13,7 @@ from handlers import job
 from restrictions import cache
 from restrictions.calls import claim_dial, get_or_create_call, record_call
 from restrictions.destination import Destination
+from restrictions.models import Call
 from restrictions.speech import Listener, say
 from telephony import current_settings, messages, twilio_gateway, twiml, waiting
 from telephony.database import session
@@ -33,17 +34,23 @@ def start_inbound_call(record: dict[str, Any]) -> None:
     sess = session()
     call = record_call(sess, record)
     sess.commit()
-    if not record.get("dial"):
-        return
+    if record.get("dial"):
+        dial_out(call)
+
+
+def dial_out(call: Call) -> None:
+    """Ring the person the call's route names into its conference, if this is the first try and
+    still in time (``claim_dial``)."""
+    sess = session()
     settings = current_settings()
-    spoc = record["route"] == "spoc"
+    spoc = call.route == "spoc"
     ring = settings.spoc_ring_seconds if spoc else settings.agent_ring_seconds
-    if not claim_dial(sess, call.call_sid, datetime.now(UTC), ring):
+    if not call.route_destination or not claim_dial(sess, call.call_sid, datetime.now(UTC), ring):
         sess.commit()
         log.info("call %s: already dialled, over, or too late to ring anyone", call.call_sid)
         return
     sess.commit()
-    destination = Destination.parse(record["route_destination"])
+    destination = Destination.parse(call.route_destination)
     kind = waiting.SPOC if spoc else waiting.AGENT
     try:
         leg = twilio_gateway.add_participant(

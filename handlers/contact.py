@@ -9,18 +9,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handlers import job
-from restrictions import alerts, counting
+from handlers.calls import dial_out
+from restrictions import alerts, counting, rebuild
 from restrictions.calls import apply_conference_record, apply_status, is_customer_call
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from telephony import current_settings, waiting
 from telephony.database import database, session
-from telephony.jobs import SWEEP_CALL_EVENTS, SWEEP_JOB_ID
-from telephony.redis_store import queue, redis_client
+from telephony.redis_store import redis_client
 
 log = logging.getLogger("callguard.jobs.contact")
 
-SWEEP_EVERY = timedelta(minutes=1)
 PARK_AFTER = 5  # failed attempts before an event is parked for a person to look at
 
 
@@ -91,12 +90,55 @@ def note_failure(event_id: int, exc: BaseException) -> None:
     sess.commit()
 
 
+def restore_redis_if_lost() -> bool:
+    """Redis restarted empty: rebuild from PostgreSQL what it held."""
+    redis = redis_client()
+    if not rebuild.lost(redis):
+        return False
+    sess = session()
+    done = rebuild.rebuild(sess, redis, current_settings().contact_rules)
+    sess.commit()
+    log.warning(
+        "redis had lost its state: rebuilt %d numbers, %d counted calls, opened %d alerts",
+        done.numbers,
+        done.calls,
+        done.alerts_opened,
+    )
+    return True
+
+
+def dial_waiting_callers() -> int:
+    """Callers in their conference whose dial-out was lost with Redis or a worker, still within
+    the ring time: ring now (``dial_out`` claims each, so nobody is rung twice)."""
+    settings = current_settings()
+    ring = max(settings.agent_ring_seconds, settings.spoc_ring_seconds)
+    sess = session()
+    waiting_calls = list(
+        sess.scalars(
+            select(Call).where(
+                Call.conference_name.is_not(None),
+                Call.dial_claimed_at.is_(None),
+                Call.ended_at.is_(None),
+                Call.moved_on_at.is_(None),
+                Call.answered_at.is_(None),
+                Call.started_at > datetime.now(UTC) - timedelta(seconds=ring),
+            )
+        )
+    )
+    for call in waiting_calls:
+        dial_out(call)
+    return len(waiting_calls)
+
+
 @job
-def sweep_call_events(reschedule: bool = True) -> int:
-    """Process what was stored while Redis or the worker was down; returns how many events."""
+def sweep_call_events() -> int:
+    """Rebuild from PostgreSQL what Redis or a worker lost, move events kept in Redis into
+    PostgreSQL, and process what is stored and unprocessed; returns how many events."""
+    restore_redis_if_lost()
     moved = drain(database().sessions, redis_client(), lambda event_id: None)
     if moved:
         log.info("moved %d events kept in Redis into PostgreSQL", moved)
+    dial_waiting_callers()
     sess = session()
     ids = list(
         sess.scalars(
@@ -112,8 +154,6 @@ def sweep_call_events(reschedule: bool = True) -> int:
             process_call_event(event_id)
         except Exception as exc:
             note_failure(event_id, exc)
-    if reschedule and queue().is_async:
-        queue().enqueue_in(SWEEP_EVERY, SWEEP_CALL_EVENTS, job_id=SWEEP_JOB_ID)
     if ids:
         log.info("swept %d stored call events", len(ids))
     return len(ids)

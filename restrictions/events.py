@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from redis import Redis
-
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session

@@ -172,22 +172,20 @@ def users_disable(name: str) -> None:
 
 
 @main.command("worker")
-@click.option("--with-scheduler", is_flag=True, help="Also run rq's scheduler (periodic scans).")
+@click.option(
+    "--with-scheduler", is_flag=True, help="Also run the periodic sweep (every 15 s)."
+)
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @with_app
 def worker(with_scheduler: bool, burst: bool) -> None:
-    """Run an rq worker for callguard's queue inside this app."""
-    from rq import SimpleWorker
-
-    from telephony.jobs import start_sweeping
+    """Run callguard's worker: it survives Redis going away and restarts itself."""
+    from telephony import worker as worker_process
     from telephony.redis_store import queue
 
-    q = queue()
-    if not q.is_async:
+    if not queue().is_async:
         raise click.ClickException("REDIS_URL is not set: jobs already run inline")
-    start_sweeping()  # events stored while no worker ran are processed first
-    ok = SimpleWorker([q], connection=q.connection).work(with_scheduler=with_scheduler, burst=burst)
-    sys.exit(0 if ok or burst else 1)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sys.exit(worker_process.run(app, periodic=with_scheduler, burst=burst))
 
 
 @main.group()
@@ -200,19 +198,16 @@ def counters() -> None:
 def counters_rebuild() -> None:
     """Rebuild Redis counters, allowances and the routing cache from PostgreSQL, and open the
     alerts the counted calls call for."""
-    from restrictions import alerts, cache, counting
+    from restrictions import rebuild
     from telephony import current_settings
     from telephony.redis_store import redis_client
 
     sess = session()
-    redis = redis_client()
-    numbers = cache.rebuild(sess, redis)
-    calls = counting.rebuild(sess, redis)
-    opened = alerts.reconcile(sess, redis, current_settings().contact_rules)
+    done = rebuild.rebuild(sess, redis_client(), current_settings().contact_rules)
     sess.commit()
     click.echo(
-        f"routing cache: {numbers} numbers; contact counters: {calls} calls; "
-        f"alerts opened: {opened}"
+        f"routing cache: {done.numbers} numbers; contact counters: {done.calls} calls; "
+        f"alerts opened: {done.alerts_opened}"
     )
 
 

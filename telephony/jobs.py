@@ -55,7 +55,8 @@ def enqueue(
             args=args,
             kwargs=kwargs,
             job_id=job_id,
-            retry=Retry(max=3, interval=[5, 30, 120]) if retry else None,
+            # retried at once (no rq scheduler needed); the sweep retries stored work later
+            retry=Retry(max=3) if retry else None,
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
         )
@@ -71,5 +72,5 @@ def enqueue_after_commit(sess: Session, name: str, *args: Any, **kwargs: Any) ->
 
 
 def start_sweeping() -> bool:
-    """Queue the sweep now; it reschedules itself every minute (run by the worker's scheduler)."""
+    """Queue the sweep now (the worker's ticker does, every 15 s)."""
     return enqueue(SWEEP_CALL_EVENTS, job_id=SWEEP_JOB_ID, retry=False)

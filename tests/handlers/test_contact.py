@@ -183,8 +183,8 @@ def test_events_stored_while_redis_was_down_are_counted_once_when_it_is_back(
 
     # Redis is back: the worker's sweep picks the events up
     with time_machine.travel(T0 + timedelta(minutes=10), tick=False):
-        assert sweep_call_events(reschedule=False) == 5
-        assert sweep_call_events(reschedule=False) == 0
+        assert sweep_call_events() == 5
+        assert sweep_call_events() == 0
     stats = counting.window(
         redis_client(app), f"customer:{customer.id}", T0 + timedelta(hours=1), 120
     )
@@ -287,11 +287,11 @@ def test_a_poison_event_is_parked_with_its_reason_not_retried_forever(
     monkeypatch.setattr(contact, "apply_status", broken)
     assert twilio.post("/twilio/voice/status", params).status_code == 204
     for _ in range(contact.PARK_AFTER + 2):
-        contact.sweep_call_events(reschedule=False)
+        contact.sweep_call_events()
     parked = client.get("/api/v1/events/parked", headers=admin.headers).get_json()["events"]
     assert [(e["call_sid"], e["attempts"]) for e in parked] == [(params["CallSid"], 5)]
     assert parked[0]["reason"] == "RuntimeError: cannot apply this one"
-    assert contact.sweep_call_events(reschedule=False) == 0  # parked: not picked up again
+    assert contact.sweep_call_events() == 0  # parked: not picked up again
     supervisor = make_staff("supervisor", "sam")
     denied = client.get("/api/v1/events/parked", headers=supervisor.headers)
     assert denied.status_code == 403

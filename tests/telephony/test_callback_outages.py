@@ -29,7 +29,7 @@ def sweep(app: Flask) -> int:
     from handlers.contact import sweep_call_events
 
     with app.app_context():
-        return sweep_call_events(reschedule=False)
+        return sweep_call_events()
 
 
 def test_a_status_callback_during_an_outage_is_kept_then_counted_once(

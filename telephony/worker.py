@@ -1,0 +1,78 @@
+"""The worker process, which heals itself.
+
+It never exits because Redis went away: rq's worker loop returns on a Redis error, and this loop
+starts it again with back-off (1 s doubling to 30 s). Periodic work needs no lock that a dead
+process could hold for long: every worker's ticker asks for a sweep every 15 s, and a Redis key
+that expires in 45 s lets just one of them queue it (if the worker that set it died, another takes
+over within a minute). The sweep rebuilds from PostgreSQL what Redis lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Flask
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+
+from telephony import jobs
+from telephony.redis_store import queue
+
+log = logging.getLogger("callguard.worker")
+
+TICK_SECONDS = 15
+TICK_KEY = "cg:sweep-tick"
+TICK_TTL_SECONDS = 45
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def tick(app: Flask) -> bool:
+    """Queue a sweep unless another worker did in the last 45 s; returns whether this one did."""
+    with app.app_context():
+        q = queue(app)
+        try:
+            if not q.connection.set(TICK_KEY, "1", nx=True, ex=TICK_TTL_SECONDS):
+                return False
+        except RedisError as exc:
+            log.warning("redis unavailable for the sweep ticker: %s", exc)
+            return False
+        return jobs.start_sweeping()
+
+
+def _ticker(app: Flask, stop: threading.Event) -> None:
+    while not stop.is_set():
+        tick(app)
+        stop.wait(TICK_SECONDS)
+
+
+def run(app: Flask, *, periodic: bool, burst: bool) -> int:
+    """Work the queue until stopped (or, with ``burst``, until it is empty)."""
+    stop = threading.Event()
+    if periodic:
+        threading.Thread(target=_ticker, args=(app, stop), daemon=True, name="sweep-ticker").start()
+    delay = 1.0
+    try:
+        while True:
+            with app.app_context():
+                q = queue(app)
+                try:
+                    q.connection.ping()
+                    jobs.start_sweeping()  # what was stored while no worker ran comes first
+                    SimpleWorker([q], connection=q.connection).work(burst=burst)
+                    delay = 1.0
+                except RedisError as exc:
+                    log.warning("redis unavailable (%s); the worker retries in %.0f s", exc, delay)
+                    if burst:
+                        return 1
+                    time.sleep(delay)
+                    delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                    continue
+            if burst:
+                return 0
+            log.warning("the rq worker stopped; starting it again in %.0f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+    finally:
+        stop.set()

@@ -1,0 +1,147 @@
+"""The worker heals itself: Redis going away never ends it, periodic sweeps need no lock a dead
+process could hold for long, and what Redis lost is rebuilt from PostgreSQL by the sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import select
+
+from restrictions import cache, counting, rebuild
+from restrictions.models import Call, ContactAlert
+from telephony import worker
+from telephony.database import database
+from telephony.redis_store import redis_client
+
+
+class Stop(Exception):
+    pass
+
+
+def test_the_worker_outlives_redis_going_away_with_back_off(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[str] = []
+    sleeps: list[float] = []
+
+    class FlakyWorker:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def work(self, **kwargs: Any) -> bool:
+            attempts.append("work")
+            if len(attempts) <= 3:
+                raise RedisConnectionError("Connection refused")
+            raise Stop  # the test's way out of a loop that never ends by itself
+
+    monkeypatch.setattr(worker, "SimpleWorker", FlakyWorker)
+    monkeypatch.setattr(worker.time, "sleep", sleeps.append)
+    with pytest.raises(Stop):
+        worker.run(app, periodic=False, burst=False)
+    assert len(attempts) == 4
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_a_worker_whose_rq_loop_returns_starts_it_again(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+
+    class ReturningWorker:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def work(self, **kwargs: Any) -> bool:
+            runs.append(1)
+            if len(runs) == 3:
+                raise Stop
+            return False  # rq returns after "found an unhandled exception, quitting"
+
+    monkeypatch.setattr(worker, "SimpleWorker", ReturningWorker)
+    monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
+    with pytest.raises(Stop):
+        worker.run(app, periodic=False, burst=False)
+    assert len(runs) == 3
+
+
+def test_one_sweep_is_queued_per_tick_and_a_dead_tickers_claim_expires_within_a_minute(
+    app: Flask, redis_conn: Any
+) -> None:
+    assert worker.tick(app) is True
+    assert worker.tick(app) is False  # another worker ticked a moment ago
+    assert 0 < redis_conn.ttl(worker.TICK_KEY) <= 60
+    redis_conn.delete(worker.TICK_KEY)  # the claim of a worker that died has expired
+    assert worker.tick(app) is True
+
+
+def test_a_sweep_rebuilds_what_redis_lost(
+    app: Flask,
+    twilio: Any,
+    run_jobs: Callable[[], int],
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    redis_conn: Any,
+) -> None:
+    from handlers.contact import sweep_call_events
+
+    customer = make_customer()
+    restrict(customer, kind="written_only")
+    base = datetime.now(UTC) - timedelta(hours=2)
+    with database(app).sessions() as sess:
+        for m in range(5):
+            sess.add(
+                Call(
+                    call_sid=f"CA{m:032x}",
+                    from_e164="+447400100001",
+                    customer_id=customer.id,
+                    started_at=base + timedelta(minutes=m),
+                    ended_at=base + timedelta(minutes=m, seconds=30),
+                    duration_seconds=30,
+                    counted_at=base + timedelta(minutes=m, seconds=31),
+                    status="completed",
+                )
+            )
+        sess.commit()
+    redis_conn.flushdb()  # Redis restarted empty: no cache, no counters, no alert opened yet
+    assert rebuild.lost(redis_client(app))
+    with app.app_context():
+        sweep_call_events()
+    hit, profile = cache.read(redis_client(app), "+447400100001")
+    assert hit and profile is not None and profile.restrictions[0].kind == "written_only"
+    stats = counting.window(
+        redis_client(app), f"customer:{customer.id}", base + timedelta(minutes=10), 60
+    )
+    assert stats.calls == 5
+    with database(app).sessions() as sess:
+        assert [a.rule_name for a in sess.scalars(select(ContactAlert))] == ["calls-per-hour"]
+    assert not rebuild.lost(redis_client(app))
+
+
+def test_a_sweep_rings_a_waiting_caller_whose_dial_out_was_lost_once(
+    app: Flask, fake_twilio: Any
+) -> None:
+    from handlers.contact import sweep_call_events
+
+    sid = "CA" + "7" * 32
+    with database(app).sessions() as sess:
+        sess.add(
+            Call(
+                call_sid=sid,
+                from_e164="+447400100077",
+                route="default",
+                route_destination="dial:+441332000100",
+                conference_name=f"cg-{sid}",
+                started_at=datetime.now(UTC) - timedelta(seconds=5),
+            )
+        )
+        sess.commit()
+    with app.app_context():
+        sweep_call_events()
+        sweep_call_events()
+    (dial,) = fake_twilio.posts("/Participants.json")
+    assert dial.path.endswith(f"/Conferences/cg-{sid}/Participants.json")
