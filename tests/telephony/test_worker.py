@@ -40,7 +40,7 @@ def test_the_worker_outlives_redis_going_away_with_back_off(
             raise Stop  # the test's way out of a loop that never ends by itself
 
     monkeypatch.setattr(worker, "SimpleWorker", FlakyWorker)
-    monkeypatch.setattr(worker.time, "sleep", sleeps.append)
+    monkeypatch.setattr("telephony.worker.time.sleep", sleeps.append)
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False)
     assert len(attempts) == 4
@@ -63,7 +63,7 @@ def test_a_worker_whose_rq_loop_returns_starts_it_again(
             return False  # rq returns after "found an unhandled exception, quitting"
 
     monkeypatch.setattr(worker, "SimpleWorker", ReturningWorker)
-    monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("telephony.worker.time.sleep", lambda seconds: None)
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False)
     assert len(runs) == 3
