@@ -28,11 +28,20 @@ class Database:
         options: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             options["connect_args"] = {
-                "connect_timeout": 2,
-                "options": "-c statement_timeout=10000 -c lock_timeout=5000",
+                "connect_timeout": 2,  # libpq's smallest
+                "options": "-c statement_timeout=5000 -c lock_timeout=2000"
+                " -c idle_in_transaction_session_timeout=30000",
                 "application_name": "callguard",
+                # a peer that vanished is noticed in seconds, not hours
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 2,
+                "tcp_user_timeout": 5000,
             }
-            options["pool_timeout"] = 2
+            options["pool_timeout"] = 1
+            options["pool_size"] = 10
+            options["max_overflow"] = 10
         elif url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 5}
         self.engine: Engine = create_engine(url, **options)

@@ -85,6 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
     for key in ENV_KEYS:
         if os.environ.get(key):
             app.config[key] = os.environ[key]
+    if os.environ.get("WEB_THREADS", "").isdigit():
+        app.config["WEB_THREADS"] = int(os.environ["WEB_THREADS"])
     app.config["TWILIO_WEBHOOK_SIGNING_KEYS"] = _signing_keys(
         os.environ.get("TWILIO_WEBHOOK_SIGNING_KEYS")
     )
@@ -114,9 +116,21 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from telephony import api, auth, inputs, pages, redis_store, twilio_gateway, webhooks
+    from telephony import (
+        api,
+        auth,
+        bulkhead,
+        errors,
+        inputs,
+        pages,
+        redis_store,
+        twilio_gateway,
+        webhooks,
+    )
     from telephony import database as db
 
+    bulkhead.init_app(app)
+    errors.init_app(app)
     inputs.init_app(app)
     db.init_app(app)
     redis_store.init_app(app)

@@ -1,0 +1,39 @@
+"""Isolation of the call path inside a web process (a bulkhead).
+
+gunicorn runs each web process with a pool of threads (the ``gthread`` worker). Twilio's webhooks
+may always use any of them: their own work is bounded by deadlines (the inbound decision by
+0.6 s, storing a callback by 0.5 s), so they hand their thread back quickly whatever PostgreSQL
+does. Staff requests (pages, the JSON API, the console's polling) may hold at most the threads
+left after a reserve: when the database hangs and those requests wait on it, they are answered
+503 at once instead of queueing, and the reserve keeps answering calls.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, Response, g, request
+
+from telephony.errors import json_error
+
+TWILIO_PREFIX = "/twilio/"
+
+
+def init_app(app: Flask) -> None:
+    threads = int(app.config.get("WEB_THREADS", 16))
+    reserve = int(app.config.get("CALL_PATH_RESERVED_THREADS", 6))
+    slots = threading.BoundedSemaphore(max(1, threads - reserve))
+
+    @app.before_request
+    def _take_slot() -> Response | None:
+        if request.path.startswith(TWILIO_PREFIX) or request.path == "/healthz":
+            return None
+        if not slots.acquire(timeout=0.2):
+            return json_error("callguard is busy; try again in a moment", 503)
+        g.bulkhead_slot = True
+        return None
+
+    @app.teardown_request
+    def _give_slot_back(exc: BaseException | None) -> None:
+        if g.pop("bulkhead_slot", False):
+            slots.release()
