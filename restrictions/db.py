@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from restrictions.resilience import Breaker
+
 # Session.info keys the domain reads: the Redis client the routing cache is written to.
 CACHE_REDIS = "callguard.cache_redis"
 
@@ -45,6 +47,8 @@ class Database:
         elif url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 5}
         self.engine: Engine = create_engine(url, **options)
+        # webhooks that must answer in time skip PostgreSQL for a moment after it fails
+        self.breaker = Breaker("postgresql")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         install_after_commit(self.sessions)
 

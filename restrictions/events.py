@@ -158,9 +158,7 @@ def drain(
     new event's id. Returns how many entries were moved."""
     moved = 0
     while True:
-        entries = cast(
-            list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(BUFFER, count=batch)
-        )
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(BUFFER, count=batch))
         if not entries:
             return moved
         for entry_id, fields in entries:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -70,3 +71,50 @@ def fail_open(default: T) -> Callable[[Callable[P, T]], Callable[P, T]]:
         return wrapper
 
     return decorate
+
+
+class Breaker:
+    """A circuit breaker for one dependency of one process: after a failure, callers skip it for
+    ``cooldown`` seconds (going straight to their fallback) instead of each waiting out its own
+    deadline; then one call at a time probes it again."""
+
+    def __init__(self, name: str, cooldown: float = 3.0) -> None:
+        self.name = name
+        self.cooldown = cooldown
+        self._open_until = 0.0
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        if now < self._open_until:
+            return False
+        if self._open_until:
+            self._open_until = now + self.cooldown  # this caller probes; the rest wait
+        return True
+
+    def failed(self) -> None:
+        if not self._open_until:
+            log.warning("%s failing: skipping it for %.0f s at a time", self.name, self.cooldown)
+        self._open_until = time.monotonic() + self.cooldown
+
+    def succeeded(self) -> None:
+        if self._open_until:
+            log.info("%s is back", self.name)
+        self._open_until = 0.0
+
+    def call(
+        self, seconds: float, pool: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``within_pool`` through the breaker: raises DependencyDown at once while it is open."""
+        if not self.allow():
+            raise DependencyDown(f"{self.name} is being skipped after a failure")
+        try:
+            result = within_pool(pool, seconds, fn, *args, **kwargs)
+        except Exception:
+            self.failed()
+            raise
+        self.succeeded()
+        return result
+
+
+class DependencyDown(RuntimeError):
+    """A dependency is being skipped by its breaker."""

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from restrictions.db import Database
 from restrictions.events import EventRecord, buffer
-from restrictions.resilience import within_pool
 from telephony import jobs
 from telephony.database import database
 from telephony.redis_store import redis_client
@@ -45,7 +44,8 @@ def keep(app: Flask, record: EventRecord, work: Callable[[Session], T]) -> T | N
     PostgreSQL fails or is too slow, buffer the record in Redis and return None."""
     deadline = float(app.config.get("CALLBACK_DEADLINE_SECONDS", STORE_DEADLINE_SECONDS))
     try:
-        return within_pool("callbacks", deadline, _in_session, database(app), work)
+        db = database(app)
+        return db.breaker.call(deadline, "callbacks", _in_session, db, work)
     except Exception as exc:  # the database is down, hung, or refused: keep the event anyway
         log.warning(
             "%s event %s for %s: PostgreSQL could not take it (%s); keeping it in Redis",

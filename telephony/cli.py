@@ -172,9 +172,7 @@ def users_disable(name: str) -> None:
 
 
 @main.command("worker")
-@click.option(
-    "--with-scheduler", is_flag=True, help="Also run the periodic sweep (every 15 s)."
-)
+@click.option("--with-scheduler", is_flag=True, help="Also run the periodic sweep (every 15 s).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @with_app
 def worker(with_scheduler: bool, burst: bool) -> None:

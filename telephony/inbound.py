@@ -23,7 +23,6 @@ from restrictions import cache, counting
 from restrictions.calls import record_call
 from restrictions.db import Database
 from restrictions.phone import caller_e164
-from restrictions.resilience import within
 from restrictions.routing import (
     CallerProfile,
     Route,
@@ -85,7 +84,8 @@ def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
         log.exception("redis unavailable for the look-up of a caller; reading PostgreSQL")
         redis_ok = False
     remaining = max(deadline - clock.monotonic(), 0.05)
-    profile = within(remaining, _in_own_session, database(app), cache.load_profile, e164)
+    db = database(app)
+    profile = db.breaker.call(remaining, "call-path", _in_own_session, db, cache.load_profile, e164)
     if redis_ok:
         try:
             cache.write_profiles(redis, [(e164, profile)])
@@ -102,10 +102,12 @@ def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadli
     except RedisError:
         log.exception("redis unavailable for the weekly allowance; counting in PostgreSQL")
         remaining = max(deadline - clock.monotonic(), 0.05)
-        used: int = within(
+        db = database(app)
+        used: int = db.breaker.call(
             remaining,
+            "call-path",
             _in_own_session,
-            database(app),
+            db,
             counting.allowance_used_from_calls,
             customer_id,
             since,
@@ -272,7 +274,8 @@ def _write_call_row(sess: Session, record: dict[str, Any]) -> None:
 def _record_now(app: Flask, record: dict[str, Any]) -> None:
     """Without the queue, write the call's row on the request path, still under a deadline."""
     try:
-        within(0.3, _in_own_session, database(app), _write_call_row, record)
+        db = database(app)
+        db.breaker.call(0.3, "call-path", _in_own_session, db, _write_call_row, record)
     except Exception:
         log.exception(
             "could not record call %s; it is not lost to Twilio's logs", record["call_sid"]

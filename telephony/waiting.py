@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 
 from restrictions.db import Database
 from restrictions.models import Call
-from restrictions.resilience import within
 from restrictions.settings import Settings
 from restrictions.speech import Listener, say
 from telephony import messages, twilio_gateway, twiml
@@ -82,7 +81,7 @@ def move_on(app: Flask, settings: Settings, call_sid: str, kind: str, listener: 
         log.warning("redis unavailable to claim moving call %s on; moving it anyway", call_sid)
     db = database(app)
     try:
-        state = within(0.5, _state, db, call_sid)
+        state = db.breaker.call(0.5, "call-path", _state, db, call_sid)
     except Exception as exc:  # the database is the backstop only: move the caller on regardless
         log.warning("could not read call %s before moving it on: %s", call_sid, exc)
         state = None
@@ -114,7 +113,7 @@ def move_on(app: Flask, settings: Settings, call_sid: str, kind: str, listener: 
         return False
     log.info("call %s: nobody joined in time; moved on (%s)", call_sid, kind)
     try:
-        within(0.5, _mark_moved, db, call_sid)
+        db.breaker.call(0.5, "call-path", _mark_moved, db, call_sid)
     except Exception as exc:
         log.warning("could not record that call %s was moved on: %s", call_sid, exc)
     return True

@@ -60,7 +60,10 @@ def run(app: Flask, *, periodic: bool, burst: bool) -> int:
                 try:
                     q.connection.ping()
                     jobs.start_sweeping()  # what was stored while no worker ran comes first
-                    SimpleWorker([q], connection=q.connection).work(burst=burst)
+                    rq_worker = SimpleWorker([q], connection=q.connection)
+                    rq_worker.work(burst=burst)
+                    if getattr(rq_worker, "_shutdown_requested_date", None) is not None:
+                        return 0  # SIGTERM or SIGINT: a warm shutdown, as asked
                     delay = 1.0
                 except RedisError as exc:
                     log.warning("redis unavailable (%s); the worker retries in %.0f s", exc, delay)
