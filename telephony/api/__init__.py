@@ -39,7 +39,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from telephony.api import alerts, calls, customers, events  # noqa: F401  (routes on bp)
+    from telephony.api import alerts, calls, customers, events, openapi  # noqa: F401  (routes on bp)
 
     app.register_blueprint(bp)
 

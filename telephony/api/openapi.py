@@ -1,0 +1,1012 @@
+"""The JSON API as an OpenAPI 3.1 document, built from code each time it is asked for.
+
+Every operation is declared once below, with the role its view demands (``@api_role``); the body
+for a new restriction is generated from the registered kinds (``restrictions.kinds``), so a kind
+registered at runtime is described without touching this module. ``GET /api/v1/openapi.json``
+answers the document and ``GET /api/v1/docs`` a plain page for people, made from the same
+document. tests/telephony/test_openapi.py fails when a route under /api/v1 is not described here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Response, current_app, jsonify, render_template
+
+import prompts
+from restrictions import kinds
+from restrictions.models import AlertStatus, Role
+from restrictions.validation import MAX_INT
+from telephony.api import bp
+from telephony.auth import api_role
+from telephony.inputs import MAX_BODY_BYTES, MAX_JSON_DEPTH, SID
+
+Schema = dict[str, Any]
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1"
+PREFIX = "/api/v1"
+JSON = "application/json"
+HTML = "text/html"
+BEARER = "bearerToken"
+ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)  # each may do what the ones before it may
+
+WHO = {
+    Role.AGENT: "any signed-in staff member (agent, supervisor or admin)",
+    Role.SUPERVISOR: "a supervisor or an admin",
+    Role.ADMIN: "an admin",
+}
+
+EFFECTS = {
+    kinds.Effect.FLAG: "Calls take the default route; agents see the flag.",
+    kinds.Effect.PERSON: "Calls are put through to the named person.",
+    kinds.Effect.LIMITED: "Calls are taken only at the permitted times, up to a weekly allowance.",
+    kinds.Effect.ENDS_CALL: (
+        "The caller hears a message (emergency repairs are offered); then the call ends."
+    ),
+}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def maybe(schema: Schema) -> Schema:
+    """``schema`` or null (OpenAPI 3.1 is JSON Schema 2020-12: a list of types)."""
+    kind = schema["type"]
+    return {**schema, "type": [*(kind if isinstance(kind, list) else [kind]), "null"]}
+
+
+def text(description: str, max_length: int | None = None) -> Schema:
+    schema: Schema = {"type": "string", "description": description}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def obj(properties: Mapping[str, Schema], required: list[str], description: str = "") -> Schema:
+    schema: Schema = {"type": "object", "properties": dict(properties), "required": required}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+DATE = {"type": "string", "format": "date"}
+DATE_TIME = {"type": "string", "format": "date-time"}
+ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+PATH_PARAMETERS: dict[str, Schema] = {
+    "reference": {
+        "description": "The customer's reference (the landlord's own).",
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    "restriction_id": {
+        "description": "The restriction's id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+    },
+    "alert_id": {
+        "description": "The alert's id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+    },
+    "event_id": {
+        "description": "The parked event's id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+    },
+    "call_sid": {
+        "description": "Twilio's CallSid of the caller's call (two letters and 32 hex digits).",
+        "schema": {"type": "string", "pattern": SID.pattern},
+    },
+}
+
+
+def query(name: str, description: str, schema: Schema) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation; ``path`` is written as OpenAPI writes it, ``/api/v1/customers/{reference}``.
+
+    ``errors`` are the operation's own error answers, with when they happen. The document adds
+    the rest: 400, 401 and 503 to every operation, 403 to every operation above the agent role,
+    413 and 415 to every operation that reads a body.
+    """
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    role: Role
+    tag: str
+    response: Schema
+    status: int = 200
+    description: str = ""
+    parameters: tuple[Schema, ...] = ()
+    body: str | None = None  # a component schema
+    body_required: bool = True
+    errors: Mapping[int, str] = field(default_factory=dict)
+    media_type: str = JSON
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "post",
+        "/customers",
+        "createCustomer",
+        "Create a customer",
+        Role.SUPERVISOR,
+        "Customers",
+        ref("Customer"),
+        status=201,
+        description="Their phone numbers are how callguard recognises them when they call.",
+        body="NewCustomer",
+        errors={
+            409: "A customer with this reference exists, or a number belongs to another customer.",
+            422: "A field is missing or invalid; the message names it.",
+        },
+    ),
+    Operation(
+        "get",
+        "/customers/{reference}",
+        "getCustomer",
+        "A customer's record",
+        Role.AGENT,
+        "Customers",
+        ref("CustomerRecord"),
+        description=(
+            "The customer, their active restrictions, their 20 most recent calls and agent "
+            "actions, and the 50 newest entries of their audit trail."
+        ),
+        errors={404: "No customer has this reference."},
+    ),
+    Operation(
+        "patch",
+        "/customers/{reference}",
+        "updateCustomer",
+        "Change a customer",
+        Role.SUPERVISOR,
+        "Customers",
+        ref("Customer"),
+        description="Only the fields sent change; a change is written to the audit trail.",
+        body="CustomerChanges",
+        errors={
+            404: "No customer has this reference.",
+            409: "A number belongs to another customer.",
+            422: "A field is invalid; the message names it.",
+        },
+    ),
+    Operation(
+        "post",
+        "/customers/{reference}/restrictions",
+        "createRestriction",
+        "Record a restriction (policy 10.1)",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("Restriction"),
+        status=201,
+        description=(
+            "The body depends on the kind: each kind has its own fields. The restriction is in "
+            "force at once; its review falls due 12 months on (10.4)."
+        ),
+        body="NewRestriction",
+        errors={
+            404: "No customer has this reference.",
+            422: "The kind is unknown, or the reason or one of the kind's fields is invalid.",
+        },
+    ),
+    Operation(
+        "post",
+        "/restrictions/{restriction_id}/end",
+        "endRestriction",
+        "End a restriction",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("Restriction"),
+        description="A restriction ends only by a recorded decision; it stays on the record.",
+        body="EndRestriction",
+        errors={
+            404: "No restriction has this id.",
+            409: "The restriction has already ended.",
+            422: "The reason is missing or too long.",
+        },
+    ),
+    Operation(
+        "post",
+        "/restrictions/{restriction_id}/appeal",
+        "lodgeAppeal",
+        "Record an appeal (policy 12.2)",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("Restriction"),
+        description=(
+            "The appeal is due to be decided within 20 working days (12.2); the restriction "
+            "stays in force meanwhile (12.3). Send {} to lodge it today."
+        ),
+        body="Appeal",
+        errors={
+            404: "No restriction has this id.",
+            409: "The restriction has ended: there is nothing to appeal.",
+            422: "lodged_on is not a date.",
+        },
+    ),
+    Operation(
+        "get",
+        "/alerts",
+        "listAlerts",
+        "Excessive-contact alerts",
+        Role.SUPERVISOR,
+        "Alerts",
+        ref("AlertList"),
+        description="Open alerts first, then the newest; at most 200.",
+        parameters=(
+            query(
+                "status",
+                "Only alerts with this status.",
+                {"type": "string", "enum": [s.value for s in AlertStatus]},
+            ),
+            query("rule", "Only alerts of this contact rule.", {"type": "string"}),
+            query("customer", "Only this customer's alerts (their reference).", {"type": "string"}),
+        ),
+        errors={
+            404: "No customer has the reference given as customer.",
+            422: "status is not open, dismissed or escalated.",
+        },
+    ),
+    Operation(
+        "get",
+        "/alerts/{alert_id}",
+        "getAlert",
+        "An alert with its evidence",
+        Role.SUPERVISOR,
+        "Alerts",
+        ref("Alert"),
+        errors={404: "No alert has this id."},
+    ),
+    Operation(
+        "post",
+        "/alerts/{alert_id}/dismiss",
+        "dismissAlert",
+        "Dismiss an alert",
+        Role.SUPERVISOR,
+        "Alerts",
+        ref("Alert"),
+        description="A person looked at the evidence, decided no action is needed, and says why.",
+        body="DismissAlert",
+        errors={
+            404: "No alert has this id.",
+            409: "The alert is not open: it was dismissed or escalated already.",
+            422: "The reason is missing or too long.",
+        },
+    ),
+    Operation(
+        "post",
+        "/alerts/{alert_id}/escalate",
+        "escalateAlert",
+        "Escalate an alert to a restriction",
+        Role.SUPERVISOR,
+        "Alerts",
+        ref("Restriction"),
+        status=201,
+        description=(
+            "A person chooses the restriction: the body is the same as for recording one. "
+            "The alert is closed as escalated."
+        ),
+        body="NewRestriction",
+        errors={
+            404: "No alert has this id.",
+            409: "The alert is not open: it was dismissed or escalated already.",
+            422: (
+                "The caller is not a known customer (formal action is not possible, 11.4), or "
+                "the restriction is invalid."
+            ),
+        },
+    ),
+    Operation(
+        "get",
+        "/calls/active",
+        "listActiveCalls",
+        "Live calls",
+        Role.AGENT,
+        "Calls",
+        ref("LiveCallList"),
+        description="Calls answered by a person and not yet over, with what the agent must know.",
+        parameters=(
+            query(
+                "mine",
+                "1: only the calling agent's own calls and the contact centre's; else all.",
+                {"type": "string", "examples": ["1"]},
+            ),
+        ),
+    ),
+    Operation(
+        "post",
+        "/calls/{call_sid}/warn",
+        "warnCall",
+        "Warn: play the scripted warning to both parties",
+        Role.AGENT,
+        "Calls",
+        ref("AgentAction"),
+        description="The call goes on (policy 9.2). The press is on the record with its outcome.",
+        body="WarnCall",
+        body_required=False,
+        errors={
+            403: "The call is another member of staff's call.",
+            404: "No call has this CallSid.",
+            409: "The call has ended, is being ended, or is not connected to an agent yet.",
+            502: "Twilio could not play the warning (the press is on the record as failed).",
+        },
+    ),
+    Operation(
+        "post",
+        "/calls/{call_sid}/end",
+        "endCall",
+        "End: play the closing statement, then end the call",
+        Role.AGENT,
+        "Calls",
+        ref("AgentAction"),
+        description=(
+            "A call that was not warned first needs a reason (policy 9.2, 4.6). The press is on "
+            "the record with its outcome."
+        ),
+        body="EndCall",
+        body_required=False,
+        errors={
+            403: "The call is another member of staff's call.",
+            404: "No call has this CallSid.",
+            409: "The call has ended, is being ended, or is not connected to an agent yet.",
+            422: "The reason is not text, or is missing for a call that was not warned first.",
+            502: "Twilio could not end the call (the press is on the record as failed).",
+        },
+    ),
+    Operation(
+        "get",
+        "/events/parked",
+        "listParkedEvents",
+        "Callbacks that could not be processed",
+        Role.ADMIN,
+        "Events",
+        ref("ParkedEventList"),
+        description="A parked event failed several times; it waits here with its reason.",
+    ),
+    Operation(
+        "post",
+        "/events/{event_id}/retry",
+        "retryEvent",
+        "Retry a parked event",
+        Role.ADMIN,
+        "Events",
+        ref("ParkedEvent"),
+        description=(
+            "Put it back for processing, after the cause was fixed. The reason it was parked "
+            "goes to the audit trail."
+        ),
+        errors={404: "No parked event has this id."},
+    ),
+    Operation(
+        "get",
+        "/openapi.json",
+        "getOpenAPIDocument",
+        "This description of the API (OpenAPI 3.1)",
+        Role.AGENT,
+        "Documentation",
+        {"type": "object", "description": "An OpenAPI 3.1 document."},
+    ),
+    Operation(
+        "get",
+        "/docs",
+        "getAPIDocs",
+        "This description of the API, as a page to read",
+        Role.AGENT,
+        "Documentation",
+        {"type": "string"},
+        media_type=HTML,
+    ),
+)
+
+
+# --- schemas --------------------------------------------------------------------------------
+
+ADJUSTMENTS: Schema = {
+    "type": "object",
+    "description": "Reasonable adjustments, for example slower speech.",
+    "properties": {"slow_speech": {"type": "boolean", "description": "Prompts spoken slowly."}},
+    "additionalProperties": True,
+}
+
+
+def _phone_numbers(description: str) -> Schema:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "description": description,
+        "items": {
+            "type": "string",
+            "description": "A phone number (E.164, or a UK number as dialled in the UK).",
+        },
+    }
+
+
+def _language() -> Schema:
+    return {
+        "type": "string",
+        "enum": list(prompts.languages()),
+        "default": prompts.DEFAULT,
+        "description": "What callguard speaks to them in.",
+    }
+
+
+def _restriction_common() -> dict[str, Schema]:
+    return {
+        "reason": text("Why: the behaviour and the policy section.", 5000),
+        "notice_sent_on": {
+            **DATE,
+            "description": "When the customer was sent notice of the decision.",
+        },
+    }
+
+
+def component_name(prefix: str, name: str) -> str:
+    """A component key (letters, digits, ``.``, ``-``, ``_``) for a kind's name."""
+    return f"{prefix}.{re.sub(r'[^A-Za-z0-9._-]', '_', name)}"
+
+
+def restriction_bodies() -> dict[str, Schema]:
+    """``NewRestriction`` and one schema per registered kind, from the kinds' declarations."""
+    schemas: dict[str, Schema] = {}
+    mapping: dict[str, str] = {}
+    for kind in kinds.all_kinds():
+        properties: dict[str, Schema] = {
+            "kind": {"const": kind.name, "description": kind.label},
+            **_restriction_common(),
+        }
+        required = ["kind", "reason"]
+        for f in kind.fields:
+            properties[f.name] = f.schema()
+            if f.required:
+                required.append(f.name)
+        schema: Schema = {
+            "type": "object",
+            "title": kind.label,
+            "description": " ".join(filter(None, [f"{kind.label}.", EFFECTS.get(kind.effect)])),
+            "properties": properties,
+            "required": required,
+        }
+        if kind.example:
+            schema["examples"] = [{"kind": kind.name, **kind.example}]
+        name = component_name("NewRestriction", kind.name)
+        schemas[name] = schema
+        mapping[kind.name] = ref(name)["$ref"]
+    description = "A decision under policy 10.1: the kind, the reason and the kind's own fields."
+    if mapping:
+        schemas["NewRestriction"] = {
+            "description": description,
+            "oneOf": [{"$ref": target} for target in mapping.values()],
+            "discriminator": {"propertyName": "kind", "mapping": mapping},
+        }
+    else:  # no kind is registered: nothing can be recorded, but the document stays valid
+        schemas["NewRestriction"] = obj(
+            {"kind": {"type": "string"}, **_restriction_common()}, ["kind", "reason"], description
+        )
+    return schemas
+
+
+def schemas() -> dict[str, Schema]:
+    restriction_out = obj(
+        {
+            "id": {"type": "integer"},
+            "customer": maybe(text("The customer's reference.")),
+            "kind": text("The kind's name."),
+            "reason": {"type": "string"},
+            "details": {
+                **ANY_OBJECT,
+                "description": "The kind's own fields (also copied to the top level).",
+            },
+            "active": {"type": "boolean"},
+            "decided_at": DATE_TIME,
+            "decided_by": maybe(text("The staff member who decided.")),
+            "notice_sent_on": maybe(dict(DATE)),
+            "review_due_on": maybe(dict(DATE)),
+            "appeal": maybe(
+                obj(
+                    {
+                        "lodged_on": DATE,
+                        "due_on": maybe(dict(DATE)),
+                        "outcome": maybe({"type": "string"}),
+                    },
+                    ["lodged_on", "due_on", "outcome"],
+                    "The appeal, if one was lodged.",
+                )
+            ),
+            "ended_at": maybe(dict(DATE_TIME)),
+            "ended_by": maybe({"type": "string"}),
+            "end_reason": maybe({"type": "string"}),
+        },
+        [
+            "id",
+            "customer",
+            "kind",
+            "reason",
+            "details",
+            "active",
+            "decided_at",
+            "decided_by",
+            "notice_sent_on",
+            "review_due_on",
+            "appeal",
+            "ended_at",
+            "ended_by",
+            "end_reason",
+        ],
+        "A restriction. The kind's own fields also appear at the top level, as in details.",
+    )
+    restriction_out["additionalProperties"] = True
+    customer_out = obj(
+        {
+            "reference": {"type": "string"},
+            "name": {"type": "string"},
+            "language": {"type": "string"},
+            "adjustments": ADJUSTMENTS,
+            "phone_numbers": {"type": "array", "items": {"type": "string"}},
+            "active_restrictions": {"type": "array", "items": ref("Restriction")},
+        },
+        ["reference", "name", "language", "adjustments", "phone_numbers", "active_restrictions"],
+    )
+    record_out = {
+        "allOf": [
+            ref("Customer"),
+            obj(
+                {
+                    "recent_calls": {"type": "array", "items": ref("Call")},
+                    "agent_actions": {"type": "array", "items": ref("AgentAction")},
+                    "audit": {"type": "array", "items": ref("AuditEntry")},
+                },
+                ["recent_calls", "agent_actions", "audit"],
+            ),
+        ],
+        "description": "A customer with their recent calls, agent actions and audit trail.",
+    }
+    call_out = obj(
+        {
+            "call_sid": {"type": "string"},
+            "from": {"type": "string", "description": "As Twilio gave it."},
+            "to": {"type": "string"},
+            "route": {"type": "string"},
+            "destination": maybe({"type": "string"}),
+            "status": {"type": "string"},
+            "started_at": maybe(dict(DATE_TIME)),
+            "answered_at": maybe(dict(DATE_TIME)),
+            "ended_at": maybe(dict(DATE_TIME)),
+            "duration_seconds": maybe({"type": "integer"}),
+            "emergency_selected": {"type": "boolean"},
+            "flags": {"type": "array", "items": {"type": "string"}},
+        },
+        ["call_sid", "from", "to", "route", "status", "flags"],
+    )
+    action_out = obj(
+        {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["warn", "end"]},
+            "call_sid": maybe({"type": "string"}),
+            "agent": maybe({"type": "string"}),
+            "reason": maybe({"type": "string"}),
+            "outcome": {"type": "string", "enum": ["pending", "ok", "failed"]},
+            "error": maybe(text("What Twilio said, when the outcome is failed.")),
+            "at": maybe(dict(DATE_TIME)),
+        },
+        ["id", "kind", "call_sid", "agent", "reason", "outcome", "error", "at"],
+        "An agent's Warn or End press, with its outcome.",
+    )
+    audit_out = obj(
+        {
+            "at": maybe(dict(DATE_TIME)),
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "entity": {"type": "string"},
+            "entity_id": {"type": "integer"},
+            "before": maybe(dict(ANY_OBJECT)),
+            "after": maybe(dict(ANY_OBJECT)),
+            "note": maybe({"type": "string"}),
+        },
+        ["at", "actor", "action", "entity", "entity_id", "before", "after", "note"],
+    )
+    alert_out = obj(
+        {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": [s.value for s in AlertStatus]},
+            "rule": text("The contact rule's name."),
+            "limit": {**ANY_OBJECT, "description": "The contact rule as it was."},
+            "customer": maybe(text("The customer's reference, if the caller is one.")),
+            "number": maybe({"type": "string"}),
+            "opened_at": DATE_TIME,
+            "evidence": {**ANY_OBJECT, "description": "The calls that broke the rule."},
+            "closed_at": maybe(dict(DATE_TIME)),
+            "closed_by": maybe({"type": "string"}),
+            "reason": maybe({"type": "string"}),
+            "restriction_id": maybe({"type": "integer"}),
+        },
+        [
+            "id",
+            "status",
+            "rule",
+            "limit",
+            "customer",
+            "number",
+            "opened_at",
+            "evidence",
+            "closed_at",
+            "closed_by",
+            "reason",
+            "restriction_id",
+        ],
+        "Excessive contact (policy section 6): evidence for a person to decide on.",
+    )
+    live_call = obj(
+        {
+            "call_sid": {"type": "string"},
+            "from": {"type": "string"},
+            "caller_name": maybe({"type": "string"}),
+            "customer": maybe(
+                obj(
+                    {
+                        "reference": {"type": "string"},
+                        "name": {"type": "string"},
+                        "language": {"type": "string"},
+                        "adjustments": ADJUSTMENTS,
+                    },
+                    ["reference", "name", "language", "adjustments"],
+                )
+            ),
+            "identified": {"type": "boolean"},
+            "flags": {"type": "array", "items": {"type": "string"}},
+            "flag_texts": {"type": "array", "items": text("A flag in words.")},
+            "restrictions": {
+                "type": "array",
+                "items": {
+                    **obj(
+                        {
+                            "kind": {"type": "string"},
+                            "label": {"type": "string"},
+                            "since": DATE,
+                        },
+                        ["kind", "label", "since"],
+                        "An active restriction, with the kind's own fields.",
+                    ),
+                    "additionalProperties": True,
+                },
+            },
+            "route": {"type": "string"},
+            "agent": maybe({"type": "string"}),
+            "since": maybe(dict(DATE_TIME)),
+            "warned": {"type": "boolean"},
+        },
+        ["call_sid", "from", "customer", "identified", "flags", "flag_texts", "warned"],
+        "A live call, with what the agent must know about it.",
+    )
+    event_out = obj(
+        {
+            "id": {"type": "integer"},
+            "source": {"type": "string"},
+            "call_sid": maybe({"type": "string"}),
+            "event": {"type": "string"},
+            "sequence_number": {"type": "integer"},
+            "received_at": DATE_TIME,
+            "attempts": {"type": "integer"},
+            "reason": maybe(text("Why it was parked (null once it is put back).")),
+        },
+        ["id", "source", "call_sid", "event", "sequence_number", "received_at", "attempts"],
+    )
+    return {
+        "Error": obj(
+            {"error": text("What is wrong, for a person.")}, ["error"], "Every error answer."
+        ),
+        "NewCustomer": obj(
+            {
+                "reference": text("The landlord's own reference.", 64),
+                "name": text("Their name.", 200),
+                "phone_numbers": _phone_numbers("The numbers they call from."),
+                "language": _language(),
+                "adjustments": ADJUSTMENTS,
+            },
+            ["reference", "name", "phone_numbers"],
+        ),
+        "CustomerChanges": obj(
+            {
+                "name": text("Their name.", 200),
+                "phone_numbers": _phone_numbers("All their numbers (replaces the list)."),
+                "language": _language(),
+                "adjustments": {**ADJUSTMENTS, "description": "Replaces the adjustments."},
+            },
+            [],
+            "The fields to change; a field left out (or null) stays as it is.",
+        ),
+        **restriction_bodies(),
+        "EndRestriction": obj({"reason": text("Why it ends.", 5000)}, ["reason"]),
+        "Appeal": obj(
+            {"lodged_on": {**DATE, "description": "When it was lodged; today if left out."}},
+            [],
+        ),
+        "DismissAlert": obj({"reason": text("Why no action is needed.", 5000)}, ["reason"]),
+        "WarnCall": {
+            "type": "object",
+            "description": "Nothing is needed; a body, if sent, must be a JSON object.",
+        },
+        "EndCall": obj({"reason": text("Why; needed unless the call was warned first.", 2000)}, []),
+        "Customer": customer_out,
+        "CustomerRecord": record_out,
+        "Restriction": restriction_out,
+        "Call": call_out,
+        "AgentAction": action_out,
+        "AuditEntry": audit_out,
+        "Alert": alert_out,
+        "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]),
+        "LiveCall": live_call,
+        "LiveCallList": obj({"calls": {"type": "array", "items": ref("LiveCall")}}, ["calls"]),
+        "ParkedEvent": event_out,
+        "ParkedEventList": obj(
+            {"events": {"type": "array", "items": ref("ParkedEvent")}}, ["events"]
+        ),
+    }
+
+
+# --- responses ------------------------------------------------------------------------------
+
+ERRORS = {
+    400: "Bad request: the path or the query holds NUL characters.",
+    401: "No bearer token, or the token is not valid.",
+    403: "The token's role may not do this.",
+    404: "Not found.",
+    409: "In conflict with the resource's current state.",
+    413: f"The body is larger than {MAX_BODY_BYTES / 2**20:g} MiB.",
+    415: "The body is not sent with Content-Type: application/json.",
+    422: "A field is missing or invalid; the message says which.",
+    502: "Twilio could not carry out the action.",
+    503: (
+        "The database is unavailable, or callguard is busy: try again shortly "
+        "(after Retry-After seconds, when it is given)."
+    ),
+}
+BAD_BODY = (
+    "Bad request: the body is not JSON or not an object, is nested more than "
+    f"{MAX_JSON_DEPTH} levels, or the path, query or body holds NUL characters."
+)
+
+
+def error_response(status: int, description: str) -> Schema:
+    response: Schema = {
+        "description": description,
+        "content": {JSON: {"schema": ref("Error")}},
+    }
+    if status == 401:
+        response["headers"] = {
+            "WWW-Authenticate": {
+                "description": 'Bearer realm="callguard"',
+                "schema": {"type": "string"},
+            }
+        }
+    if status == 503:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        }
+    return response
+
+
+def error_answers(op: Operation) -> dict[int, str]:
+    """The operation's error answers and when they happen, in status order."""
+    found = {400: BAD_BODY if op.body else ERRORS[400], 401: ERRORS[401], **op.errors}
+    found[503] = ERRORS[503]
+    if op.role is not Role.AGENT:
+        needs = f"The token's role is below {op.role.value}."
+        found[403] = f"{needs} {op.errors[403]}" if 403 in op.errors else needs
+    if op.body is not None:
+        found.setdefault(413, ERRORS[413])
+        found.setdefault(415, ERRORS[415])
+    return dict(sorted(found.items()))
+
+
+def operation_object(op: Operation) -> Schema:
+    parameters = [
+        {"name": name, "in": "path", "required": True, **PATH_PARAMETERS[name]}
+        for name in re.findall(r"\{(\w+)\}", op.path)
+    ]
+    responses: dict[str, Schema] = {
+        str(op.status): {
+            "description": "Created." if op.status == 201 else "OK.",
+            "content": {op.media_type: {"schema": op.response}},
+        }
+    }
+    for status, description in error_answers(op).items():
+        responses[str(status)] = error_response(status, description)
+    who = WHO[op.role]
+    description = " ".join(filter(None, [op.description, f"Needs {who}."]))
+    result: Schema = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "description": description,
+        "tags": [op.tag],
+        # OpenAPI 3.1 lets a non-OAuth2 requirement list the roles it needs.
+        "security": [{BEARER: [op.role.value]}],
+        "x-required-role": op.role.value,
+        "responses": responses,
+    }
+    if parameters or op.parameters:
+        result["parameters"] = [*parameters, *op.parameters]
+    if op.body is not None:
+        result["requestBody"] = {
+            "required": op.body_required,
+            "content": {JSON: {"schema": ref(op.body)}},
+        }
+    return result
+
+
+def document(server_url: str = "/") -> Schema:
+    """The whole OpenAPI 3.1 document, from the declarations above and the registered kinds."""
+    paths: dict[str, dict[str, Schema]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(PREFIX + op.path, {})[op.method] = operation_object(op)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "callguard API",
+            "version": API_VERSION,
+            "summary": "Customers, their restrictions, contact alerts and live calls.",
+            "description": (
+                "Send a staff member's token as `Authorization: Bearer <token>`. Roles are "
+                "ordered agent < supervisor < admin: each operation names the least it needs. "
+                'Every error is a 4xx or 5xx answer with the body `{"error": "<message>"}`.'
+            ),
+        },
+        "servers": [{"url": server_url}],
+        "tags": [{"name": tag} for tag in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "security": [{BEARER: []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A staff member's API token.",
+                }
+            },
+            "schemas": schemas(),
+        },
+    }
+
+
+# --- the page for people --------------------------------------------------------------------
+
+
+def _resolve(schema: Schema, components: Mapping[str, Schema]) -> Schema:
+    while "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def describe_type(schema: Schema) -> str:
+    """A schema's type in a few words: ``string (date)``, ``one of: open, dismissed``."""
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return "one of: " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    types = schema.get("type", "any")
+    words = " or ".join(types) if isinstance(types, list) else str(types)
+    if words.startswith("array") and "items" in schema:
+        words = f"array of {describe_type(schema['items'])}"
+    elif words == "object" and schema.get("properties"):
+        words = f"object {{{', '.join(schema['properties'])}}}"
+    if "format" in schema:
+        words += f" ({schema['format']})"
+    limits = []
+    if "maxLength" in schema:
+        limits.append(f"at most {schema['maxLength']} characters")
+    if "minimum" in schema:
+        limits.append(f"at least {schema['minimum']}")
+    if "minItems" in schema:
+        limits.append(f"at least {schema['minItems']} item{'s' if schema['minItems'] > 1 else ''}")
+    return f"{words}, {', '.join(limits)}" if limits else words
+
+
+def body_variants(schema: Schema, components: Mapping[str, Schema]) -> list[dict[str, Any]]:
+    """A request body's fields, as rows for the page: one list per ``oneOf`` branch."""
+    schema = _resolve(schema, components)
+    branches = schema.get("oneOf") or [schema]
+    variants = []
+    for branch in branches:
+        resolved = _resolve(branch, components)
+        required = set(resolved.get("required", []))
+        rows = [
+            {
+                "name": name,
+                "type": describe_type(prop),
+                "required": name in required,
+                "description": prop.get("description", ""),
+            }
+            for name, prop in resolved.get("properties", {}).items()
+        ]
+        variants.append(
+            {
+                "title": resolved.get("title", "") if "oneOf" in schema else "",
+                "description": resolved.get("description", ""),
+                "fields": rows,
+            }
+        )
+    return variants
+
+
+def page_operations(doc: Schema) -> list[dict[str, Any]]:
+    components = doc["components"]["schemas"]
+    found = []
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            body = op.get("requestBody")
+            found.append(
+                {
+                    "id": op["operationId"],
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op["summary"],
+                    "description": op.get("description", ""),
+                    "role": op["x-required-role"],
+                    "parameters": [
+                        {
+                            "name": p["name"],
+                            "in": p["in"],
+                            "type": describe_type(p["schema"]),
+                            "required": p.get("required", False),
+                            "description": p.get("description", ""),
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    "body": body_variants(body["content"][JSON]["schema"], components)
+                    if body
+                    else None,
+                    "body_required": bool(body and body.get("required")),
+                    "responses": [
+                        {"status": status, "description": r["description"]}
+                        for status, r in op["responses"].items()
+                    ],
+                }
+            )
+    return found
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+def _served_document() -> Schema:
+    return document(str(current_app.config.get("PUBLIC_BASE_URL") or "/"))
+
+
+@bp.get("/openapi.json")
+@api_role(Role.AGENT)
+def openapi_document() -> Response:
+    return jsonify(_served_document())
+
+
+@bp.get("/docs")
+@api_role(Role.AGENT)
+def api_docs() -> str:
+    doc = _served_document()
+    return render_template(
+        "api/docs.html", info=doc["info"], operations=page_operations(doc), roles=ROLES
+    )
