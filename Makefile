@@ -52,9 +52,12 @@ lint: install ## ruff, mypy --strict (package, tests, bench) and the import laye
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+drills: install services ## Fault drills: the Procfile processes through Redis and PostgreSQL failures
+	$(BIN)/python -m bench.drills
+
 bench: install services ## Benchmarks: print their figures
 	$(BIN)/python -m bench.inbound
 	$(BIN)/python -m bench.import_customers
 	$(BIN)/python -m bench.call_flow
 
-.PHONY: help install run services browser test lint bench
+.PHONY: help install run services browser test lint bench drills
