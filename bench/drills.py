@@ -270,13 +270,18 @@ class Drill:
             time.sleep(2 * (attempt + 1))
 
     def heartbeat(self, placed: Placed) -> None:
-        """Twilio fetches the waitUrl while the caller waits; we ask once, at the deadline."""
+        """Twilio fetches the waitUrl again each time its TwiML ends, for as long as the caller
+        waits: here from the deadline on, every 3 s, until someone is rung or the caller is
+        moved on or hangs up."""
         if placed.hold_url is None or self.dialled(placed.sid) or self.moved(placed.sid):
             return
+        if time.time() - placed.started > TALK:
+            return  # the caller has hung up
         try:
             self.post(placed.hold_url.removeprefix(BASE), {"CallSid": placed.sid}, timeout=5)
         except requests.RequestException:
             pass
+        threading.Timer(3, self.heartbeat, (placed,)).start()
 
     def dialled(self, sid: str) -> bool:
         return any(f"cg-{sid}/" in r.path for r in self.fake.posts("/Participants"))
@@ -358,7 +363,7 @@ def final_report(drill: Drill, engine: Any) -> bool:
     duplicated = len(open_alerts) - len(opened)
     conference_calls = [p for p in drill.placed if p.conference]
     left_waiting = [
-        p.sid for p in conference_calls if not drill.dialled(p.sid) and not drill.moved(p.sid)
+        p for p in conference_calls if not drill.dialled(p.sid) and not drill.moved(p.sid)
     ]
     dials: dict[str, int] = defaultdict(int)
     for r in drill.fake.posts("/Participants"):
@@ -373,7 +378,11 @@ def final_report(drill: Drill, engine: Any) -> bool:
         f"alerts expected/opened/duplicated  {len(expected)} / {len(opened & expected)} "
         f"(+{len(opened - expected)} unexpected) / {duplicated}"
     )
-    print(f"callers left waiting with nobody dialled  {len(left_waiting)}")
+    phases = sorted({p.phase for p in left_waiting})
+    print(
+        f"callers left waiting with nobody dialled  {len(left_waiting)}"
+        + (f" (in: {', '.join(phases)})" if phases else "")
+    )
     print(f"duplicate dial-outs             {duplicate_dials}")
     return (
         len(sent) == len(stored & sent) == len(counted & sent)

@@ -116,9 +116,9 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
         elif call.duration_seconds is None:
             call.duration_seconds = 0
     elif call.ended_at is None and PROGRESS.get(status, 0) >= PROGRESS.get(call.status, 0):
+        # ``in-progress`` on the caller's leg means Twilio answered it (our TwiML runs), not
+        # that a person did: only a conference join says that (apply_conference_event).
         call.status = status
-        if status in ("in-progress", "answered") and call.answered_at is None:
-            call.answered_at = event.received_at
     return call
 
 

@@ -61,6 +61,7 @@ def run(app: Flask, *, periodic: bool, burst: bool) -> int:
                     q.connection.ping()
                     jobs.start_sweeping()  # what was stored while no worker ran comes first
                     rq_worker = SimpleWorker([q], connection=q.connection)
+                    rq_worker.max_connection_wait_time = MAX_BACKOFF_SECONDS / 6  # back in 5 s
                     rq_worker.work(burst=burst)
                     if getattr(rq_worker, "_shutdown_requested_date", None) is not None:
                         return 0  # SIGTERM or SIGINT: a warm shutdown, as asked

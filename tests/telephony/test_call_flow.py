@@ -452,3 +452,22 @@ def test_counted_emergency_calls_are_marked_in_the_evidence(
         (alert,) = sess.scalars(select(ContactAlert)).all()
     marks = [c["emergency"] for c in alert.evidence["calls"]]
     assert marks == [False, False, True, False, False]
+
+
+def test_twilio_answering_the_callers_leg_is_not_a_person_answering(
+    app: Flask, twilio: Any, fake_twilio: FakeTwilio, settings: Any
+) -> None:
+    """``in-progress`` on the caller's leg means our TwiML runs: the caller still waits, and is
+    moved on at the deadline even after that callback was processed."""
+    from handlers.contact import sweep_call_events
+
+    params = twilio.call_params("+447400100088")
+    with time_machine.travel(TUESDAY, tick=False):
+        path = hold_path(parse(twilio.post("/twilio/voice/incoming", params)))
+        status_event(twilio, params["CallSid"], "in-progress", 2, From="+447400100088")
+        with app.app_context():
+            sweep_call_events()  # processes the event (the dial job stays lost with the queue)
+    assert call_row(app, params["CallSid"]).answered_at is None
+    with time_machine.travel(TUESDAY + timedelta(seconds=settings.agent_ring_seconds + 15)):
+        twilio.post(path, {"CallSid": params["CallSid"]})
+    assert fake_twilio.posts(f"/Calls/{params['CallSid']}.json")
