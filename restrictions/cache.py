@@ -42,11 +42,11 @@ def profile_of(customer: Customer) -> CallerProfile:
             kind=r.kind,
             details=dict(r.details or {}),
             decided_at=r.decided_at,
-            under_appeal=r.appeal_lodged_on is not None and r.appeal_outcome is None,
+            under_appeal=r.under_appeal,
             notice_sent=r.notice_sent_on is not None,
         )
         for r in customer.restrictions
-        if r.ended_at is None
+        if r.state == "active"  # a decision awaiting its notice does not apply yet
     )
     adjustments = customer.adjustments or {}
     return CallerProfile(
@@ -67,7 +67,7 @@ def load_profile(sess: Session, e164: str) -> CallerProfile | None:
         .where(PhoneNumber.e164 == e164)
         # every restriction, filtered in profile_of: a filtered load would leave the caller's
         # session believing the customer has no ended restrictions
-        .options(selectinload(Customer.restrictions))
+        .options(selectinload(Customer.restrictions).selectinload(Restriction.appeals))
     )
     return profile_of(customer) if customer is not None else None
 
@@ -84,7 +84,9 @@ def profiles(
     for chunk in chunks:
         query = select(Customer).options(
             selectinload(Customer.numbers),
-            selectinload(Customer.restrictions.and_(Restriction.ended_at.is_(None))),
+            selectinload(Customer.restrictions.and_(Restriction.ended_at.is_(None))).selectinload(
+                Restriction.appeals
+            ),
         )
         if chunk is not None:
             query = query.where(Customer.id.in_(list(chunk)))

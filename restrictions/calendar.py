@@ -37,3 +37,14 @@ def add_months(start: date, months: int) -> date:
     month = month_index % 12 + 1
     day = min(start.day, calendar.monthrange(year, month)[1])
     return date(year, month, day)
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Working days after ``start`` up to and including ``end`` (0 when end is not later)."""
+    count = 0
+    current = start
+    while current < end:
+        current += timedelta(days=1)
+        if is_working_day(current):
+            count += 1
+    return count

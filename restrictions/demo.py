@@ -6,6 +6,7 @@ Safe to run again: what already exists is left as it is.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -46,6 +47,10 @@ PEOPLE: tuple[dict[str, Any], ...] = (
 )
 
 
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
 def customers() -> list[dict[str, Any]]:
     """One demonstration customer per person above, plus one for each kind nobody has."""
     specs = [dict(p) for p in PEOPLE]
@@ -59,7 +64,11 @@ def customers() -> list[dict[str, Any]]:
     for i, spec in enumerate(specs, start=1):
         spec["phone_numbers"] = [f"+4474001{i:05d}"]
         declared = kinds.find(spec["kind"] or "")
-        spec["restrictions"] = [{"kind": declared.name, **declared.example}] if declared else []
+        spec["restrictions"] = (
+            [{"kind": declared.name, "notice_sent_on": _today(), **declared.example}]
+            if declared
+            else []
+        )
     return specs
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +24,6 @@ from restrictions.phone import to_e164
 from restrictions.validation import optional_date, required_text
 
 REVIEW_MONTHS = 12  # policy 10.4
-APPEAL_WORKING_DAYS = 20  # policy 12.2
 
 
 @dataclass(frozen=True)
@@ -88,9 +87,11 @@ def restriction_snapshot(r: Restriction) -> dict[str, Any]:
         "decided_at": r.decided_at.isoformat() if r.decided_at else None,
         "notice_sent_on": r.notice_sent_on.isoformat() if r.notice_sent_on else None,
         "review_due_on": r.review_due_on.isoformat() if r.review_due_on else None,
-        "appeal_lodged_on": r.appeal_lodged_on.isoformat() if r.appeal_lodged_on else None,
-        "appeal_due_on": r.appeal_due_on.isoformat() if r.appeal_due_on else None,
-        "appeal_outcome": r.appeal_outcome,
+        "state": r.state,
+        "decided_on": r.decided_on.isoformat() if r.decided_on else None,
+        "apply_now": r.apply_now,
+        "notice_method": r.notice_method,
+        "last_reviewed_on": r.last_reviewed_on.isoformat() if r.last_reviewed_on else None,
         "ended_at": r.ended_at.isoformat() if r.ended_at else None,
         "end_reason": r.end_reason,
     }
@@ -250,12 +251,35 @@ def add_restriction(
     *,
     decided_at: datetime | None = None,
     source_alert_id: int | None = None,
+    today: date | None = None,
 ) -> Restriction:
-    """Record a decision under policy 10.1; review falls due 12 months on (10.4)."""
+    """Record a decision under policy 10.1. It applies to calls from the day its written notice
+    is recorded (``notice_sent_on`` records it at once), or at once with ``apply_now`` and an
+    ``urgent_reason`` (danger, 4.6: the notice is then due within 2 working days). The first
+    review falls due 12 months after it takes effect (10.4)."""
+    when = decided_at or datetime.now(UTC)
+    today = today or when.date()
     kind = kinds.get(body.get("kind"))
     reason = required_text(body.get("reason"), "reason", max_length=5000)
     details = kind.validate(sess, body)
-    when = decided_at or datetime.now(UTC)
+    decided_on = optional_date(body.get("decided_on"), "decided_on") or today
+    if decided_on > today:
+        raise Invalid(f"decided_on {decided_on.isoformat()} is in the future")
+    notice_sent_on = optional_date(body.get("notice_sent_on"), "notice_sent_on")
+    if notice_sent_on is not None and not decided_on <= notice_sent_on <= today:
+        raise Invalid(
+            f"notice_sent_on {notice_sent_on.isoformat()} must be between the decision "
+            f"({decided_on.isoformat()}) and today"
+        )
+    method = body.get("notice_method") or ("post" if notice_sent_on else None)
+    if method is not None and method not in ("post", "email", "hand", "portal"):
+        raise Invalid(f"notice_method must be post, email, hand or portal, not {method!r}")
+    apply_now = body.get("apply_now", False)
+    if not isinstance(apply_now, bool):
+        raise Invalid("apply_now must be true or false")
+    urgent_reason = None
+    if apply_now:
+        urgent_reason = required_text(body.get("urgent_reason"), "urgent_reason", max_length=5000)
     restriction = Restriction(
         customer_id=customer.id,
         kind=kind.name,
@@ -263,10 +287,17 @@ def add_restriction(
         details=details,
         decided_by_id=actor.user_id,
         decided_at=when,
-        notice_sent_on=optional_date(body.get("notice_sent_on"), "notice_sent_on"),
-        review_due_on=add_months(when.date(), REVIEW_MONTHS),
+        decided_on=decided_on,
+        notice_sent_on=notice_sent_on,
+        notice_method=method,
+        apply_now=apply_now,
+        urgent_reason=urgent_reason,
+        notice_due_on=add_working_days(decided_on, 2) if apply_now else None,
         source_alert_id=source_alert_id,
     )
+    effect = restriction.takes_effect_on
+    restriction.review_due_on = add_months(effect, REVIEW_MONTHS) if effect else None
+    restriction.customer = customer
     sess.add(restriction)
     sess.flush()
     audit(
@@ -277,6 +308,7 @@ def add_restriction(
         restriction.id,
         customer_id=customer.id,
         after=restriction_snapshot(restriction),
+        note=urgent_reason,
     )
     cache.refresh_after_commit(sess, customer.id)
     return restriction
@@ -310,31 +342,6 @@ def end_restriction(
         sess,
         actor,
         "restriction.ended",
-        "restriction",
-        restriction.id,
-        customer_id=restriction.customer_id,
-        before=before,
-        after=restriction_snapshot(restriction),
-    )
-    cache.refresh_after_commit(sess, restriction.customer_id)
-    return restriction
-
-
-def lodge_appeal(
-    sess: Session, actor: Actor, restriction: Restriction, lodged_on: Any
-) -> Restriction:
-    """An appeal is decided within 20 working days (12.2); the restriction stays in force (12.3)."""
-    day = optional_date(lodged_on, "lodged_on") or datetime.now(UTC).date()
-    if restriction.ended_at is not None:
-        raise Conflict(f"restriction {restriction.id} has ended; there is nothing to appeal")
-    before = restriction_snapshot(restriction)
-    restriction.appeal_lodged_on = day
-    restriction.appeal_due_on = add_working_days(day, APPEAL_WORKING_DAYS)
-    restriction.appeal_outcome = None
-    audit(
-        sess,
-        actor,
-        "restriction.appeal_lodged",
         "restriction",
         restriction.id,
         customer_id=restriction.customer_id,

@@ -131,7 +131,8 @@ class PhoneNumber(Base):
 
 
 class Restriction(Base):
-    """A decision under policy 10.1, in force from decided_at until a recorded end."""
+    """A decision under policy 10.1. It applies to calls from the day its written notice is
+    recorded (or at once, for danger: ``apply_now``) until a recorded end; nothing is deleted."""
 
     __tablename__ = "restrictions"
     __table_args__ = (Index("ix_restrictions_active", "customer_id", "ended_at"),)
@@ -142,13 +143,16 @@ class Restriction(Base):
     reason: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)  # when it was recorded
+    decided_on: Mapped[date] = mapped_column(Date)  # the decision's date (may be in the past)
     notice_sent_on: Mapped[date | None] = mapped_column(Date)
-    review_due_on: Mapped[date] = mapped_column(Date)
-    reviewed_at: Mapped[datetime | None] = mapped_column()
-    appeal_lodged_on: Mapped[date | None] = mapped_column(Date)
-    appeal_due_on: Mapped[date | None] = mapped_column(Date)
-    appeal_outcome: Mapped[str | None] = mapped_column(Text)
+    notice_method: Mapped[str | None] = mapped_column(String(16))
+    apply_now: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    urgent_reason: Mapped[str | None] = mapped_column(Text)
+    notice_due_on: Mapped[date | None] = mapped_column(Date)
+    review_due_on: Mapped[date | None] = mapped_column(Date)
+    last_reviewed_on: Mapped[date | None] = mapped_column(Date)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("restrictions.id"))
     source_alert_id: Mapped[int | None] = mapped_column(ForeignKey("contact_alerts.id"))
     ended_at: Mapped[datetime | None] = mapped_column()
     ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -160,9 +164,77 @@ class Restriction(Base):
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
     ended_by: Mapped[User | None] = relationship(foreign_keys=[ended_by_id])
 
+    appeals: Mapped[list[Appeal]] = relationship(
+        back_populates="restriction", order_by="Appeal.id", foreign_keys="Appeal.restriction_id"
+    )
+
     @property
     def active(self) -> bool:
+        """Live (not ended); whether it applies to calls is ``state``."""
         return self.ended_at is None
+
+    @property
+    def state(self) -> str:
+        """``awaiting_notice``, ``active`` (applies to calls) or ``ended``."""
+        if self.ended_at is not None:
+            return "ended"
+        if self.notice_sent_on is not None or self.apply_now:
+            return "active"
+        return "awaiting_notice"
+
+    @property
+    def takes_effect_on(self) -> date | None:
+        """The day it applies to calls from: at once, or the day its notice was sent."""
+        if self.apply_now:
+            return self.decided_on
+        return self.notice_sent_on
+
+    @property
+    def under_appeal(self) -> bool:
+        return any(a.outcome is None for a in self.appeals)
+
+
+class Appeal(Base):
+    """An appeal against a restriction (policy section 12), decided by someone who did not make
+    the decision; the restriction stays in force while it is heard (12.3)."""
+
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    restriction_id: Mapped[int] = mapped_column(ForeignKey("restrictions.id"), index=True)
+    lodged_on: Mapped[date] = mapped_column(Date)
+    grounds: Mapped[str] = mapped_column(Text)
+    late_reason: Mapped[str | None] = mapped_column(Text)
+    due_on: Mapped[date] = mapped_column(Date)
+    lodged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    lodged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    notes: Mapped[str | None] = mapped_column(Text)
+    decided_on: Mapped[date | None] = mapped_column(Date)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    successor_id: Mapped[int | None] = mapped_column(ForeignKey("restrictions.id"))
+
+    restriction: Mapped[Restriction] = relationship(
+        back_populates="appeals", foreign_keys=[restriction_id]
+    )
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+
+class Review(Base):
+    """A review of a restriction (policy 10.4): continued, varied or ended, by whom and why."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    restriction_id: Mapped[int] = mapped_column(ForeignKey("restrictions.id"), index=True)
+    reviewed_on: Mapped[date] = mapped_column(Date)
+    outcome: Mapped[str] = mapped_column(String(16))
+    notes: Mapped[str] = mapped_column(Text)
+    next_review_on: Mapped[date | None] = mapped_column(Date)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewer: Mapped[str] = mapped_column(String(80))
+    successor_id: Mapped[int | None] = mapped_column(ForeignKey("restrictions.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Call(Base):

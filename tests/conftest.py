@@ -20,6 +20,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
@@ -415,7 +416,10 @@ def restrict(app: Flask) -> Callable[..., Restriction]:
     """Record a restriction through the domain layer: ``restrict(customer, kind="spoc", ...)``."""
 
     def make(customer: Customer, **body: Any) -> Restriction:
+        """In force at once: its notice is recorded as sent today unless the test says."""
         body.setdefault("reason", "Decided at case review")
+        if "notice_sent_on" not in body and not body.get("apply_now"):
+            body["notice_sent_on"] = datetime.now(UTC).date().isoformat()
         sess = database(app).sessions()
         attached = sess.get(Customer, customer.id)
         assert attached is not None

@@ -39,7 +39,14 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from telephony.api import alerts, calls, customers, events, openapi  # noqa: F401  (routes on bp)
+    from telephony.api import (  # noqa: F401  (routes on bp)
+        alerts,
+        calls,
+        customers,
+        events,
+        openapi,
+        restrictions,
+    )
 
     app.register_blueprint(bp)
 

@@ -6,13 +6,11 @@ from typing import Any
 
 from flask import jsonify
 
+from restrictions.decisions import clashes
 from restrictions.lifecycle import (
     add_restriction,
     create_customer,
-    end_restriction,
     get_customer,
-    get_restriction,
-    lodge_appeal,
     update_customer,
 )
 from restrictions.models import Role
@@ -78,27 +76,4 @@ def restrict(reference: str) -> Any:
     customer = get_customer(sess, reference)
     restriction = add_restriction(sess, current_actor(), customer, body)
     sess.commit()
-    return jsonify(serialize.restriction(restriction)), 201
-
-
-@bp.post("/restrictions/<id:restriction_id>/end")
-@api_role(Role.SUPERVISOR)
-def end(restriction_id: int) -> Any:
-    body = json_body()
-    sess = session()
-    restriction = get_restriction(sess, restriction_id, for_decision=True)
-    end_restriction(sess, current_actor(), restriction, body.get("reason"))
-    sess.commit()
-    return jsonify(serialize.restriction(restriction))
-
-
-@bp.post("/restrictions/<id:restriction_id>/appeal")
-@api_role(Role.SUPERVISOR)
-def appeal(restriction_id: int) -> Any:
-    """Record an appeal (policy 12.2): due in 20 working days; the restriction stays (12.3)."""
-    body = json_body()
-    sess = session()
-    restriction = get_restriction(sess, restriction_id, for_decision=True)
-    lodge_appeal(sess, current_actor(), restriction, body.get("lodged_on"))
-    sess.commit()
-    return jsonify(serialize.restriction(restriction))
+    return jsonify({**serialize.restriction(restriction), "warnings": clashes(restriction)}), 201

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from restrictions.models import AgentAction, AuditEntry, Call, Customer, Restriction
+from restrictions.decisions import DueItem
+from restrictions.models import (
+    AgentAction,
+    Appeal,
+    AuditEntry,
+    Call,
+    Customer,
+    Restriction,
+    Review,
+)
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -23,18 +32,65 @@ def restriction(r: Restriction) -> dict[str, Any]:
         "active": r.ended_at is None,
         "decided_at": _iso(r.decided_at),
         "decided_by": r.decided_by.name if r.decided_by else None,
+        "state": r.state,
+        "decided_on": _iso(r.decided_on),
         "notice_sent_on": _iso(r.notice_sent_on),
+        "notice_method": r.notice_method,
+        "apply_now": r.apply_now,
+        "urgent_reason": r.urgent_reason,
+        "notice_due_on": _iso(r.notice_due_on),
+        "takes_effect_on": _iso(r.takes_effect_on),
         "review_due_on": _iso(r.review_due_on),
-        "appeal": {
-            "lodged_on": _iso(r.appeal_lodged_on),
-            "due_on": _iso(r.appeal_due_on),
-            "outcome": r.appeal_outcome,
-        }
-        if r.appeal_lodged_on
-        else None,
+        "last_reviewed_on": _iso(r.last_reviewed_on),
+        "replaces": r.replaces_id,
+        "appeals": [appeal(a) for a in r.appeals],
         "ended_at": _iso(r.ended_at),
         "ended_by": r.ended_by.name if r.ended_by else None,
         "end_reason": r.end_reason,
+    }
+
+
+def appeal(a: Appeal) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "restriction_id": a.restriction_id,
+        "lodged_on": _iso(a.lodged_on),
+        "grounds": a.grounds,
+        "late_reason": a.late_reason,
+        "due_on": _iso(a.due_on),
+        "outcome": a.outcome,
+        "notes": a.notes,
+        "decided_on": _iso(a.decided_on),
+        "decided_by": a.decided_by.name if a.decided_by else None,
+        "successor": a.successor_id,
+    }
+
+
+def review(rv: Review, r: Restriction) -> dict[str, Any]:
+    return {
+        "id": rv.id,
+        "restriction_id": rv.restriction_id,
+        "reviewed_on": _iso(rv.reviewed_on),
+        "outcome": rv.outcome,
+        "notes": rv.notes,
+        "next_review_on": _iso(rv.next_review_on),
+        "reviewer": rv.reviewer,
+        "successor": rv.successor_id,
+        "restriction": restriction(r),
+    }
+
+
+def due_item(item: DueItem) -> dict[str, Any]:
+    r = item.restriction
+    return {
+        "what": item.what,
+        "due_on": _iso(item.due_on),
+        "days_overdue": item.days_overdue,
+        "restriction_id": r.id,
+        "kind": r.kind,
+        "customer": r.customer.reference if r.customer else None,
+        "customer_name": r.customer.name if r.customer else None,
+        "appeal_id": item.appeal.id if item.appeal else None,
     }
 
 

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from restrictions import cache
 from restrictions.db import CACHE_REDIS
+from restrictions.decisions import lodge_appeal
 from restrictions.lifecycle import (
     Actor,
     add_restriction,
     create_customer,
     end_restriction,
-    lodge_appeal,
     update_customer,
 )
 from restrictions.models import Customer, Restriction
@@ -262,7 +262,7 @@ def test_an_appeal_lodged_shows_in_the_cached_profile(
     written = restrict(sess, pat, "written_only")
     sess.commit()
     assert not cached(cache_redis, FIRST).restrictions[0].under_appeal
-    lodge_appeal(sess, ACTOR, written, "2026-03-10")
+    lodge_appeal(sess, ACTOR, written, {"grounds": "Unfair"}, today=written.notice_sent_on)
     sess.commit()
     (appealed,) = cached(cache_redis, FIRST).restrictions
     assert (appealed.id, appealed.under_appeal) == (written.id, True)

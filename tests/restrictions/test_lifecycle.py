@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from restrictions import cache
+from restrictions.decisions import lodge_appeal
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import (
     Actor,
@@ -19,7 +20,6 @@ from restrictions.lifecycle import (
     end_restriction,
     get_customer,
     get_restriction,
-    lodge_appeal,
     update_customer,
 )
 from restrictions.models import AuditEntry, Customer, Restriction
@@ -189,11 +189,23 @@ def test_an_appeal_is_due_in_twenty_working_days_and_keeps_the_restriction(
     sess: Session, cache_redis: fakeredis.FakeRedis
 ) -> None:
     made = customer(sess)
-    restriction = add_restriction(sess, TEST, made, {"kind": "written_only", "reason": "r"})
+    restriction = add_restriction(
+        sess,
+        TEST,
+        made,
+        {"kind": "written_only", "reason": "r", "notice_sent_on": "2026-12-18"},
+        today=date(2026, 12, 21),
+    )
     # 2026-12-21: Christmas Day, Boxing Day (28th in lieu) and New Year's Day are not working days
-    lodge_appeal(sess, TEST, restriction, "2026-12-21")
+    appeal = lodge_appeal(
+        sess,
+        TEST,
+        restriction,
+        {"grounds": "Unfair", "lodged_on": "2026-12-21"},
+        today=date(2026, 12, 21),
+    )
     sess.commit()
-    assert restriction.appeal_due_on == date(2027, 1, 21)
+    assert appeal.due_on == date(2027, 1, 21)
     _, profile = cache.read(cache_redis, "+447400100001")
     assert profile is not None and profile.restrictions[0].under_appeal
     with pytest.raises(NotFound):

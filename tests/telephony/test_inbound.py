@@ -16,7 +16,8 @@ from flask import Flask
 from sqlalchemy import event, select
 
 from restrictions import cache
-from restrictions.lifecycle import Actor, lodge_appeal
+from restrictions.decisions import lodge_appeal
+from restrictions.lifecycle import Actor
 from restrictions.models import Call, Restriction
 from telephony.database import database
 from telephony.redis_store import redis_client
@@ -369,7 +370,8 @@ def test_a_restriction_under_appeal_still_applies(
     with database(app).sessions() as sess:
         row = sess.get(Restriction, restriction.id)
         assert row is not None
-        lodge_appeal(sess, Actor(None, "test"), row, "2026-11-20")
+        today = datetime.now(UTC).date()
+        lodge_appeal(sess, Actor(None, "test"), row, {"grounds": "Unfair"}, today=today)
         sess.commit()
     root = parse(twilio.incoming(CUSTOMER_NUMBER))
     assert "in writing only" in spoken(root)

@@ -1,0 +1,387 @@
+"""A restriction's life after the decision, as the policy requires: written notice (10.2), the
+12-month review (10.4) and the appeal to someone who did not decide it (section 12).
+
+States: ``awaiting_notice`` (decided; applies to calls only from the day its notice is recorded),
+``active`` (applies; a restriction applied at once for danger, 4.6, is active and shows "notice
+overdue" until its notice is recorded, due within 2 working days), ``ended``. Every change is
+audited with who and why; the routing cache follows every commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from restrictions import cache, kinds
+from restrictions.calendar import add_months, add_working_days, working_days_between
+from restrictions.errors import Conflict, Forbidden, Invalid, NotFound
+from restrictions.lifecycle import (
+    Actor,
+    add_restriction,
+    audit,
+    end_restriction,
+    restriction_snapshot,
+)
+from restrictions.models import Appeal, Restriction, Review
+from restrictions.validation import optional_date, required_text
+
+REVIEW_MONTHS = 12  # policy 10.4: at most 12 months between reviews
+APPEAL_WORKING_DAYS = 20  # policy 12.2: appeal within, and decided within, 20 working days
+NOTICE_WORKING_DAYS = 2  # a restriction applied at once has its notice sent within 2 working days
+NOTICE_METHODS = ("post", "email", "hand", "portal")
+REVIEW_OUTCOMES = ("continue", "vary", "end")
+APPEAL_OUTCOMES = ("upheld", "overturned", "varied")
+DUE_WITHIN_DAYS = 30
+
+
+def _day(value: Any, field: str, today: date, *, required: bool = True) -> date | None:
+    day = optional_date(value, field)
+    if day is None:
+        if required:
+            raise Invalid(f"{field} is required: a date like {today.isoformat()}")
+        return None
+    if day > today:
+        raise Invalid(f"{field} {day.isoformat()} is in the future")
+    return day
+
+
+# --- notice --------------------------------------------------------------------------------------
+
+
+def record_notice(
+    sess: Session,
+    actor: Actor,
+    restriction: Restriction,
+    sent_on: Any,
+    method: Any,
+    *,
+    today: date,
+) -> Restriction:
+    """The written notice was sent: the restriction applies from that day (unless it already
+    applied at once), and its first review falls due 12 months after it took effect."""
+    if restriction.ended_at is not None:
+        raise Conflict(f"restriction {restriction.id} has ended")
+    if restriction.notice_sent_on is not None:
+        raise Conflict(
+            f"the notice of restriction {restriction.id} was recorded as sent on "
+            f"{restriction.notice_sent_on.isoformat()}"
+        )
+    day = _day(sent_on, "sent_on", today)
+    assert day is not None
+    if day < restriction.decided_on:
+        raise Invalid(
+            f"sent_on {day.isoformat()} is before the decision "
+            f"({restriction.decided_on.isoformat()})"
+        )
+    if method not in NOTICE_METHODS:
+        raise Invalid(f"method must be one of {', '.join(NOTICE_METHODS)}, not {method!r}")
+    before = restriction_snapshot(restriction)
+    restriction.notice_sent_on = day
+    restriction.notice_method = str(method)
+    restriction.review_due_on = add_months(restriction.takes_effect_on or day, REVIEW_MONTHS)
+    audit(
+        sess,
+        actor,
+        "restriction.notice_recorded",
+        "restriction",
+        restriction.id,
+        customer_id=restriction.customer_id,
+        before=before,
+        after=restriction_snapshot(restriction),
+    )
+    cache.refresh_after_commit(sess, restriction.customer_id)
+    return restriction
+
+
+# --- reviews (10.4) ------------------------------------------------------------------------------
+
+
+def review(
+    sess: Session,
+    actor: Actor,
+    restriction: Restriction,
+    body: Mapping[str, Any],
+    *,
+    today: date,
+) -> Review:
+    """A person reviewed the restriction: ``continue`` (with notes and the next review, at most
+    12 months on), ``vary`` (this one ends; its successor, in ``successor``, is recorded and
+    linked) or ``end``."""
+    if restriction.ended_at is not None:
+        raise Conflict(f"restriction {restriction.id} has ended")
+    if restriction.state != "active":
+        raise Conflict(f"restriction {restriction.id} is not in force yet: record its notice first")
+    outcome = body.get("outcome")
+    if outcome not in REVIEW_OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}, not {outcome!r}")
+    notes = required_text(body.get("notes"), "notes", max_length=5000)
+    done = Review(
+        restriction_id=restriction.id,
+        reviewed_on=today,
+        outcome=outcome,
+        notes=notes,
+        reviewer_id=actor.user_id,
+        reviewer=actor.label,
+    )
+    before = restriction_snapshot(restriction)
+    if outcome == "continue":
+        latest = add_months(today, REVIEW_MONTHS)
+        next_on = optional_date(body.get("next_review_on"), "next_review_on") or latest
+        if next_on <= today or next_on > latest:
+            raise Invalid(
+                f"next_review_on must be after today and at most 12 months on "
+                f"({latest.isoformat()})"
+            )
+        restriction.last_reviewed_on = today
+        restriction.review_due_on = next_on
+        done.next_review_on = next_on
+    elif outcome == "vary":
+        done.successor_id = _vary(sess, actor, restriction, body, f"varied at review: {notes}").id
+    else:
+        end_restriction(sess, actor, restriction, f"ended at review: {notes}")
+    sess.add(done)
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        f"restriction.reviewed.{outcome}",
+        "restriction",
+        restriction.id,
+        customer_id=restriction.customer_id,
+        before=before,
+        after=restriction_snapshot(restriction),
+        note=notes,
+    )
+    cache.refresh_after_commit(sess, restriction.customer_id)
+    return done
+
+
+def _vary(
+    sess: Session, actor: Actor, restriction: Restriction, body: Mapping[str, Any], why: str
+) -> Restriction:
+    successor_body = body.get("successor")
+    if not isinstance(successor_body, Mapping):
+        raise Invalid(
+            "successor is required to vary a restriction: the new restriction's "
+            "{kind, reason, …its fields}"
+        )
+    end_restriction(sess, actor, restriction, why)
+    successor = add_restriction(sess, actor, restriction.customer, successor_body)
+    successor.replaces_id = restriction.id
+    return successor
+
+
+# --- appeals (section 12) -------------------------------------------------------------------------
+
+
+def open_appeal(sess: Session, restriction: Restriction) -> Appeal | None:
+    return sess.scalar(
+        select(Appeal).where(Appeal.restriction_id == restriction.id, Appeal.outcome.is_(None))
+    )
+
+
+def lodge_appeal(
+    sess: Session,
+    actor: Actor,
+    restriction: Restriction,
+    body: Mapping[str, Any],
+    *,
+    today: date,
+) -> Appeal:
+    """An appeal within 20 working days of the notice (12.2), or later with a reason that is
+    recorded; one at a time. The restriction stays in force while it is heard (12.3)."""
+    if restriction.ended_at is not None:
+        raise Conflict(f"restriction {restriction.id} has ended; there is nothing to appeal")
+    earlier = open_appeal(sess, restriction)
+    if earlier is not None:
+        raise Conflict(
+            f"appeal {earlier.id}, lodged on {earlier.lodged_on.isoformat()}, "
+            "is still to be decided"
+        )
+    lodged_on = _day(body.get("lodged_on"), "lodged_on", today, required=False) or today
+    grounds = required_text(body.get("grounds"), "grounds", max_length=10000)
+    notice = restriction.notice_sent_on
+    if notice is None:
+        raise Invalid("the restriction's notice has not been sent yet, so it cannot be appealed")
+    if lodged_on < notice:
+        raise Invalid(
+            f"lodged_on {lodged_on.isoformat()} is before the notice ({notice.isoformat()})"
+        )
+    last_day = add_working_days(notice, APPEAL_WORKING_DAYS)
+    late_reason = body.get("late_reason")
+    if lodged_on > last_day:
+        if not isinstance(late_reason, str) or not late_reason.strip():
+            raise Invalid(
+                f"lodged_on {lodged_on.isoformat()} is after the last day to appeal "
+                f"({last_day.isoformat()}); give late_reason to accept it late"
+            )
+        late_reason = required_text(late_reason, "late_reason", max_length=5000)
+    else:
+        late_reason = None
+    appeal = Appeal(
+        restriction_id=restriction.id,
+        lodged_on=lodged_on,
+        grounds=grounds,
+        late_reason=late_reason,
+        due_on=add_working_days(lodged_on, APPEAL_WORKING_DAYS),
+        lodged_by_id=actor.user_id,
+    )
+    sess.add(appeal)
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "appeal.lodged",
+        "appeal",
+        appeal.id,
+        customer_id=restriction.customer_id,
+        after=appeal_snapshot(appeal),
+        note=late_reason,
+    )
+    cache.refresh_after_commit(sess, restriction.customer_id)  # agents see "under appeal"
+    return appeal
+
+
+def get_appeal(sess: Session, appeal_id: int, *, for_decision: bool = False) -> Appeal:
+    appeal = sess.get(Appeal, appeal_id, with_for_update=for_decision or None)
+    if appeal is None:
+        raise NotFound(f"no appeal with id {appeal_id}")
+    return appeal
+
+
+def decide_appeal(
+    sess: Session,
+    actor: Actor,
+    appeal: Appeal,
+    body: Mapping[str, Any],
+    *,
+    today: date,
+) -> Appeal:
+    """Decided by someone who did not decide the restriction (12.2): ``upheld`` (it stays),
+    ``overturned`` (it ends at once), ``varied`` (it ends; ``successor`` replaces it)."""
+    if appeal.outcome is not None:
+        raise Conflict(f"appeal {appeal.id} was already decided: {appeal.outcome}")
+    restriction = appeal.restriction
+    if actor.user_id is not None and actor.user_id == restriction.decided_by_id:
+        raise Forbidden(
+            "an appeal must be decided by someone who did not decide the restriction"
+        )
+    outcome = body.get("outcome")
+    if outcome not in APPEAL_OUTCOMES:
+        raise Invalid(f"outcome must be one of {', '.join(APPEAL_OUTCOMES)}, not {outcome!r}")
+    notes = required_text(body.get("notes"), "notes", max_length=10000)
+    before = appeal_snapshot(appeal)
+    appeal.outcome = outcome
+    appeal.notes = notes
+    appeal.decided_on = today
+    appeal.decided_by_id = actor.user_id
+    if outcome == "overturned":
+        end_restriction(sess, actor, restriction, f"appeal {appeal.id} overturned it: {notes}")
+    elif outcome == "varied":
+        appeal.successor_id = _vary(
+            sess, actor, restriction, body, f"appeal {appeal.id} varied it: {notes}"
+        ).id
+    audit(
+        sess,
+        actor,
+        f"appeal.{outcome}",
+        "appeal",
+        appeal.id,
+        customer_id=restriction.customer_id,
+        before=before,
+        after=appeal_snapshot(appeal),
+        note=notes,
+    )
+    cache.refresh_after_commit(sess, restriction.customer_id)
+    return appeal
+
+
+def appeal_snapshot(a: Appeal) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "restriction_id": a.restriction_id,
+        "lodged_on": a.lodged_on.isoformat(),
+        "due_on": a.due_on.isoformat(),
+        "grounds": a.grounds,
+        "late_reason": a.late_reason,
+        "outcome": a.outcome,
+        "decided_on": a.decided_on.isoformat() if a.decided_on else None,
+    }
+
+
+# --- what is due ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueItem:
+    what: str  # letter, notice_overdue, review_due, review_overdue, appeal
+    restriction: Restriction
+    due_on: date | None
+    days_overdue: int
+    appeal: Appeal | None = None
+
+
+def due(sess: Session, today: date) -> list[DueItem]:
+    """Everything a supervisor must do, with its deadline, oldest first: letters to send (a
+    decision awaiting its notice), notices overdue (applied at once, not yet sent), reviews due
+    within 30 days or overdue, appeals awaiting a decision."""
+    items: list[DueItem] = []
+    live = sess.scalars(select(Restriction).where(Restriction.ended_at.is_(None)))
+    for r in live:
+        if r.notice_sent_on is None:
+            if r.apply_now:
+                due_on = r.notice_due_on
+                late = max(0, (today - due_on).days) if due_on else 0
+                what = "notice_overdue" if due_on and due_on < today else "letter"
+                items.append(DueItem(what, r, due_on, late))
+            else:
+                items.append(DueItem("letter", r, r.decided_on, 0))
+            continue
+        if r.review_due_on is not None and (r.review_due_on - today).days <= DUE_WITHIN_DAYS:
+            late = max(0, (today - r.review_due_on).days)
+            what = "review_overdue" if late else "review_due"
+            items.append(DueItem(what, r, r.review_due_on, late))
+    appeals = sess.scalars(select(Appeal).where(Appeal.outcome.is_(None)))
+    for a in appeals:
+        late = max(0, (today - a.due_on).days)
+        items.append(DueItem("appeal", a.restriction, a.due_on, late, a))
+    return sorted(items, key=lambda i: (i.due_on or today, i.restriction.id))
+
+
+def reviews_due(sess: Session, today: date) -> list[DueItem]:
+    return [i for i in due(sess, today) if i.what in ("review_due", "review_overdue")]
+
+
+# --- clashes -------------------------------------------------------------------------------------
+
+
+def clashes(restriction: Restriction) -> list[str]:
+    """Which other live restriction of the customer wins over this one on the phone line (the
+    routing precedence), in words; empty when this one applies."""
+    mine = kinds.find(restriction.kind)
+    if mine is None:
+        return []
+    warnings = []
+    for other in restriction.customer.restrictions:
+        if other.id == restriction.id or other.ended_at is not None:
+            continue
+        theirs = kinds.find(other.kind)
+        if theirs is None or theirs.effect is kinds.Effect.FLAG:
+            continue
+        if theirs.precedence < mine.precedence or (
+            theirs.name == mine.name and other.decided_at > restriction.decided_at
+        ):
+            warnings.append(
+                f"restriction {other.id} ({theirs.label}) overrides this one on calls: "
+                f"it comes first in the routing order"
+            )
+    return warnings
+
+
+def overdue_working_days(due_on: date, today: date) -> int:
+    return working_days_between(due_on, today) if today > due_on else 0
