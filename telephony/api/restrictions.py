@@ -11,7 +11,7 @@ from flask import Response, jsonify, request
 from restrictions import decisions
 from restrictions.lifecycle import end_restriction, get_restriction
 from restrictions.models import Role
-from telephony import current_settings
+from telephony import current_settings, letters
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
 from telephony.database import session
@@ -59,8 +59,6 @@ def notice(restriction_id: int) -> Any:
 @api_role(Role.SUPERVISOR)
 def letter(restriction_id: int) -> Any:
     """The decision letter: a PDF, or ``?format=html`` for the preview."""
-    from telephony import letters
-
     restriction = get_restriction(session(), restriction_id)
     return letters.respond(restriction, "decision", request.args.get("format") == "html")
 
