@@ -95,6 +95,10 @@ PATH_PARAMETERS: dict[str, Schema] = {
         "description": "The alert's id.",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
     },
+    "appeal_id": {
+        "description": "The appeal's id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+    },
     "event_id": {
         "description": "The parked event's id.",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
@@ -227,23 +231,141 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        "get",
+        "/restrictions/{restriction_id}",
+        "getRestriction",
+        "A restriction, with its state, notice, review and appeals",
+        Role.AGENT,
+        "Restrictions",
+        ref("Restriction"),
+        errors={404: "No restriction has this id."},
+    ),
+    Operation(
         "post",
-        "/restrictions/{restriction_id}/appeal",
-        "lodgeAppeal",
-        "Record an appeal (policy 12.2)",
+        "/restrictions/{restriction_id}/notice",
+        "recordNotice",
+        "Record that the written notice was sent (policy 10.2)",
         Role.SUPERVISOR,
         "Restrictions",
         ref("Restriction"),
         description=(
-            "The appeal is due to be decided within 20 working days (12.2); the restriction "
-            "stays in force meanwhile (12.3). Send {} to lodge it today."
+            "The restriction applies to calls from the day the notice was sent (unless it was "
+            "applied at once), and its first review falls due 12 months later."
         ),
-        body="Appeal",
+        body="Notice",
         errors={
             404: "No restriction has this id.",
-            409: "The restriction has ended: there is nothing to appeal.",
-            422: "lodged_on is not a date.",
+            409: "The notice is already recorded, or the restriction has ended.",
+            422: "sent_on is in the future or before the decision, or method is unknown.",
         },
+    ),
+    Operation(
+        "get",
+        "/restrictions/{restriction_id}/letter",
+        "decisionLetter",
+        "The decision letter (PDF; ?format=html for the preview)",
+        Role.SUPERVISOR,
+        "Restrictions",
+        {"type": "string", "format": "binary"},
+        description=(
+            "In the customer's language: the behaviour, what is restricted, from when, the "
+            "review date, how to appeal and by when, the Housing Ombudsman, emergency repairs "
+            "and 999."
+        ),
+        parameters=(
+            query("format", "html for the preview.", {"type": "string", "enum": ["html"]}),
+        ),
+        errors={404: "No restriction has this id."},
+        media_type="application/pdf",
+    ),
+    Operation(
+        "post",
+        "/restrictions/{restriction_id}/review",
+        "reviewRestriction",
+        "Review a restriction (policy 10.4)",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("Review"),
+        description=(
+            "continue (notes; the next review at most 12 months on), vary (this one ends and "
+            "successor replaces it, linked) or end."
+        ),
+        body="ReviewBody",
+        errors={
+            404: "No restriction has this id.",
+            409: "The restriction has ended or is not in force yet.",
+            422: "The outcome, notes, next_review_on or successor is missing or wrong.",
+        },
+    ),
+    Operation(
+        "get",
+        "/reviews",
+        "reviewsDue",
+        "Restrictions due for review within 30 days, and overdue ones, oldest first",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("ReviewsDue"),
+    ),
+    Operation(
+        "post",
+        "/restrictions/{restriction_id}/appeals",
+        "lodgeAppeal",
+        "Lodge an appeal (policy 12.2)",
+        Role.SUPERVISOR,
+        "Appeals",
+        ref("Appeal"),
+        status=201,
+        description=(
+            "Within 20 working days of the notice (England and Wales bank holidays excluded), "
+            "or later with a late_reason that is recorded. The restriction stays in force "
+            "while the appeal is heard (12.3); the decision is due 20 working days after "
+            "lodging."
+        ),
+        body="NewAppeal",
+        errors={
+            404: "No restriction has this id.",
+            409: "An earlier appeal is still to be decided, or the restriction has ended.",
+            422: "lodged_on is in the future, before the notice, or late without a late_reason.",
+        },
+    ),
+    Operation(
+        "get",
+        "/appeals/{appeal_id}",
+        "getAppeal",
+        "An appeal",
+        Role.SUPERVISOR,
+        "Appeals",
+        ref("Appeal"),
+        errors={404: "No appeal has this id."},
+    ),
+    Operation(
+        "post",
+        "/appeals/{appeal_id}/decision",
+        "decideAppeal",
+        "Decide an appeal",
+        Role.SUPERVISOR,
+        "Appeals",
+        ref("Appeal"),
+        description=(
+            "By someone who did not decide the restriction: upheld (it stays), overturned (it "
+            "ends at once) or varied (successor replaces it)."
+        ),
+        body="AppealDecision",
+        errors={
+            403: "The person deciding is the one who decided the restriction.",
+            404: "No appeal has this id.",
+            409: "The appeal was already decided.",
+            422: "The outcome, notes or successor is missing or wrong.",
+        },
+    ),
+    Operation(
+        "get",
+        "/due",
+        "due",
+        "What is due: letters, overdue notices, reviews, appeals",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("DueList"),
     ),
     Operation(
         "get",
@@ -454,10 +576,17 @@ def _language() -> Schema:
 def _restriction_common() -> dict[str, Schema]:
     return {
         "reason": text("Why: the behaviour and the policy section.", 5000),
+        "decided_on": {**DATE, "description": "The decision's date (today if left out)."},
         "notice_sent_on": {
             **DATE,
-            "description": "When the customer was sent notice of the decision.",
+            "description": "When the customer was sent notice: it applies from then.",
         },
+        "notice_method": {"type": "string", "enum": ["post", "email", "hand", "portal"]},
+        "apply_now": {
+            "type": "boolean",
+            "description": "Apply at once, for danger (4.6); needs urgent_reason.",
+        },
+        "urgent_reason": text("Why it cannot wait for the notice.", 5000),
     }
 
 
@@ -507,6 +636,52 @@ def restriction_bodies() -> dict[str, Schema]:
 
 
 def schemas() -> dict[str, Schema]:
+    appeal_out = obj(
+        {
+            "id": {"type": "integer"},
+            "restriction_id": {"type": "integer"},
+            "lodged_on": DATE,
+            "grounds": {"type": "string"},
+            "late_reason": maybe({"type": "string"}),
+            "due_on": DATE,
+            "outcome": maybe(text("upheld, overturned or varied; null while undecided.")),
+            "notes": maybe({"type": "string"}),
+            "decided_on": maybe(dict(DATE)),
+            "decided_by": maybe({"type": "string"}),
+            "successor": maybe({"type": "integer"}),
+        },
+        ["id", "restriction_id", "lodged_on", "grounds", "due_on", "outcome"],
+    )
+    review_out = obj(
+        {
+            "id": {"type": "integer"},
+            "restriction_id": {"type": "integer"},
+            "reviewed_on": DATE,
+            "outcome": {"type": "string"},
+            "notes": {"type": "string"},
+            "next_review_on": maybe(dict(DATE)),
+            "reviewer": {"type": "string"},
+            "successor": maybe({"type": "integer"}),
+            "restriction": ref("Restriction"),
+        },
+        ["id", "restriction_id", "reviewed_on", "outcome", "notes", "restriction"],
+    )
+    due_out = obj(
+        {
+            "what": {
+                "type": "string",
+                "enum": ["letter", "notice_overdue", "review_due", "review_overdue", "appeal"],
+            },
+            "due_on": maybe(dict(DATE)),
+            "days_overdue": {"type": "integer"},
+            "restriction_id": {"type": "integer"},
+            "kind": {"type": "string"},
+            "customer": maybe({"type": "string"}),
+            "customer_name": maybe({"type": "string"}),
+            "appeal_id": maybe({"type": "integer"}),
+        },
+        ["what", "due_on", "days_overdue", "restriction_id", "kind"],
+    )
     restriction_out = obj(
         {
             "id": {"type": "integer"},
@@ -522,17 +697,21 @@ def schemas() -> dict[str, Schema]:
             "decided_by": maybe(text("The staff member who decided.")),
             "notice_sent_on": maybe(dict(DATE)),
             "review_due_on": maybe(dict(DATE)),
-            "appeal": maybe(
-                obj(
-                    {
-                        "lodged_on": DATE,
-                        "due_on": maybe(dict(DATE)),
-                        "outcome": maybe({"type": "string"}),
-                    },
-                    ["lodged_on", "due_on", "outcome"],
-                    "The appeal, if one was lodged.",
-                )
-            ),
+            "state": {"type": "string", "enum": ["awaiting_notice", "active", "ended"]},
+            "decided_on": maybe(dict(DATE)),
+            "notice_method": maybe({"type": "string"}),
+            "apply_now": {"type": "boolean"},
+            "urgent_reason": maybe({"type": "string"}),
+            "notice_due_on": maybe(dict(DATE)),
+            "takes_effect_on": maybe(dict(DATE)),
+            "last_reviewed_on": maybe(dict(DATE)),
+            "replaces": maybe({"type": "integer"}),
+            "appeals": {"type": "array", "items": ref("Appeal")},
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "On creation: which restriction overrides this one on calls.",
+            },
             "ended_at": maybe(dict(DATE_TIME)),
             "ended_by": maybe({"type": "string"}),
             "end_reason": maybe({"type": "string"}),
@@ -548,7 +727,8 @@ def schemas() -> dict[str, Schema]:
             "decided_by",
             "notice_sent_on",
             "review_due_on",
-            "appeal",
+            "state",
+            "appeals",
             "ended_at",
             "ended_by",
             "end_reason",
@@ -737,10 +917,43 @@ def schemas() -> dict[str, Schema]:
         ),
         **restriction_bodies(),
         "EndRestriction": obj({"reason": text("Why it ends.", 5000)}, ["reason"]),
-        "Appeal": obj(
-            {"lodged_on": {**DATE, "description": "When it was lodged; today if left out."}},
-            [],
+        "NewAppeal": obj(
+            {
+                "lodged_on": {**DATE, "description": "When it was lodged; today if left out."},
+                "grounds": text("The customer's grounds.", 10000),
+                "late_reason": text("Why a late appeal is accepted (recorded).", 5000),
+            },
+            ["grounds"],
         ),
+        "Notice": obj(
+            {
+                "sent_on": {**DATE, "description": "When the notice was sent."},
+                "method": {"type": "string", "enum": ["post", "email", "hand", "portal"]},
+            },
+            ["sent_on", "method"],
+        ),
+        "ReviewBody": obj(
+            {
+                "outcome": {"type": "string", "enum": ["continue", "vary", "end"]},
+                "notes": text("What the review found.", 5000),
+                "next_review_on": {**DATE, "description": "For continue: at most 12 months."},
+                "successor": {**ANY_OBJECT, "description": "For vary: a new restriction's body."},
+            },
+            ["outcome", "notes"],
+        ),
+        "AppealDecision": obj(
+            {
+                "outcome": {"type": "string", "enum": ["upheld", "overturned", "varied"]},
+                "notes": text("Why.", 10000),
+                "successor": {**ANY_OBJECT, "description": "For varied: a new restriction's body."},
+            },
+            ["outcome", "notes"],
+        ),
+        "Appeal": appeal_out,
+        "Review": review_out,
+        "DueItem": due_out,
+        "DueList": obj({"due": {"type": "array", "items": ref("DueItem")}}, ["due"]),
+        "ReviewsDue": obj({"reviews": {"type": "array", "items": ref("DueItem")}}, ["reviews"]),
         "DismissAlert": obj({"reason": text("Why no action is needed.", 5000)}, ["reason"]),
         "WarnCall": {
             "type": "object",

@@ -76,8 +76,12 @@ def make_customer(
     )
 
 
+TODAY = datetime.now(UTC).date().isoformat()
+
+
 def restrict(sess: Session, customer: Customer, kind: str, **details: Any) -> Restriction:
-    body = {"kind": kind, "reason": "Case review", **details}
+    """A restriction in force: its notice was sent today."""
+    body = {"kind": kind, "reason": "Case review", "notice_sent_on": TODAY, **details}
     return add_restriction(sess, ACTOR, customer, body)
 
 

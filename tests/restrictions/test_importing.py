@@ -11,6 +11,7 @@ driven end to end through ``callguard import customers`` is in tests/telephony/t
 from __future__ import annotations
 
 import io
+from datetime import date
 from typing import Any
 
 import fakeredis
@@ -433,7 +434,12 @@ def test_refresh_cache_for_carries_the_restrictions_in_force_of_a_reimported_cus
     sess: Session, cache_redis: fakeredis.FakeRedis
 ) -> None:
     ann = existing(sess, "HMS-1", "Ann Able", "+447400100001")
-    add_restriction(sess, Actor(None, "test"), ann, {"kind": "written_only", "reason": "4.2"})
+    add_restriction(
+        sess,
+        Actor(None, "test"),
+        ann,
+        {"kind": "written_only", "reason": "4.2", "notice_sent_on": date.today().isoformat()},
+    )
     sess.commit()
     cache_redis.flushdb()
     report = run(sess, "HMS-1,Ann Able,07400100001,")

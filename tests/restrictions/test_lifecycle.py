@@ -123,11 +123,16 @@ def test_a_restriction_is_audited_and_reaches_the_routing_cache(
     sess: Session, cache_redis: fakeredis.FakeRedis
 ) -> None:
     made = customer(sess)
-    restriction = add_restriction(
-        sess, TEST, made, {"kind": "written_only", "reason": "Abuse (4.2)"}
-    )
+    body = {
+        "kind": "written_only",
+        "reason": "Abuse (4.2)",
+        "decided_on": "2026-02-27",
+        "notice_sent_on": "2026-03-02",
+    }
+    restriction = add_restriction(sess, TEST, made, body, today=date(2026, 3, 5))
     sess.commit()
-    assert restriction.review_due_on.year == restriction.decided_at.year + 1
+    assert restriction.state == "active"
+    assert restriction.review_due_on == date(2027, 3, 2)  # 12 months after it took effect
     _, profile = cache.read(cache_redis, "+447400100001")
     assert profile is not None and [r.kind for r in profile.restrictions] == ["written_only"]
     assert audit_actions(sess)[-1] == "restriction.created"
@@ -172,7 +177,17 @@ def test_ending_is_recorded_once_and_the_row_stays(
     sess: Session, cache_redis: fakeredis.FakeRedis
 ) -> None:
     made = customer(sess)
-    restriction = add_restriction(sess, TEST, made, {"kind": "written_only", "reason": "r"})
+    restriction = add_restriction(
+        sess,
+        TEST,
+        made,
+        {
+            "kind": "written_only",
+            "reason": "r",
+            "apply_now": True,
+            "urgent_reason": "Threats (4.6)",
+        },
+    )
     sess.commit()
     with pytest.raises(Invalid, match="reason"):
         end_restriction(sess, TEST, restriction, "")
@@ -193,7 +208,12 @@ def test_an_appeal_is_due_in_twenty_working_days_and_keeps_the_restriction(
         sess,
         TEST,
         made,
-        {"kind": "written_only", "reason": "r", "notice_sent_on": "2026-12-18"},
+        {
+            "kind": "written_only",
+            "reason": "r",
+            "decided_on": "2026-12-17",
+            "notice_sent_on": "2026-12-18",
+        },
         today=date(2026, 12, 21),
     )
     # 2026-12-21: Christmas Day, Boxing Day (28th in lieu) and New Year's Day are not working days

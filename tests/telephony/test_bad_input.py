@@ -115,8 +115,8 @@ def test_dates_out_of_range_are_422(
 ) -> None:
     restriction = restrict(make_customer(), kind="written_only")
     response = client.post(
-        f"/api/v1/restrictions/{restriction.id}/appeal",
-        json={"lodged_on": day},
+        f"/api/v1/restrictions/{restriction.id}/appeals",
+        json={"lodged_on": day, "grounds": "Unfair"},
         headers=supervisor.headers,
     )
     assert response.status_code == 422 and "lodged_on" in response.get_json()["error"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -270,7 +271,9 @@ def test_the_answers_are_the_documented_ones(
     customer = "/api/v1/customers/{reference}"
     restrict = "/api/v1/customers/{reference}/restrictions"
     end = "/api/v1/restrictions/{restriction_id}/end"
-    appeal = "/api/v1/restrictions/{restriction_id}/appeal"
+    appeal = "/api/v1/restrictions/{restriction_id}/appeals"
+    notice = "/api/v1/restrictions/{restriction_id}/notice"
+    today = datetime.now(UTC).date().isoformat()
 
     def check(method: str, path: str, status: int, url: str | None = None, **kw: Any) -> Any:
         response = client.open(url or path, method=method, **kw)
@@ -304,12 +307,20 @@ def test_the_answers_are_the_documented_ones(
     check("get", customer, 404, "/api/v1/customers/HMS-NONE", headers=agent.headers)
 
     first = f"/api/v1/restrictions/{made[0]['id']}"
-    check("post", appeal, 200, f"{first}/appeal", json={}, headers=sup)
-    check("post", appeal, 422, f"{first}/appeal", json={"lodged_on": "soon"}, headers=sup)
+    check("get", "/api/v1/restrictions/{restriction_id}", 200, first, headers=agent.headers)
+    check("post", appeal, 422, f"{first}/appeals", json={"grounds": "g"}, headers=sup)  # no notice
+    check("post", notice, 422, f"{first}/notice", json={"sent_on": "2999-01-01"}, headers=sup)
+    sent = {"sent_on": today, "method": "post"}
+    check("post", notice, 200, f"{first}/notice", json=sent, headers=sup)
+    check("post", notice, 409, f"{first}/notice", json=sent, headers=sup)
+    check("post", appeal, 422, f"{first}/appeals", json={"lodged_on": "soon"}, headers=sup)
+    check("post", appeal, 201, f"{first}/appeals", json={"grounds": "Unfair"}, headers=sup)
+    check("get", "/api/v1/reviews", 200, headers=sup)
+    check("get", "/api/v1/due", 200, headers=sup)
     check("post", end, 422, f"{first}/end", json={}, headers=sup)
     check("post", end, 200, f"{first}/end", json={"reason": "Behaviour improved"}, headers=sup)
     check("post", end, 409, f"{first}/end", json={"reason": "Again"}, headers=sup)
-    check("post", appeal, 409, f"{first}/appeal", json={}, headers=sup)
+    check("post", appeal, 409, f"{first}/appeals", json={"grounds": "g"}, headers=sup)
     check("post", end, 404, "/api/v1/restrictions/999/end", json={"reason": "x"}, headers=sup)
 
     check("get", "/api/v1/alerts", 200, headers=sup)
@@ -330,7 +341,16 @@ def assert_kind_is_described(doc: dict[str, Any], kind: Kind) -> None:
     for field in kind.fields:
         assert schema["properties"][field.name] == field.schema(), (kind.name, field.name)
         assert (field.name in schema["required"]) is field.required, (kind.name, field.name)
-    own = set(schema["properties"]) - {"kind", "reason", "notice_sent_on"}
+    common = {
+        "kind",
+        "reason",
+        "decided_on",
+        "notice_sent_on",
+        "notice_method",
+        "apply_now",
+        "urgent_reason",
+    }
+    own = set(schema["properties"]) - common
     assert own == {f.name for f in kind.fields}, kind.name
 
 

@@ -138,8 +138,8 @@ def test_an_end_and_an_appeal_at_once_never_appeal_an_ended_restriction(
             headers=supervisor.headers,
         ),
         lambda c: c.post(
-            f"/api/v1/restrictions/{restriction.id}/appeal",
-            json={"lodged_on": "2026-11-20"},
+            f"/api/v1/restrictions/{restriction.id}/appeals",
+            json={"grounds": "Unfair"},
             headers=supervisor.headers,
         ),
     )
