@@ -266,6 +266,7 @@ def test_an_appeal_lodged_shows_in_the_cached_profile(
     written = restrict(sess, pat, "written_only")
     sess.commit()
     assert not cached(cache_redis, FIRST).restrictions[0].under_appeal
+    assert written.notice_sent_on is not None
     lodge_appeal(sess, ACTOR, written, {"grounds": "Unfair"}, today=written.notice_sent_on)
     sess.commit()
     (appealed,) = cached(cache_redis, FIRST).restrictions
