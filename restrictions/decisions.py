@@ -141,7 +141,9 @@ def review(
         restriction.review_due_on = next_on
         done.next_review_on = next_on
     elif outcome == "vary":
-        done.successor_id = _vary(sess, actor, restriction, body, f"varied at review: {notes}").id
+        done.successor_id = _vary(
+            sess, actor, restriction, body, f"varied at review: {notes}", today
+        ).id
     else:
         end_restriction(sess, actor, restriction, f"ended at review: {notes}")
     sess.add(done)
@@ -162,7 +164,12 @@ def review(
 
 
 def _vary(
-    sess: Session, actor: Actor, restriction: Restriction, body: Mapping[str, Any], why: str
+    sess: Session,
+    actor: Actor,
+    restriction: Restriction,
+    body: Mapping[str, Any],
+    why: str,
+    today: date,
 ) -> Restriction:
     successor_body = body.get("successor")
     if not isinstance(successor_body, Mapping):
@@ -171,7 +178,7 @@ def _vary(
             "{kind, reason, …its fields}"
         )
     end_restriction(sess, actor, restriction, why)
-    successor = add_restriction(sess, actor, restriction.customer, successor_body)
+    successor = add_restriction(sess, actor, restriction.customer, successor_body, today=today)
     successor.replaces_id = restriction.id
     return successor
 
@@ -268,9 +275,7 @@ def decide_appeal(
         raise Conflict(f"appeal {appeal.id} was already decided: {appeal.outcome}")
     restriction = appeal.restriction
     if actor.user_id is not None and actor.user_id == restriction.decided_by_id:
-        raise Forbidden(
-            "an appeal must be decided by someone who did not decide the restriction"
-        )
+        raise Forbidden("an appeal must be decided by someone who did not decide the restriction")
     outcome = body.get("outcome")
     if outcome not in APPEAL_OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(APPEAL_OUTCOMES)}, not {outcome!r}")
@@ -284,7 +289,7 @@ def decide_appeal(
         end_restriction(sess, actor, restriction, f"appeal {appeal.id} overturned it: {notes}")
     elif outcome == "varied":
         appeal.successor_id = _vary(
-            sess, actor, restriction, body, f"appeal {appeal.id} varied it: {notes}"
+            sess, actor, restriction, body, f"appeal {appeal.id} varied it: {notes}", today
         ).id
     audit(
         sess,
