@@ -16,6 +16,7 @@ import phonenumbers
 from restrictions.destination import Destination
 from restrictions.errors import Invalid
 from restrictions.phone import to_e164
+from restrictions.retention import Retention
 
 
 class SettingsError(ValueError):
@@ -57,6 +58,19 @@ class Organisation:
     spoken_website: str = ""  # how the website is read out; derived from website when empty
     spoken_email: str = ""  # how the e-mail address is read out; derived when empty
     danger_message: str = ""  # replaces each language's "in danger, dial 999" line when set
+    appeals_to: str = "The Head of Housing Services"  # who hears appeals (policy 12.2), in letters
+    appeals_email: str = "appeals@example.org"  # where appeals may be e-mailed, in letters
+
+
+@dataclass(frozen=True)
+class Ombudsman:
+    """Who a customer may turn to when our own process is finished, as the letters say it."""
+
+    name: str = "Housing Ombudsman Service"
+    address: str = "PO Box 1484, Unit D, Preston PR2 0ET"
+    phone: str = "0300 111 3000"
+    website: str = "https://www.housing-ombudsman.org.uk"
+    email: str = "info@housing-ombudsman.org.uk"
 
 
 DEFAULT_CONTACT_RULES: tuple[ContactRule, ...] = (
@@ -79,6 +93,8 @@ class Settings:
     count_emergency_calls: bool = False  # emergency-repair calls count towards contact rules
     hold_grace_seconds: int = 15  # a waiting caller is moved on at ring time plus this
     beep: bool = False  # whether a participant callguard dials in beeps on joining
+    retention: Retention = field(default_factory=Retention)  # how long personal data is kept
+    ombudsman: Ombudsman = field(default_factory=Ombudsman)
 
     @property
     def default_destination(self) -> Destination:
@@ -134,6 +150,19 @@ def _rule(raw: Any, index: int) -> ContactRule:
     return ContactRule(name, window, max_calls, max_minutes)
 
 
+def _retention(raw: Any) -> Retention:
+    if not isinstance(raw, dict):
+        raise SettingsError("retention: expected a table")
+    base = Retention()
+    values = {}
+    for key in ("callback_payload_days", "call_days", "closed_years"):
+        value = raw.get(key, getattr(base, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SettingsError(f"retention.{key} must be a whole number of at least 1")
+        values[key] = value
+    return Retention(**values)
+
+
 def parse_settings(data: dict[str, Any]) -> Settings:
     """Build Settings from a parsed TOML document; anything missing takes its default."""
     defaults = Settings()
@@ -158,6 +187,18 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         spoken_website=str(org.get("spoken_website", "")),
         spoken_email=str(org.get("spoken_email", "")),
         danger_message=str(org.get("danger_message", "")),
+        appeals_to=str(org.get("appeals_to", base_org.appeals_to)),
+        appeals_email=str(org.get("appeals_email", base_org.appeals_email)),
+    )
+    ombudsman_raw = data.get("ombudsman", {})
+    if not isinstance(ombudsman_raw, dict):
+        raise SettingsError("ombudsman: expected a table")
+    base_ombudsman = Ombudsman()
+    ombudsman = Ombudsman(
+        **{
+            name: str(ombudsman_raw.get(name, getattr(base_ombudsman, name)))
+            for name in ("name", "address", "phone", "website", "email")
+        }
     )
     contact = data.get("contact", {})
     return Settings(
@@ -172,6 +213,8 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         count_emergency_calls=bool(contact.get("count_emergency_calls", False)),
         hold_grace_seconds=int(routes.get("hold_grace_seconds", defaults.hold_grace_seconds)),
         beep=bool(routes.get("beep", defaults.beep)),
+        retention=_retention(data.get("retention", {})),
+        ombudsman=ombudsman,
     )
 
 

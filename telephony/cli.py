@@ -209,6 +209,26 @@ def counters_rebuild() -> None:
     )
 
 
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Print what would go; change nothing.")
+@with_app
+def purge(dry_run: bool) -> None:
+    """Apply the [retention] rules: delete or anonymise what has passed its time."""
+    from restrictions import retention
+    from telephony import current_settings
+
+    sess = session()
+    done = retention.purge(sess, current_settings().retention, dry_run=dry_run)
+    if dry_run:
+        sess.rollback()
+        click.echo("would purge (nothing was changed):")
+    else:
+        sess.commit()
+        click.echo("purged:")
+    for line in done.lines():
+        click.echo(f"  {line}")
+
+
 @main.group("import")
 def import_() -> None:
     """Import data from the housing management system."""

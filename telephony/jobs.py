@@ -26,6 +26,7 @@ RECORD_EMERGENCY_CHOICE = "handlers.calls.record_emergency_choice"
 RECORD_VOICEMAIL = "handlers.calls.record_voicemail"
 PROCESS_CALL_EVENT = "handlers.contact.process_call_event"
 SWEEP_CALL_EVENTS = "handlers.contact.sweep_call_events"
+DAILY = "handlers.schedule.daily"
 ALL = (
     START_INBOUND_CALL,
     PARTICIPANT_UNANSWERED,
@@ -33,6 +34,7 @@ ALL = (
     RECORD_VOICEMAIL,
     PROCESS_CALL_EVENT,
     SWEEP_CALL_EVENTS,
+    DAILY,
 )
 SWEEP_JOB_ID = "sweep-call-events"
 

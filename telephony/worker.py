@@ -25,14 +25,19 @@ log = logging.getLogger("callguard.worker")
 TICK_SECONDS = 15
 TICK_KEY = "cg:sweep-tick"
 TICK_TTL_SECONDS = 45
+DAILY_KEY = "cg:daily"
 MAX_BACKOFF_SECONDS = 30.0
 
 
 def tick(app: Flask) -> bool:
-    """Queue a sweep unless another worker did in the last 45 s; returns whether this one did."""
+    """Queue a sweep unless another worker did in the last 45 s (and, once a day, the daily
+    job); returns whether this one queued the sweep."""
     with app.app_context():
         q = queue(app)
         try:
+            day = time.strftime("%Y-%m-%d")
+            if q.connection.set(f"{DAILY_KEY}:{day}", "1", nx=True, ex=2 * 86400):
+                jobs.enqueue(jobs.DAILY, job_id=f"daily-{day}", retry=False)
             if not q.connection.set(TICK_KEY, "1", nx=True, ex=TICK_TTL_SECONDS):
                 return False
         except RedisError as exc:

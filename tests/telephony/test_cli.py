@@ -263,3 +263,29 @@ def test_worker_burst_processes_queued_and_stored_events(
     with database(app).sessions() as sess:
         call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
         assert call is not None and call.duration_seconds == 42 and call.counted_at is not None
+
+
+def test_purge_dry_run_prints_what_would_go_and_changes_nothing(
+    app: Flask, runner: Any, make_customer: Callable[..., Any]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from restrictions.models import Call
+
+    customer = make_customer()
+    with database(app).sessions() as sess:
+        sess.add(
+            Call(
+                call_sid="CA" + "5" * 32,
+                customer_id=customer.id,
+                from_number="+447400100001",
+                started_at=datetime.now(UTC) - timedelta(days=1000),
+            )
+        )
+        sess.commit()
+    dry = runner.invoke(main, ["purge", "--dry-run"])
+    assert dry.exit_code == 0 and "calls deleted: 1" in dry.output
+    assert "nothing was changed" in dry.output and count(app, Call) == 1
+    done = runner.invoke(main, ["purge"])
+    assert done.exit_code == 0 and "calls deleted: 1" in done.output
+    assert count(app, Call) == 0
