@@ -274,8 +274,17 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         parameters=(
             query("format", "html for the preview.", {"type": "string", "enum": ["html"]}),
+            query(
+                "about",
+                "decision (the default), appeal (the latest appeal's outcome) or review (the "
+                "latest review's outcome).",
+                {"type": "string", "enum": ["decision", "appeal", "review"]},
+            ),
         ),
-        errors={404: "No restriction has this id."},
+        errors={
+            404: "No restriction has this id, or no appeal or review was decided yet.",
+            422: "about is not decision, appeal or review.",
+        },
         media_type="application/pdf",
     ),
     Operation(

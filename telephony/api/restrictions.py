@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from restrictions import decisions
+from restrictions.errors import Invalid
 from restrictions.lifecycle import end_restriction, get_restriction
 from restrictions.models import Role
 from telephony import current_settings, letters
@@ -55,12 +56,20 @@ def notice(restriction_id: int) -> Any:
     return jsonify(serialize.restriction(restriction))
 
 
+LETTERS = ("decision", "appeal", "review")
+
+
 @bp.get("/restrictions/<id:restriction_id>/letter")
 @api_role(Role.SUPERVISOR)
 def letter(restriction_id: int) -> Any:
-    """The decision letter: a PDF, or ``?format=html`` for the preview."""
+    """A letter about the restriction: a PDF, or ``?format=html`` for the preview.
+    ``?about=decision`` (the default), ``appeal`` (its latest appeal's outcome) or ``review``
+    (its latest review's outcome)."""
+    about = request.args.get("about", "decision")
+    if about not in LETTERS:
+        raise Invalid(f"about must be one of {', '.join(LETTERS)}, not {about[:40]!r}")
     restriction = get_restriction(session(), restriction_id)
-    return letters.respond(restriction, "decision", request.args.get("format") == "html")
+    return letters.respond(restriction, about, request.args.get("format") == "html")
 
 
 @bp.post("/restrictions/<id:restriction_id>/review")
