@@ -31,7 +31,7 @@ from bench.inbound import BASE, TOKEN, app_for, fresh_database
 from restrictions import counting
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from telephony.database import database
-from telephony.redis_store import queue
+from telephony.redis_store import queue, queues
 from tests.fake_twilio import FakeTwilio
 
 CALLS = int(os.environ.get("BENCH_CALLS", "1000"))
@@ -83,8 +83,8 @@ def seed(app: Any) -> None:
 
 def run_jobs(app: Any) -> None:
     with app.app_context():
-        q = queue(app)
-        SimpleWorker([q], connection=q.connection).work(burst=True, logging_level="WARNING")
+        both = queues(app)
+        SimpleWorker(both, connection=both[0].connection).work(burst=True, logging_level="WARNING")
 
 
 def main() -> None:
@@ -125,7 +125,7 @@ def main() -> None:
             else:
                 conference_calls.add(plan.sid)
             if plan.fate == "worker-lost":
-                queue(app).remove(f"inbound-{plan.sid}")  # the worker died with it
+                queue(app, urgent=True).remove(f"inbound-{plan.sid}")  # the worker died with it
             else:
                 run_jobs(app)
             name = f"cg-{plan.sid}"

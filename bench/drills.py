@@ -428,6 +428,7 @@ def main() -> None:
     log.write_text("", encoding="utf-8")
     web = start(processes["web"].replace("$PORT", str(port)), env, log)
     worker = start(processes["worker"], env, log)
+    dialler = start(processes["dialler"], env, log) if "dialler" in processes else None
     drill = Drill(web=f"http://127.0.0.1:{port}", fake=fake)
     for _ in range(100):
         try:
@@ -475,10 +476,12 @@ def main() -> None:
         time.sleep(5)
         ok = final_report(drill, engine)
     finally:
-        web.send_signal(signal.SIGTERM)
-        worker.send_signal(signal.SIGTERM)
-        web.wait(20)
-        worker.wait(20)
+        for process in (web, worker, dialler):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+        for process in (web, worker, dialler):
+            if process is not None:
+                process.wait(20)
         server.shutdown()
         engine.dispose()
     print("result: " + ("OK" if ok else f"MISMATCH (processes' log: {log})"))

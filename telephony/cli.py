@@ -174,8 +174,13 @@ def users_disable(name: str) -> None:
 @main.command("worker")
 @click.option("--with-scheduler", is_flag=True, help="Also run the periodic sweep (every 15 s).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option(
+    "--urgent-only",
+    is_flag=True,
+    help="Only ring people for waiting callers (a dedicated dialler process).",
+)
 @with_app
-def worker(with_scheduler: bool, burst: bool) -> None:
+def worker(with_scheduler: bool, burst: bool, urgent_only: bool) -> None:
     """Run callguard's worker: it survives Redis going away and restarts itself."""
     from telephony import worker as worker_process
     from telephony.redis_store import queue
@@ -183,7 +188,9 @@ def worker(with_scheduler: bool, burst: bool) -> None:
     if not queue().is_async:
         raise click.ClickException("REDIS_URL is not set: jobs already run inline")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    sys.exit(worker_process.run(app, periodic=with_scheduler, burst=burst))
+    sys.exit(
+        worker_process.run(app, periodic=with_scheduler, burst=burst, urgent_only=urgent_only)
+    )
 
 
 @main.group()

@@ -37,6 +37,10 @@ ALL = (
     DAILY,
 )
 SWEEP_JOB_ID = "sweep-call-events"
+# Jobs a caller is waiting on: they go on the urgent queue, ahead of counting and sweeps.
+URGENT = frozenset(
+    {START_INBOUND_CALL, PARTICIPANT_UNANSWERED, RECORD_EMERGENCY_CHOICE, RECORD_VOICEMAIL}
+)
 
 
 def enqueue(
@@ -52,7 +56,7 @@ def enqueue(
     ``call_path=True`` uses the fast Redis client, for enqueueing while a caller waits.
     """
     try:
-        queue(call_path=call_path).enqueue(
+        queue(call_path=call_path, urgent=name in URGENT).enqueue(
             name,
             args=args,
             kwargs=kwargs,

@@ -14,8 +14,8 @@ from rq import Queue
 
 REDIS = "callguard.redis"
 QUEUE = "callguard.queue"
-CALL_PATH_QUEUE = "callguard.queue.call_path"
 QUEUE_NAME = "callguard"
+URGENT_QUEUE_NAME = "callguard-calls"
 
 
 def init_app(app: Flask) -> None:
@@ -33,9 +33,13 @@ def init_app(app: Flask) -> None:
         patient = fakeredis.FakeRedis(server=server)
         is_async = False
     app.extensions[REDIS] = fast
-    app.extensions[QUEUE] = Queue(QUEUE_NAME, connection=patient, is_async=is_async)
-    # The same queue seen through the fast client: enqueueing on a call's path must fail fast.
-    app.extensions[CALL_PATH_QUEUE] = Queue(QUEUE_NAME, connection=fast, is_async=is_async)
+    # Two queues by urgency: ringing a person for a waiting caller never waits behind counting.
+    # Each is also seen through the fast client: enqueueing on a call's path must fail fast.
+    app.extensions[QUEUE] = {
+        (name, call_path): Queue(name, connection=fast if call_path else patient, is_async=is_async)
+        for name in (URGENT_QUEUE_NAME, QUEUE_NAME)
+        for call_path in (False, True)
+    }
 
 
 def redis_client(app: Flask | None = None) -> Redis:
@@ -43,6 +47,13 @@ def redis_client(app: Flask | None = None) -> Redis:
     return client
 
 
-def queue(app: Flask | None = None, *, call_path: bool = False) -> Queue:
-    q: Queue = (app or current_app).extensions[CALL_PATH_QUEUE if call_path else QUEUE]
+def queue(app: Flask | None = None, *, call_path: bool = False, urgent: bool = False) -> Queue:
+    name = URGENT_QUEUE_NAME if urgent else QUEUE_NAME
+    q: Queue = (app or current_app).extensions[QUEUE][(name, call_path)]
     return q
+
+
+def queues(app: Flask | None = None, *, urgent_only: bool = False) -> list[Queue]:
+    """What a worker listens on, the urgent queue first (rq takes jobs in queue order)."""
+    urgent = queue(app, urgent=True)
+    return [urgent] if urgent_only else [urgent, queue(app)]

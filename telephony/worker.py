@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from telephony import jobs
-from telephony.redis_store import queue
+from telephony.redis_store import queue, queues
 
 log = logging.getLogger("callguard.worker")
 
@@ -52,8 +52,9 @@ def _ticker(app: Flask, stop: threading.Event) -> None:
         stop.wait(TICK_SECONDS)
 
 
-def run(app: Flask, *, periodic: bool, burst: bool) -> int:
-    """Work the queue until stopped (or, with ``burst``, until it is empty)."""
+def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -> int:
+    """Work the queues until stopped (or, with ``burst``, until they are empty); the urgent
+    queue (ringing people for waiting callers) always first, or alone with ``urgent_only``."""
     stop = threading.Event()
     if periodic:
         threading.Thread(target=_ticker, args=(app, stop), daemon=True, name="sweep-ticker").start()
@@ -65,7 +66,9 @@ def run(app: Flask, *, periodic: bool, burst: bool) -> int:
                 try:
                     q.connection.ping()
                     jobs.start_sweeping()  # what was stored while no worker ran comes first
-                    rq_worker = SimpleWorker([q], connection=q.connection)
+                    rq_worker = SimpleWorker(
+                        queues(app, urgent_only=urgent_only), connection=q.connection
+                    )
                     rq_worker.max_connection_wait_time = MAX_BACKOFF_SECONDS / 6  # back in 5 s
                     rq_worker.work(burst=burst)
                     if getattr(rq_worker, "_shutdown_requested_date", None) is not None:

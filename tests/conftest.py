@@ -42,7 +42,7 @@ from restrictions.settings import ContactRule, Organisation, Settings
 from restrictions.staff import create_user
 from telephony import create_app
 from telephony.database import database
-from telephony.redis_store import queue
+from telephony.redis_store import queues
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -274,9 +274,9 @@ def run_jobs(app: Flask) -> Callable[[], int]:
     """Run a real rq worker over the queue until it is empty; returns how many jobs it ran."""
 
     def run() -> int:
-        q = queue(app)
-        before = q.count
-        worker = SimpleWorker([q], connection=q.connection)
+        both = queues(app)
+        before = sum(q.count for q in both)
+        worker = SimpleWorker(both, connection=both[0].connection)
         worker.work(burst=True)
         return before
 

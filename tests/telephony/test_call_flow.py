@@ -180,7 +180,7 @@ def test_a_dial_out_happens_once_however_often_the_job_runs(
     from telephony.redis_store import queue
 
     twilio.incoming(CUSTOMER)
-    job = queue(app).jobs[0]
+    job = queue(app, urgent=True).jobs[0]
     run_jobs()
     start_inbound_call(*job.args)  # a retry, or a duplicate delivery
     assert len(fake_twilio.posts("/Participants.json")) == 1
