@@ -5,6 +5,7 @@ undecided appeal is touched; each run is audited with its counts, and a dry run 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ def customer(sess: Session, n: int) -> Customer:
     )
 
 
-def count(sess: Session, model: type, *where: object) -> int:
+def count(sess: Session, model: type, *where: Any) -> int:
     return int(sess.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 

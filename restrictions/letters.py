@@ -1,0 +1,383 @@
+"""What the letters to a customer say: the decision (policy 10.2), the outcome of their latest
+appeal (section 12) and of the latest review (10.4), as content, in the customer's language.
+
+The words are data, in each language's prompt file (``[letter]`` and ``[letter.kinds]``): adding a
+language stays one file. Here they are filled in with the decision, the customer's details and the
+organisation's settings; ``telephony.letters`` lays the result out as HTML and PDF. Every string in
+a Letter is plain text (nothing is marked up), so whatever renders it escapes all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import prompts
+from restrictions import kinds
+from restrictions.calendar import add_months, add_working_days
+from restrictions.decisions import APPEAL_WORKING_DAYS, REVIEW_MONTHS
+from restrictions.errors import Invalid, NotFound
+from restrictions.models import Appeal, Restriction, Review
+from restrictions.settings import Settings
+
+WHICH = ("decision", "appeal", "review")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the letter: an optional heading ("" for none) and its paragraphs."""
+
+    heading: str
+    paragraphs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Letter:
+    which: str  # decision, appeal or review
+    language: str  # the language it is written in (the customer's, or en-GB)
+    date: date  # the letter's date
+    dated: str  # that date in words, in the letter's language
+    sender: tuple[str, ...]  # the organisation: name, address, how to contact it
+    recipient: tuple[str, ...]  # the customer's name and our reference
+    title: str
+    greeting: str
+    sections: tuple[Section, ...]
+    sign_off: str
+    signature: str
+
+    def text(self) -> str:
+        """Everything the letter says, as plain text (for searching and tests)."""
+        parts = [*self.sender, *self.recipient, self.dated, self.title, self.greeting]
+        for section in self.sections:
+            parts += [section.heading, *section.paragraphs]
+        parts += [self.sign_off, self.signature]
+        return "\n".join(p for p in parts if p)
+
+
+class _Words:
+    """A language's ``[letter]`` table, filled in with the parameters every letter may use."""
+
+    def __init__(self, language: str, params: Mapping[str, Any]) -> None:
+        self.language = prompts.resolve(language)
+        self.table: Mapping[str, Any] = prompts.catalogue(self.language)["letter"]
+        self.params = dict(params)
+
+    def _fill(self, key: str, template: str, extra: Mapping[str, Any]) -> str:
+        params = {**self.params, **extra}
+        missing = prompts.placeholders(template) - params.keys()
+        if missing:
+            raise ValueError(
+                f"letter text {key!r} ({self.language}) needs {', '.join(sorted(missing))}"
+            )
+        return template.format(**params)
+
+    def __call__(self, key: str, **extra: Any) -> str:
+        template = self.table.get(key)
+        if not isinstance(template, str):
+            raise KeyError(f"no letter text {key!r} in {self.language}")
+        return self._fill(key, template, extra)
+
+    def kind(self, name: str, **extra: Any) -> str:
+        template = self.table.get("kinds", {}).get(name)
+        if not isinstance(template, str):
+            raise KeyError(f"no letter text for the kind {name!r} in {self.language}")
+        return self._fill(f"kinds.{name}", template, extra)
+
+    def day(self, day: date) -> str:
+        months: Sequence[str] = self.table["months"]
+        return self("date", day=day.day, month=months[day.month - 1], year=day.year)
+
+
+def date_in_words(day: date, language: str | None) -> str:
+    """A date as the letter writes it: "26 November 2026", "26 Tachwedd 2026"."""
+    return _Words(prompts.resolve(language), {}).day(day)
+
+
+def dialled(e164: str) -> str:
+    """A phone number as it is dialled from the UK: national for UK numbers, else international."""
+    parsed = phonenumbers.parse(e164, "GB")
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if parsed.country_code == 44
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(parsed, style)
+
+
+def letter_date(restriction: Restriction, today: date) -> date:
+    """The decision letter's date: the day its notice was recorded as sent, else today."""
+    return restriction.notice_sent_on or today
+
+
+def _params(settings: Settings) -> dict[str, Any]:
+    org = settings.organisation
+    return {
+        "organisation_name": org.name,
+        "postal_address": org.postal_address,
+        "email": org.email,
+        "website": org.website,
+        "phone": dialled(org.phone),
+        "emergency_phone": dialled(settings.emergency_line),
+        "appeals_to": org.appeals_to,
+        "appeals_email": org.appeals_email,
+        "working_days": APPEAL_WORKING_DAYS,
+    }
+
+
+# --- what a restriction means ---------------------------------------------------------------------
+
+
+def _spoc_reach(words: _Words, contact: str) -> str:
+    """How to reach the named contact: a staff member through our number, or their own number."""
+    if contact.startswith("+"):
+        return words("spoc_number", spoc_phone=dialled(contact))
+    return words("spoc_staff", spoc_name=contact.removeprefix("client:"))
+
+
+def _what_is_restricted(restriction: Restriction, words: _Words) -> str:
+    """The restriction's terms in words: the kind's meaning, with its own details filled in."""
+    kind = kinds.get(restriction.kind)
+    details = restriction.details or {}
+    extra: dict[str, Any] = {
+        name: str(details[name]) for name in ("representative", "issue") if details.get(name)
+    }
+    if details.get("spoc"):
+        extra["spoc_reach"] = _spoc_reach(words, str(details["spoc"]))
+    if "windows" in details:
+        extra["windows"] = prompts.describe_windows(details["windows"] or [], words.language)
+    allowance = details.get("max_calls_per_week")
+    extra["allowance"] = words("allowance", max_calls=allowance) + " " if allowance else ""
+    return words.kind(kind.name, **extra)
+
+
+def _starts(restriction: Restriction, words: _Words) -> str:
+    effect = restriction.takes_effect_on
+    if effect is None:
+        return words("starts_when_sent")
+    return words("starts_on", date=words.day(effect))
+
+
+def review_date(restriction: Restriction, letter_day: date) -> date:
+    """When it is next reviewed: as recorded, else 12 months after it takes effect (or after the
+    letter, when it takes effect on the day the letter is sent)."""
+    if restriction.review_due_on is not None:
+        return restriction.review_due_on
+    return add_months(restriction.takes_effect_on or letter_day, REVIEW_MONTHS)
+
+
+def _terms(restriction: Restriction, words: _Words, letter_day: date) -> list[str]:
+    """What is restricted, from when, and when it will be reviewed."""
+    return [
+        _what_is_restricted(restriction, words),
+        _starts(restriction, words),
+        words("review", date=words.day(review_date(restriction, letter_day))),
+    ]
+
+
+def appeal_deadline(letter_day: date) -> date:
+    """The last day to appeal: 20 working days after the letter's date (policy 12.2)."""
+    return add_working_days(letter_day, APPEAL_WORKING_DAYS)
+
+
+# --- the parts every letter shares ----------------------------------------------------------------
+
+
+def _appeal(words: _Words, letter_day: date) -> Section:
+    last_day = words.day(appeal_deadline(letter_day))
+    return Section(
+        words("appeal_heading"), (words("appeal", last_day=last_day), words("appeal_process"))
+    )
+
+
+def _ombudsman(words: _Words, settings: Settings) -> Section:
+    o = settings.ombudsman
+    contact = {
+        "name": o.name,
+        "address": o.address,
+        "phone": o.phone,
+        "website": o.website,
+        "email": o.email,
+    }
+    return Section(
+        words("ombudsman_heading"),
+        (words("ombudsman", **contact), words("ombudsman_contact", **contact)),
+    )
+
+
+def _safety(words: _Words) -> Section:
+    return Section(words("safety_heading"), (words("emergency"), words("danger")))
+
+
+def _letter(
+    which: str,
+    restriction: Restriction,
+    settings: Settings,
+    words: _Words,
+    letter_day: date,
+    title: str,
+    sections: Sequence[Section],
+) -> Letter:
+    org = settings.organisation
+    customer = restriction.customer
+    return Letter(
+        which=which,
+        language=words.language,
+        date=letter_day,
+        dated=words.day(letter_day),
+        sender=(
+            org.name,
+            org.postal_address,
+            words("sender_phone"),
+            words("sender_email"),
+            org.website,
+        ),
+        recipient=(customer.name, words("reference", reference=customer.reference)),
+        title=title,
+        greeting=words("greeting", name=customer.name),
+        sections=(
+            *sections,
+            _ombudsman(words, settings),
+            _safety(words),
+            Section("", (words("help"),)),
+        ),
+        sign_off=words("sign_off"),
+        signature=words("signature"),
+    )
+
+
+def _words(restriction: Restriction, settings: Settings) -> _Words:
+    return _Words(prompts.resolve(restriction.customer.language), _params(settings))
+
+
+# --- the three letters ----------------------------------------------------------------------------
+
+
+def decision_letter(restriction: Restriction, settings: Settings, *, today: date) -> Letter:
+    """The decision (policy 10.2): why, what is restricted, from when, the review, how to appeal
+    and by when, the Ombudsman, emergency repairs and 999. ``today`` is the landlord's date."""
+    words = _words(restriction, settings)
+    day = letter_date(restriction, today)
+    sections = (
+        Section("", (words("decision_intro", decided_on=words.day(restriction.decided_on)),)),
+        Section(words("why_heading"), (words("why"), restriction.reason)),
+        Section(words("what_heading"), (_what_is_restricted(restriction, words),)),
+        Section(
+            words("when_heading"),
+            (
+                _starts(restriction, words),
+                words("review", date=words.day(review_date(restriction, day))),
+            ),
+        ),
+        _appeal(words, day),
+    )
+    return _letter("decision", restriction, settings, words, day, words("decision_title"), sections)
+
+
+def latest_decided_appeal(sess: Session, restriction: Restriction) -> Appeal:
+    """Read from the database, not ``restriction.appeals`` (which may predate the appeal)."""
+    found = sess.scalars(
+        select(Appeal)
+        .where(Appeal.restriction_id == restriction.id, Appeal.outcome.is_not(None))
+        .order_by(Appeal.decided_on.desc().nulls_last(), Appeal.id.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        raise NotFound(f"restriction {restriction.id} has no decided appeal")
+    return found
+
+
+def latest_review(sess: Session, restriction: Restriction) -> Review:
+    found = sess.scalars(
+        select(Review)
+        .where(Review.restriction_id == restriction.id)
+        .order_by(Review.reviewed_on.desc(), Review.id.desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        raise NotFound(f"restriction {restriction.id} has not been reviewed")
+    return found
+
+
+def _successor(sess: Session, successor_id: int | None) -> Restriction:
+    successor = sess.get(Restriction, successor_id) if successor_id is not None else None
+    if successor is None:
+        raise NotFound(f"the restriction that replaced this one (id {successor_id}) is missing")
+    return successor
+
+
+def appeal_letter(
+    sess: Session, restriction: Restriction, settings: Settings, *, today: date
+) -> Letter:
+    """The outcome of the customer's latest decided appeal against ``restriction`` (section 12):
+    upheld (the terms stand), overturned (it has ended) or varied (the new terms)."""
+    appeal = latest_decided_appeal(sess, restriction)
+    words = _words(restriction, settings)
+    decided_on = appeal.decided_on or today
+    intro = words(
+        "appeal_intro",
+        lodged_on=words.day(appeal.lodged_on),
+        decided_on=words.day(restriction.decided_on),
+    )
+    if appeal.outcome == "upheld":
+        outcome = [words("appeal_upheld"), *_terms(restriction, words, today)]
+    elif appeal.outcome == "overturned":
+        outcome = [words("appeal_overturned", date=words.day(decided_on))]
+    else:
+        successor = _successor(sess, appeal.successor_id)
+        outcome = [words("appeal_varied"), *_terms(successor, words, today)]
+    sections = [Section("", (intro,)), Section(words("outcome_heading"), tuple(outcome))]
+    if appeal.notes:
+        sections.append(Section(words("reasons_heading"), (appeal.notes,)))
+    return _letter("appeal", restriction, settings, words, today, words("appeal_title"), sections)
+
+
+def review_letter(
+    sess: Session, restriction: Restriction, settings: Settings, *, today: date
+) -> Letter:
+    """The outcome of the latest review of ``restriction`` (policy 10.4): continued (the terms
+    and the next review), varied (the new terms) or ended; appealable unless it ended."""
+    done = latest_review(sess, restriction)
+    words = _words(restriction, settings)
+    intro = words(
+        "review_intro",
+        reviewed_on=words.day(done.reviewed_on),
+        decided_on=words.day(restriction.decided_on),
+    )
+    if done.outcome == "continue":
+        next_on = done.next_review_on or review_date(restriction, today)
+        outcome = [
+            words("review_continue"),
+            _what_is_restricted(restriction, words),
+            words("review", date=words.day(next_on)),
+        ]
+    elif done.outcome == "vary":
+        successor = _successor(sess, done.successor_id)
+        outcome = [words("review_vary"), *_terms(successor, words, today)]
+    else:
+        outcome = [words("review_end", date=words.day(done.reviewed_on))]
+    sections = [Section("", (intro,)), Section(words("outcome_heading"), tuple(outcome))]
+    if done.notes:
+        sections.append(Section(words("reasons_heading"), (done.notes,)))
+    if done.outcome != "end":
+        sections.append(_appeal(words, today))
+    return _letter("review", restriction, settings, words, today, words("review_title"), sections)
+
+
+def build(
+    sess: Session, restriction: Restriction, which: str, settings: Settings, *, today: date
+) -> Letter:
+    """The letter ``which`` (decision, appeal or review) about ``restriction``; NotFound when
+    there is no decided appeal or no review to write about."""
+    if which == "decision":
+        return decision_letter(restriction, settings, today=today)
+    if which == "appeal":
+        return appeal_letter(sess, restriction, settings, today=today)
+    if which == "review":
+        return review_letter(sess, restriction, settings, today=today)
+    raise Invalid(f"letter must be one of {', '.join(WHICH)}, not {which!r}")
