@@ -36,15 +36,15 @@ from xml.etree import ElementTree
 
 import requests
 from redis import Redis
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import create_engine, make_url, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
+from bench.inbound import fresh_database
 from restrictions import alerts, counting
 from restrictions.models import Call, CallEvent, ContactAlert
 from restrictions.settings import ContactRule
-from telephony.cli import alembic_config
 from tests.fake_twilio import FakeTwilio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -299,18 +299,6 @@ class Drill:
         return n
 
 
-def fresh_database() -> None:
-    from alembic import command
-
-    url = make_url(DB)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    admin.dispose()
-    command.upgrade(alembic_config(DB), "head")  # type: ignore[arg-type]
-
-
 def report_phase(drill: Drill, phase: str) -> None:
     with drill.lock:
         placed = [p for p in drill.placed if p.phase == phase]
@@ -395,7 +383,7 @@ def final_report(drill: Drill, engine: Any) -> bool:
 
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    fresh_database()
+    fresh_database(DB)
     real_redis = Redis(port=6379, db=REDIS_DB)
     real_redis.flushdb()
     pg = Proxy(make_url(DB).port or 5432)

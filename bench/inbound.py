@@ -8,9 +8,7 @@ rule: valid TwiML within 1 s whatever fails.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +20,7 @@ from restrictions.lifecycle import Actor, add_restriction, create_customer
 from telephony import create_app
 from telephony.cli import alembic_config
 from telephony.database import database
+from tests.faults import hung_server
 
 DB = os.environ.get(
     "CALLGUARD_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench"
@@ -32,16 +31,17 @@ BASE = "https://calls.example.org"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
 
 
-def fresh_database() -> None:
+def fresh_database(database_url: str = DB) -> None:
+    """Drop and recreate the benchmark's database, then migrate it."""
     from alembic import command
 
-    url = make_url(DB)
+    url = make_url(database_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{url.database}"'))
     admin.dispose()
-    command.upgrade(alembic_config(DB), "head")  # type: ignore[arg-type]
+    command.upgrade(alembic_config(database_url), "head")  # type: ignore[arg-type]
 
 
 def app_for(**overrides: Any) -> Any:
@@ -113,22 +113,6 @@ def measure(
         f"{name:<34} n={rounds:<4} p50={statistics.median(timings):7.2f} ms  "
         f"p95={p95:7.2f} ms  max={timings[-1]:7.2f} ms"
     )
-
-
-def hung_server() -> int:
-    """A TCP port that accepts connections and never answers (a hung PostgreSQL)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            conn, _ = listener.accept()
-            held.append(conn)
-
-    threading.Thread(target=accept, daemon=True).start()
-    return int(listener.getsockname()[1])
 
 
 def main() -> None:

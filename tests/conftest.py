@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from telephony import create_app
 from telephony.database import database
 from telephony.redis_store import queues
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
+from tests.faults import hung_server
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_BASE_URL = "https://calls.example.org"
@@ -245,18 +245,7 @@ def app_with(app_config: dict[str, Any], app: Flask) -> Iterator[Callable[..., F
 @pytest.fixture(scope="session")
 def hung_port() -> int:
     """A TCP port that accepts connections and never answers (a hung PostgreSQL)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            conn, _ = listener.accept()
-            held.append(conn)
-
-    threading.Thread(target=accept, daemon=True).start()
-    return int(listener.getsockname()[1])
+    return hung_server()
 
 
 @pytest.fixture
