@@ -6,6 +6,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    # A customer's record and a restriction's life: pages on the supervisor blueprint, so they
+    # are added to it before it is registered.
+    import telephony.pages.customers  # noqa: F401
     from telephony.pages import agent, auth, incidents, supervisor
 
     app.register_blueprint(auth.bp)

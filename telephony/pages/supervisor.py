@@ -1,5 +1,5 @@
-"""Supervisor pages: the alert queue, an alert with its evidence, dismiss and escalate, and the
-customer's record with its audit trail."""
+"""Supervisor pages: the alert queue, an alert with its evidence, dismiss and escalate (the
+customer's record and a restriction's life are in ``telephony.pages.customers``)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from wtforms.validators import DataRequired, Optional
 from restrictions import alerts as domain
 from restrictions import kinds
 from restrictions.errors import DomainError
-from restrictions.lifecycle import get_customer
 from restrictions.models import ContactAlert, Role
-from restrictions.records import customer_record
 from telephony import current_settings
 from telephony.auth import current_actor, page_role
 from telephony.database import session
@@ -176,18 +174,3 @@ def escalate(alert_id: int) -> Any:
         flash(f"{kinds.get(restriction.kind).label} recorded for {reference}.", "info")
         return redirect(url_for("supervisor.customer", reference=reference))
     return render_template("supervisor/escalate.html", alert=found, form=form)
-
-
-@bp.route("/customers/<reference>")
-@page_role(Role.SUPERVISOR)
-def customer(reference: str) -> Any:
-    sess = session()
-    try:
-        found = get_customer(sess, reference)
-    except DomainError:
-        abort(404)
-    return render_template(
-        "supervisor/customer.html",
-        record=customer_record(sess, found),
-        kinds={k.name: k.label for k in kinds.all_kinds()},
-    )

@@ -1,0 +1,613 @@
+"""Supervisor pages for a restriction's whole life: find a customer, read every restriction in
+words, act on it (the customer's details, a new restriction, its notice and letter, reviews,
+ending it, appeals) and see what is due.
+
+The rules are the domain's: each action calls the same function the JSON API calls, with today
+on the landlord's clock, and shows the domain's own message when it refuses. What is here is
+reading forms, choosing words and dates for people, and redirecting back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+from wtforms import BooleanField, DateField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Optional
+
+import prompts
+from restrictions import decisions, kinds
+from restrictions.errors import DomainError, Invalid
+from restrictions.lifecycle import (
+    add_restriction,
+    end_restriction,
+    get_customer,
+    get_restriction,
+    update_customer,
+)
+from restrictions.models import Appeal, Customer, PhoneNumber, Restriction, Review, Role
+from restrictions.phone import to_e164
+from restrictions.records import customer_record
+from telephony import current_settings, letters
+from telephony.auth import current_actor, page_role
+from telephony.database import session
+from telephony.pages.supervisor import RestrictionForm, bp
+
+PER_PAGE = 25
+MAX_QUERY = 200
+LANGUAGE_NAMES = {"en-GB": "English", "cy-GB": "Welsh (Cymraeg)", "pl-PL": "Polish (polski)"}
+NOTICE_METHOD_NAMES = {
+    "post": "Post",
+    "email": "Email",
+    "hand": "By hand",
+    "portal": "Customer portal",
+}
+STATE_NAMES = {"awaiting_notice": "Awaiting notice", "active": "In force", "ended": "Ended"}
+OUTCOME_NAMES = {"upheld": "Upheld", "overturned": "Overturned", "varied": "Varied"}
+REVIEW_NAMES = {"continue": "Continued", "vary": "Varied", "end": "Ended"}
+DUE_SECTIONS = (
+    ("notice_overdue", "Notices overdue"),
+    ("letter", "Letters to send"),
+    ("review_overdue", "Reviews overdue"),
+    ("review_due", "Reviews due within 30 days"),
+    ("appeal", "Appeals awaiting a decision"),
+)
+_NUMBER_LIKE = re.compile(r"^[0-9+()\-. ]+$")
+
+
+# --- the landlord's clock, and dates in one style -----------------------------------------------
+
+
+def london() -> ZoneInfo:
+    return ZoneInfo(current_settings().timezone)
+
+
+def today() -> date:
+    """Today on the landlord's clock (Europe/London), as the API decides with."""
+    return datetime.now(UTC).astimezone(london()).date()
+
+
+@bp.app_template_filter("day")
+def day(value: date | datetime | None) -> str:
+    """A day as people read it, on the landlord's clock: "26 Nov 2026"."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(london()).date()
+    return f"{value.day} {value:%b %Y}"
+
+
+@bp.app_template_filter("moment")
+def moment(value: datetime | None) -> str:
+    """A moment on the landlord's clock: "26 Nov 2026 14:05"."""
+    if value is None:
+        return ""
+    local = value.astimezone(london())
+    return f"{local.day} {local:%b %Y %H:%M}"
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+class CustomerForm(FlaskForm):  # type: ignore[misc]
+    name = StringField("Name", validators=[DataRequired()])
+    numbers = StringField("Phone numbers, separated by ;", validators=[DataRequired()])
+    language = SelectField("Language", validators=[DataRequired()])
+    slow_speech = BooleanField("Slower speech (a reasonable adjustment)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.language.choices = [
+            SelectChoice(code, LANGUAGE_NAMES.get(code, code)) for code in prompts.languages()
+        ]
+
+
+class NewRestrictionForm(RestrictionForm):
+    decided_on = DateField("Decided on (today if left blank)", validators=[Optional()])
+    apply_now = BooleanField("Apply at once, before the notice is sent (danger, policy 4.6)")
+    urgent_reason = TextAreaField("Why it must apply at once", validators=[Optional()])
+
+    def body(self, form: Mapping[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = super().body(form)
+        body["decided_on"] = self.decided_on.data
+        body["apply_now"] = bool(self.apply_now.data)
+        body["urgent_reason"] = self.urgent_reason.data or None
+        return body
+
+
+class NoticeForm(FlaskForm):  # type: ignore[misc]
+    sent_on = DateField("Notice sent on", validators=[DataRequired()])
+    method = SelectField(
+        "Sent by",
+        choices=[SelectChoice(m, NOTICE_METHOD_NAMES.get(m, m)) for m in decisions.NOTICE_METHODS],
+        validators=[DataRequired()],
+    )
+
+
+class ReviewForm(FlaskForm):  # type: ignore[misc]
+    outcome = SelectField(
+        "Outcome",
+        choices=[SelectChoice("continue", "Continue it"), SelectChoice("end", "End it")],
+        validators=[DataRequired()],
+    )
+    notes = TextAreaField("Review notes", validators=[DataRequired()])
+    next_review_on = DateField(
+        "Next review by (if it continues; 12 months on if left blank)", validators=[Optional()]
+    )
+
+
+class EndForm(FlaskForm):  # type: ignore[misc]
+    reason = TextAreaField("Why it ends", validators=[DataRequired()])
+
+
+class AppealForm(FlaskForm):  # type: ignore[misc]
+    lodged_on = DateField("Appeal lodged on", validators=[Optional()])
+    grounds = TextAreaField("Grounds of appeal", validators=[DataRequired()])
+    late_reason = TextAreaField(
+        "Why it is accepted late (only if lodged after the last day to appeal)",
+        validators=[Optional()],
+    )
+
+
+class AppealDecisionForm(FlaskForm):  # type: ignore[misc]
+    outcome = SelectField(
+        "Decision",
+        choices=[
+            SelectChoice("upheld", "Upheld: the restriction stays"),
+            SelectChoice("overturned", "Overturned: it ends"),
+        ],
+        validators=[DataRequired()],
+    )
+    notes = TextAreaField("Reasons for the decision", validators=[DataRequired()])
+
+
+class Forms:
+    """The page's forms, each with its own prefix (so ids never clash); the one just submitted,
+    when it failed, comes back with what was typed and its errors."""
+
+    def __init__(self, customer: Customer, bound: tuple[str, FlaskForm] | None) -> None:
+        self.customer = customer
+        self.bound = bound
+
+    def open(self, key: str) -> bool:
+        return self.bound is not None and self.bound[0] == key
+
+    def _get(self, factory: Callable[..., FlaskForm], key: str, **data: Any) -> FlaskForm:
+        if self.bound is not None and self.bound[0] == key:
+            return self.bound[1]
+        return factory(formdata=None, prefix="" if key == "new" else key, **data)
+
+    def details(self) -> FlaskForm:
+        c = self.customer
+        return self._get(
+            CustomerForm,
+            "customer",
+            name=c.name,
+            numbers="; ".join(n.e164 for n in c.numbers),
+            language=c.language,
+            slow_speech=bool((c.adjustments or {}).get("slow_speech")),
+        )
+
+    def new(self) -> FlaskForm:
+        return self._get(NewRestrictionForm, "new")
+
+    def notice(self, r: Restriction) -> FlaskForm:
+        return self._get(NoticeForm, f"notice-{r.id}", sent_on=today(), method="post")
+
+    def review(self, r: Restriction) -> FlaskForm:
+        return self._get(ReviewForm, f"review-{r.id}")
+
+    def end(self, r: Restriction) -> FlaskForm:
+        return self._get(EndForm, f"end-{r.id}")
+
+    def appeal(self, r: Restriction) -> FlaskForm:
+        return self._get(AppealForm, f"appeal-{r.id}", lodged_on=today())
+
+    def decide(self, a: Appeal) -> FlaskForm:
+        return self._get(AppealDecisionForm, f"decide-{a.id}")
+
+
+# --- a restriction in words ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppealView:
+    appeal: Appeal
+    outcome: str  # "Awaiting a decision" or the outcome in words
+    overdue_days: int  # a decision past its due date
+
+
+@dataclass(frozen=True)
+class RestrictionView:
+    restriction: Restriction
+    label: str
+    state: str
+    details: list[tuple[str, str]]
+    notice: str
+    notice_overdue: bool
+    takes_effect: str
+    review: str
+    review_overdue_days: int
+    appeals: list[AppealView]
+    reviews: list[Review]
+    open_appeal: Appeal | None
+
+
+def _field_text(field: kinds.Field, value: Any) -> str:
+    if value in (None, "", []):
+        return "not set"
+    if field.type is kinds.FieldType.WINDOWS:
+        return prompts.describe_windows(value, "en-GB")
+    if field.type is kinds.FieldType.CONTACT and str(value).startswith("client:"):
+        return f"{str(value).removeprefix('client:')} (staff user)"
+    return str(value)
+
+
+def describe(r: Restriction, reviews: list[Review], on: date) -> RestrictionView:
+    kind = kinds.find(r.kind)
+    details = [
+        (f.label, _field_text(f, (r.details or {}).get(f.name)))
+        for f in (kind.fields if kind else ())
+    ]
+    ended = r.ended_at is not None
+    notice_overdue = (
+        not ended
+        and r.notice_sent_on is None
+        and r.notice_due_on is not None
+        and r.notice_due_on < on
+    )
+    if r.notice_sent_on is not None:
+        method = NOTICE_METHOD_NAMES.get(r.notice_method or "", r.notice_method or "")
+        notice = f"Sent on {day(r.notice_sent_on)}" + (f" by {method.lower()}" if method else "")
+    elif ended:
+        notice = "Never sent"
+    elif notice_overdue:
+        notice = f"Notice overdue: it was due by {day(r.notice_due_on)}"
+    elif r.notice_due_on is not None:
+        notice = f"Not sent yet: applied at once, so it is due by {day(r.notice_due_on)}"
+    else:
+        notice = "Awaiting notice: it applies from the day the notice is sent"
+    effect = r.takes_effect_on
+    takes_effect = day(effect) if effect else "When the notice is sent"
+    review_overdue_days = 0
+    if ended:
+        review = "No review: it has ended"
+    elif r.review_due_on is None:
+        review = "12 months after it takes effect"
+    elif r.review_due_on < on:
+        review_overdue_days = (on - r.review_due_on).days
+        review = (
+            f"Review overdue by {_days(review_overdue_days)} (it was due {day(r.review_due_on)})"
+        )
+    else:
+        review = day(r.review_due_on)
+    appeals = []
+    for a in r.appeals:
+        if a.outcome is None:
+            late = max(0, (on - a.due_on).days)
+            appeals.append(AppealView(a, "Awaiting a decision", late))
+        else:
+            appeals.append(AppealView(a, OUTCOME_NAMES.get(a.outcome, a.outcome), 0))
+    return RestrictionView(
+        restriction=r,
+        label=kind.label if kind else r.kind,
+        state=STATE_NAMES.get(r.state, r.state),
+        details=details,
+        notice=notice,
+        notice_overdue=notice_overdue,
+        takes_effect=takes_effect,
+        review=review,
+        review_overdue_days=review_overdue_days,
+        appeals=appeals,
+        reviews=reviews,
+        open_appeal=next((a for a in r.appeals if a.outcome is None), None),
+    )
+
+
+# --- finding a customer --------------------------------------------------------------------------
+
+
+def _as_number(text: str) -> str | None:
+    """The query as an E.164 number, when it is written as a whole phone number."""
+    if not _NUMBER_LIKE.match(text) or sum(ch.isdigit() for ch in text) < 7:
+        return None
+    try:
+        return to_e164(text)
+    except Invalid:
+        return None
+
+
+def search(text: str) -> Select[Customer]:
+    """Customers whose name or reference holds the text, or who have the number typed (in any
+    UK format: its E.164 form), or part of it."""
+    query = select(Customer)
+    text = text.strip()
+    if not text:
+        return query
+    conditions = [
+        Customer.name.icontains(text, autoescape=True),
+        Customer.reference.icontains(text, autoescape=True),
+    ]
+    e164 = _as_number(text)
+    if e164 is not None:
+        conditions.append(Customer.numbers.any(PhoneNumber.e164 == e164))
+    elif _NUMBER_LIKE.match(text):
+        digits = re.sub(r"\D", "", text).lstrip("0")
+        if len(digits) >= 4:
+            conditions.append(Customer.numbers.any(PhoneNumber.e164.contains(digits)))
+    return query.where(or_(*conditions))
+
+
+@bp.route("/customers")
+@page_role(Role.SUPERVISOR)
+def customers() -> Any:
+    sess = session()
+    text = (request.args.get("q") or "").strip()[:MAX_QUERY]
+    query = search(text)
+    total = sess.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+    found = sess.scalars(
+        query.options(selectinload(Customer.numbers), selectinload(Customer.restrictions))
+        .order_by(Customer.name, Customer.reference, Customer.id)
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
+    ).all()
+    return render_template(
+        "supervisor/customers.html",
+        customers=found,
+        q=text,
+        page=page,
+        pages=pages,
+        total=total,
+        state_names=STATE_NAMES,
+        kind_labels={k.name: k.label for k in kinds.all_kinds()},
+    )
+
+
+# --- a customer's record, with its restrictions in words and their actions ---------------------
+
+
+def _customer(reference: str) -> Customer:
+    try:
+        return get_customer(session(), reference)
+    except DomainError:
+        abort(404)
+
+
+def _restriction(restriction_id: int, *, for_decision: bool = False) -> Restriction:
+    try:
+        return get_restriction(session(), restriction_id, for_decision=for_decision)
+    except DomainError:
+        abort(404)
+
+
+def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: int = 200) -> Any:
+    sess = session()
+    on = today()
+    ids = [r.id for r in found.restrictions]
+    reviews: dict[int, list[Review]] = {}
+    if ids:
+        for rv in sess.scalars(
+            select(Review).where(Review.restriction_id.in_(ids)).order_by(Review.id)
+        ):
+            reviews.setdefault(rv.restriction_id, []).append(rv)
+    views = [describe(r, reviews.get(r.id, []), on) for r in reversed(found.restrictions)]
+    return (
+        render_template(
+            "supervisor/customer.html",
+            record=customer_record(sess, found),
+            restrictions=views,
+            forms=Forms(found, bound),
+            language_names=LANGUAGE_NAMES,
+            review_names=REVIEW_NAMES,
+            today=on,
+        ),
+        status,
+    )
+
+
+@bp.route("/customers/<reference>")
+@page_role(Role.SUPERVISOR)
+def customer(reference: str) -> Any:
+    return _page(_customer(reference))
+
+
+Action = Callable[[Session], list[tuple[str, str]]]
+
+
+def _act(reference: str, key: str, form: FlaskForm, action: Action, anchor: str) -> Any:
+    """Validate the form and do the action; on success commit, flash what was done and go back
+    to the customer; otherwise show the page again with the form as typed, its errors beside
+    the fields and the domain's message as a flash."""
+    sess = session()
+    if not form.validate_on_submit():
+        if form.meta.csrf and form.csrf_token.errors:
+            flash("The form had expired; please try again.", "error")
+        return _page(get_customer(sess, reference), (key, form), 422)
+    try:
+        messages = action(sess)
+        sess.commit()
+    except DomainError as exc:
+        sess.rollback()
+        flash(exc.message, "error")
+        return _page(get_customer(sess, reference), (key, form), exc.status)
+    for message, category in messages:
+        flash(message, category)
+    return redirect(url_for("supervisor.customer", reference=reference, _anchor=anchor))
+
+
+@bp.route("/customers/<reference>/details", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def edit_customer(reference: str) -> Any:
+    found = _customer(reference)
+    form = CustomerForm(prefix="customer")
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        numbers = [n.strip() for n in (form.numbers.data or "").split(";") if n.strip()]
+        adjustments = {**(found.adjustments or {}), "slow_speech": bool(form.slow_speech.data)}
+        changed = update_customer(
+            sess,
+            current_actor(),
+            found,
+            name=form.name.data,
+            phone_numbers=numbers,
+            language=form.language.data,
+            adjustments=adjustments,
+        )
+        return [("Details saved." if changed else "Nothing had changed.", "info")]
+
+    return _act(reference, "customer", form, action, "details")
+
+
+@bp.route("/customers/<reference>/restrictions", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def new_restriction(reference: str) -> Any:
+    found = _customer(reference)
+    form = NewRestrictionForm()
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        r = add_restriction(sess, current_actor(), found, form.body(request.form), today=today())
+        done = f"{kinds.get(r.kind).label} recorded for {found.reference}."
+        return [(done, "info")] + [(w, "warning") for w in decisions.clashes(r)]
+
+    return _act(reference, "new", form, action, "restrictions")
+
+
+@bp.route("/restrictions/<id:restriction_id>/notice", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def record_notice(restriction_id: int) -> Any:
+    r = _restriction(restriction_id, for_decision=True)
+    key = f"notice-{r.id}"
+    form = NoticeForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        decisions.record_notice(
+            sess, current_actor(), r, form.sent_on.data, form.method.data, today=today()
+        )
+        return [(f"Notice recorded: it applies from {day(r.takes_effect_on)}.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+@bp.route("/restrictions/<id:restriction_id>/letter")
+@page_role(Role.SUPERVISOR)
+def letter(restriction_id: int) -> Any:
+    """The decision letter: the HTML preview, or ``?download=1`` for the PDF."""
+    r = _restriction(restriction_id)
+    try:
+        return letters.respond(r, "decision", html=request.args.get("download") != "1")
+    except DomainError as exc:
+        flash(exc.message, "error")
+        return redirect(
+            url_for(
+                "supervisor.customer", reference=r.customer.reference, _anchor=f"restriction-{r.id}"
+            )
+        )
+
+
+@bp.route("/restrictions/<id:restriction_id>/review", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def review(restriction_id: int) -> Any:
+    r = _restriction(restriction_id, for_decision=True)
+    key = f"review-{r.id}"
+    form = ReviewForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        body = {
+            "outcome": form.outcome.data,
+            "notes": form.notes.data,
+            "next_review_on": form.next_review_on.data,
+        }
+        done = decisions.review(sess, current_actor(), r, body, today=today())
+        if done.outcome == "continue":
+            return [
+                (
+                    f"Review recorded: it continues, next review by {day(done.next_review_on)}.",
+                    "info",
+                )
+            ]
+        return [("Review recorded: the restriction has ended.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+@bp.route("/restrictions/<id:restriction_id>/end", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def end(restriction_id: int) -> Any:
+    r = _restriction(restriction_id, for_decision=True)
+    key = f"end-{r.id}"
+    form = EndForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        end_restriction(sess, current_actor(), r, form.reason.data)
+        return [(f"Restriction {r.id} ended.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+@bp.route("/restrictions/<id:restriction_id>/appeals", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def lodge_appeal(restriction_id: int) -> Any:
+    r = _restriction(restriction_id, for_decision=True)
+    key = f"appeal-{r.id}"
+    form = AppealForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        body = {
+            "lodged_on": form.lodged_on.data,
+            "grounds": form.grounds.data,
+            "late_reason": form.late_reason.data or None,
+        }
+        appeal = decisions.lodge_appeal(sess, current_actor(), r, body, today=today())
+        return [(f"Appeal lodged: a decision is due by {day(appeal.due_on)}.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+@bp.route("/appeals/<id:appeal_id>/decision", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def decide_appeal(appeal_id: int) -> Any:
+    sess = session()
+    try:
+        appeal = decisions.get_appeal(sess, appeal_id, for_decision=True)
+    except DomainError:
+        abort(404)
+    r = _restriction(appeal.restriction_id, for_decision=True)
+    key = f"decide-{appeal.id}"
+    form = AppealDecisionForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        body = {"outcome": form.outcome.data, "notes": form.notes.data}
+        decisions.decide_appeal(sess, current_actor(), appeal, body, today=today())
+        what = "the restriction has ended" if r.ended_at else "the restriction stays"
+        return [(f"Appeal {appeal.id} {appeal.outcome}: {what}.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+# --- what is due ---------------------------------------------------------------------------------
+
+
+@bp.route("/due")
+@page_role(Role.SUPERVISOR)
+def due() -> Any:
+    items = decisions.due(session(), today())
+    sections = [(title, [i for i in items if i.what == what]) for what, title in DUE_SECTIONS]
+    return render_template(
+        "supervisor/due.html",
+        sections=sections,
+        kind_labels={k.name: k.label for k in kinds.all_kinds()},
+    )
