@@ -21,6 +21,8 @@ from restrictions import cache, kinds
 from restrictions.calendar import add_months, add_working_days, working_days_between
 from restrictions.errors import Conflict, Forbidden, Invalid, NotFound
 from restrictions.lifecycle import (
+    NOTICE_METHODS,
+    REVIEW_MONTHS,
     Actor,
     add_restriction,
     audit,
@@ -30,10 +32,7 @@ from restrictions.lifecycle import (
 from restrictions.models import Appeal, Restriction, Review
 from restrictions.validation import optional_date, required_text
 
-REVIEW_MONTHS = 12  # policy 10.4: at most 12 months between reviews
 APPEAL_WORKING_DAYS = 20  # policy 12.2: appeal within, and decided within, 20 working days
-NOTICE_WORKING_DAYS = 2  # a restriction applied at once has its notice sent within 2 working days
-NOTICE_METHODS = ("post", "email", "hand", "portal")
 REVIEW_OUTCOMES = ("continue", "vary", "end")
 APPEAL_OUTCOMES = ("upheld", "overturned", "varied")
 DUE_WITHIN_DAYS = 30
@@ -186,6 +185,15 @@ def _vary(
 # --- appeals (section 12) -------------------------------------------------------------------------
 
 
+def appeal_deadline(restriction: Restriction) -> date | None:
+    """The last day to appeal: 20 working days after the notice (after the decision, for one
+    applied at once and not yet notified); None while nothing has been sent."""
+    start = restriction.notice_sent_on or (
+        restriction.decided_on if restriction.apply_now else None
+    )
+    return add_working_days(start, APPEAL_WORKING_DAYS) if start is not None else None
+
+
 def open_appeal(sess: Session, restriction: Restriction) -> Appeal | None:
     return sess.scalar(
         select(Appeal).where(Appeal.restriction_id == restriction.id, Appeal.outcome.is_(None))
@@ -212,14 +220,17 @@ def lodge_appeal(
         )
     lodged_on = _day(body.get("lodged_on"), "lodged_on", today, required=False) or today
     grounds = required_text(body.get("grounds"), "grounds", max_length=10000)
-    notice = restriction.notice_sent_on
+    notice = restriction.notice_sent_on or (
+        restriction.decided_on if restriction.apply_now else None
+    )
     if notice is None:
         raise Invalid("the restriction's notice has not been sent yet, so it cannot be appealed")
     if lodged_on < notice:
         raise Invalid(
             f"lodged_on {lodged_on.isoformat()} is before the notice ({notice.isoformat()})"
         )
-    last_day = add_working_days(notice, APPEAL_WORKING_DAYS)
+    last_day = appeal_deadline(restriction)
+    assert last_day is not None
     late_reason = body.get("late_reason")
     if lodged_on > last_day:
         if not isinstance(late_reason, str) or not late_reason.strip():
@@ -280,13 +291,18 @@ def decide_appeal(
     if outcome not in APPEAL_OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(APPEAL_OUTCOMES)}, not {outcome!r}")
     notes = required_text(body.get("notes"), "notes", max_length=10000)
+    if outcome == "varied" and restriction.ended_at is not None:
+        raise Conflict(
+            f"restriction {restriction.id} has ended: uphold or overturn the appeal instead"
+        )
     before = appeal_snapshot(appeal)
     appeal.outcome = outcome
     appeal.notes = notes
     appeal.decided_on = today
     appeal.decided_by_id = actor.user_id
     if outcome == "overturned":
-        end_restriction(sess, actor, restriction, f"appeal {appeal.id} overturned it: {notes}")
+        if restriction.ended_at is None:  # it may have ended meanwhile; the appeal is still heard
+            end_restriction(sess, actor, restriction, f"appeal {appeal.id} overturned it: {notes}")
     elif outcome == "varied":
         appeal.successor_id = _vary(
             sess, actor, restriction, body, f"appeal {appeal.id} varied it: {notes}", today
@@ -373,8 +389,8 @@ def clashes(restriction: Restriction) -> list[str]:
         return []
     warnings = []
     for other in restriction.customer.restrictions:
-        if other.id == restriction.id or other.ended_at is not None:
-            continue
+        if other.id == restriction.id or other.state != "active":
+            continue  # only what applies to calls can override
         theirs = kinds.find(other.kind)
         if theirs is None or theirs.effect is kinds.Effect.FLAG:
             continue

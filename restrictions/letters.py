@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 import prompts
 from restrictions import kinds
 from restrictions.calendar import add_months, add_working_days
-from restrictions.decisions import APPEAL_WORKING_DAYS, REVIEW_MONTHS
+from restrictions.decisions import APPEAL_WORKING_DAYS
 from restrictions.errors import Invalid, NotFound
+from restrictions.lifecycle import REVIEW_MONTHS
 from restrictions.models import Appeal, Restriction, Review
 from restrictions.settings import Settings
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,10 @@ from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction, 
 from restrictions.phone import to_e164
 from restrictions.validation import optional_date, required_text
 
-REVIEW_MONTHS = 12  # policy 10.4
+REVIEW_MONTHS = 12  # policy 10.4: at most 12 months between reviews
+NOTICE_WORKING_DAYS = 2  # a restriction applied at once has its notice sent within 2 working days
+NOTICE_METHODS = ("post", "email", "hand", "portal")
+LONDON = ZoneInfo("Europe/London")  # the landlord's calendar: "today" is a day in England
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,7 @@ def add_restriction(
     ``urgent_reason`` (danger, 4.6: the notice is then due within 2 working days). The first
     review falls due 12 months after it takes effect (10.4)."""
     when = decided_at or datetime.now(UTC)
-    today = today or when.date()
+    today = today or when.astimezone(LONDON).date()
     kind = kinds.get(body.get("kind"))
     reason = required_text(body.get("reason"), "reason", max_length=5000)
     details = kind.validate(sess, body)
@@ -272,8 +276,8 @@ def add_restriction(
             f"({decided_on.isoformat()}) and today"
         )
     method = body.get("notice_method") or ("post" if notice_sent_on else None)
-    if method is not None and method not in ("post", "email", "hand", "portal"):
-        raise Invalid(f"notice_method must be post, email, hand or portal, not {method!r}")
+    if method is not None and method not in NOTICE_METHODS:
+        raise Invalid(f"notice_method must be one of {', '.join(NOTICE_METHODS)}, not {method!r}")
     apply_now = body.get("apply_now", False)
     if not isinstance(apply_now, bool):
         raise Invalid("apply_now must be true or false")
@@ -292,7 +296,7 @@ def add_restriction(
         notice_method=method,
         apply_now=apply_now,
         urgent_reason=urgent_reason,
-        notice_due_on=add_working_days(decided_on, 2) if apply_now else None,
+        notice_due_on=add_working_days(decided_on, NOTICE_WORKING_DAYS) if apply_now else None,
         source_alert_id=source_alert_id,
     )
     effect = restriction.takes_effect_on

@@ -27,6 +27,7 @@ import prompts
 from restrictions import decisions, kinds
 from restrictions.errors import DomainError, Invalid
 from restrictions.lifecycle import (
+    NOTICE_METHODS,
     add_restriction,
     end_restriction,
     get_customer,
@@ -131,7 +132,7 @@ class NoticeForm(FlaskForm):  # type: ignore[misc]
     sent_on = DateField("Notice sent on", validators=[DataRequired()])
     method = SelectField(
         "Sent by",
-        choices=[SelectChoice(m, NOTICE_METHOD_NAMES.get(m, m)) for m in decisions.NOTICE_METHODS],
+        choices=[SelectChoice(m, NOTICE_METHOD_NAMES.get(m, m)) for m in NOTICE_METHODS],
         validators=[DataRequired()],
     )
 

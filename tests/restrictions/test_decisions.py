@@ -279,3 +279,35 @@ def test_a_restriction_another_overrides_says_which_wins(sess: Session) -> None:
     assert decisions.clashes(writing) == []
     (warning,) = decisions.clashes(spoc)
     assert f"restriction {writing.id} (Writing only) overrides this one" in warning
+
+
+def test_an_appeal_against_a_restriction_applied_at_once_counts_from_the_decision(
+    sess: Session,
+) -> None:
+    made = restriction(sess, customer(sess), apply_now=True, urgent_reason="Threats (4.6)")
+    assert decisions.appeal_deadline(made) == date(2026, 3, 27)  # 20 working days after 27 Feb
+    appeal = decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    assert appeal.lodged_on == MONDAY
+
+
+def test_an_appeal_left_open_when_the_restriction_ended_can_still_be_decided(
+    sess: Session,
+) -> None:
+    made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
+    appeal = decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    decisions.review(sess, TEST, made, {"outcome": "end", "notes": "Improved"}, today=MONDAY)
+    with pytest.raises(Conflict, match="has ended"):
+        decisions.decide_appeal(
+            sess, TEST, appeal, {"outcome": "varied", "notes": "n"}, today=MONDAY
+        )
+    decisions.decide_appeal(
+        sess, TEST, appeal, {"outcome": "overturned", "notes": "n"}, today=MONDAY
+    )
+    assert appeal.outcome == "overturned" and made.state == "ended"
+
+
+def test_a_decision_awaiting_its_notice_overrides_nothing_yet(sess: Session) -> None:
+    pat = customer(sess)
+    restriction(sess, pat)  # writing only, awaiting notice: calls are not affected yet
+    spoc = restriction(sess, pat, kind="spoc", spoc="+441332000555", notice_sent_on="2026-03-02")
+    assert decisions.clashes(spoc) == []

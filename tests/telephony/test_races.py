@@ -144,7 +144,7 @@ def test_an_end_and_an_appeal_at_once_never_appeal_an_ended_restriction(
         ),
     )
     assert end.status_code == 200
-    assert appeal.status_code in (200, 409)
+    assert appeal.status_code in (201, 409)
     with database(app).sessions() as sess:
         actions = list(
             sess.scalars(
