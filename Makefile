@@ -8,6 +8,7 @@ PGHOST ?= 127.0.0.1
 PGPORT ?= 5432
 PGUSER ?= postgres
 TEST_DB ?= callguard_test
+TEST_WORKERS ?= 2
 export CALLGUARD_TEST_DATABASE_URL ?= postgresql+psycopg://$(PGUSER)@$(PGHOST):$(PGPORT)/$(TEST_DB)
 export CALLGUARD_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
@@ -44,7 +45,7 @@ browser: ## Debian's Chromium for the browser tests (installed when missing)
 	@bash scripts/chromium.sh
 
 test: install services browser ## The whole suite against real PostgreSQL and Redis (fresh database each run)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict (package, tests, bench) and the import layers
 	$(BIN)/ruff check .

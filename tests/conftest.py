@@ -49,10 +49,23 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_BASE_URL = "https://calls.example.org"
 LANDLORD_NUMBER = "+441332000000"
 
-TEST_DATABASE_URL = os.environ.get(
-    "CALLGUARD_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_test"
+# With pytest-xdist (``make test`` runs two workers) each worker has a database and a Redis db of
+# its own: ``callguard_test_gw1`` and the Redis db below the configured one.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_BASE_DATABASE_URL = make_url(
+    os.environ.get(
+        "CALLGUARD_TEST_DATABASE_URL",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_test",
+    )
 )
-TEST_REDIS_URL = os.environ.get("CALLGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_DATABASE_URL = (
+    _BASE_DATABASE_URL.set(database=f"{_BASE_DATABASE_URL.database}_{WORKER}")
+    if WORKER
+    else _BASE_DATABASE_URL
+).render_as_string(hide_password=False)
+_BASE_REDIS_URL = os.environ.get("CALLGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_REDIS_DB = int(_BASE_REDIS_URL.rsplit("/", 1)[1]) - int(WORKER.removeprefix("gw") or 0)
+TEST_REDIS_URL = f"{_BASE_REDIS_URL.rsplit('/', 1)[0]}/{_REDIS_DB}"
 
 
 # --- databases ---------------------------------------------------------------------------------
@@ -461,7 +474,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, live_server: str) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server)
     pg = context.new_page()
-    pg.set_default_timeout(5000)
+    pg.set_default_timeout(15000)  # generous: two test workers and Chromium share two cores
     yield pg
     context.close()
 
