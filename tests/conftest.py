@@ -304,7 +304,7 @@ class TwilioWebhooks:
         return f"CA{self._n:032x}"
 
     def call_params(self, from_: str, **overrides: str) -> dict[str, str]:
-        """The fields Twilio sends to a Voice URL for an inbound call (TWILIO.md)."""
+        """The fields Twilio sends to a Voice URL for an inbound call."""
         params = {
             "AccountSid": ACCOUNT_SID,
             "ApiVersion": "2010-04-01",

@@ -1,6 +1,6 @@
 """The routing decision as a pure function: restrictions + time + settings → a Route.
 
-One test per row of DESIGN.md's "Policy → phone behaviour" table, then precedence, appeals, the
+One test per kind of restriction and what the caller gets, then precedence, appeals, the
 London wall clock across the clocks changing, the weekly allowance and the cache round trip.
 """
 
@@ -49,7 +49,7 @@ def caller(*restrictions: ActiveRestriction) -> CallerProfile:
     return CallerProfile(7, "HMS-7", "Pat", "en-GB", False, restrictions)
 
 
-# --- DESIGN.md's table, row by row ---------------------------------------------------------------
+# --- each kind of restriction, one by one ---------------------------------------------------------------
 
 
 def test_no_restrictions_take_the_default_route_identified() -> None:
