@@ -67,6 +67,14 @@ def dial_out(call: Call) -> None:
             beep=settings.beep,
         )
     except GatewayError as exc:
+        if not exc.refused:  # Twilio may have rung them after all: never ring twice
+            log.warning(
+                "call %s: no answer from Twilio ringing %s (%s); the hold heartbeat takes over",
+                call.call_sid,
+                destination,
+                exc,
+            )
+            return
         _connect_directly(call.call_sid, destination, ring, spoc, exc)
         return
     call.agent_call_sid = leg
@@ -86,7 +94,9 @@ def _connect_directly(
         say("unavailable", listener, settings),
         ring,
         offer=say("emergency_offer", listener, settings) if spoc else None,
-        key_action=key_url(call_sid, messages.TEAM_BUSY, listener),
+        key_action=key_url(
+            call_sid, messages.DIRECT, listener, to=str(destination), ring=str(ring)
+        ),
     )
     try:
         twilio_gateway.replace_call_twiml(call_sid, xml, "connect the caller")
@@ -111,6 +121,8 @@ def participant_unanswered(call_sid: str, kind: str, status: str) -> None:
     call = get_or_create_call(sess, call_sid)
     if call.ended_at is not None or call.answered_at is not None:
         return
+    if call.emergency_selected_at is not None:
+        return  # on the emergency line: stay there
     profile = cache.load_profile(sess, call.from_e164) if call.from_e164 else None
     sess.commit()
     app = current_app._get_current_object()  # type: ignore[attr-defined]

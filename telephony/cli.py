@@ -188,9 +188,7 @@ def worker(with_scheduler: bool, burst: bool, urgent_only: bool) -> None:
     if not queue().is_async:
         raise click.ClickException("REDIS_URL is not set: jobs already run inline")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    sys.exit(
-        worker_process.run(app, periodic=with_scheduler, burst=burst, urgent_only=urgent_only)
-    )
+    sys.exit(worker_process.run(app, periodic=with_scheduler, burst=burst, urgent_only=urgent_only))
 
 
 @main.group()

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from restrictions import cache, counting
-from restrictions.calls import record_call
+from restrictions.calls import get_or_create_call, record_call
 from restrictions.db import Database
 from restrictions.phone import caller_e164
 from restrictions.routing import (
@@ -36,7 +36,7 @@ from restrictions.settings import Settings
 from restrictions.speech import Listener, say
 from telephony import jobs, messages, twiml, waiting
 from telephony.database import database
-from telephony.redis_store import redis_client
+from telephony.redis_store import call_path_breaker, redis_client
 from telephony.urls import conference_status_url, hold_url, key_url
 
 log = logging.getLogger("callguard.inbound")
@@ -75,14 +75,18 @@ def _in_own_session(db: Database, fn: Any, *args: Any) -> Any:
 def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
     """The caller's profile: one Redis GET, or PostgreSQL (and refill the cache) on a miss."""
     redis = redis_client(app)
-    redis_ok = True
-    try:
-        hit, profile = cache.read(redis, e164)
-        if hit:
-            return profile
-    except RedisError:
-        log.exception("redis unavailable for the look-up of a caller; reading PostgreSQL")
-        redis_ok = False
+    breaker = call_path_breaker(app)
+    redis_ok = breaker.allow()
+    if redis_ok:
+        try:
+            hit, profile = cache.read(redis, e164)
+            breaker.succeeded()
+            if hit:
+                return profile
+        except RedisError:
+            log.exception("redis unavailable for the look-up of a caller; reading PostgreSQL")
+            breaker.failed()
+            redis_ok = False
     remaining = max(deadline - clock.monotonic(), 0.05)
     db = database(app)
     profile = db.breaker.call(remaining, "call-path", _in_own_session, db, cache.load_profile, e164)
@@ -97,10 +101,14 @@ def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
 def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadline: float) -> int:
     """Calls since Monday 00:00 local time that used the allowance (Redis, else PostgreSQL)."""
     since = week_start(now, tz)
+    breaker = call_path_breaker(app)
     try:
+        if not breaker.allow():
+            raise RedisError("redis is being skipped after a failure")
         return counting.allowance_used(redis_client(app), customer_id, since)
     except RedisError:
-        log.exception("redis unavailable for the weekly allowance; counting in PostgreSQL")
+        log.warning("redis unavailable for the weekly allowance; counting in PostgreSQL")
+        breaker.failed()
         remaining = max(deadline - clock.monotonic(), 0.05)
         db = database(app)
         used: int = db.breaker.call(
@@ -117,6 +125,8 @@ def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadli
 
 def expect_allowance(app: Flask, call_sid: str, customer_id: int) -> None:
     """This call counts against the weekly allowance once a person answers it."""
+    if not call_path_breaker(app).allow():
+        return
     try:
         counting.expect_allowance(redis_client(app), call_sid, customer_id)
     except RedisError:
@@ -156,7 +166,10 @@ def render(
     if not route.dials:
         return twiml.route_twiml(route.destination, greeting)
     if not queued:
-        return twiml.direct_twiml(route.destination, greeting, ring, offer=offer, key_action=keys)
+        onward = key_url(
+            call_sid, messages.DIRECT, listener, app, to=str(route.destination), ring=str(ring)
+        )
+        return twiml.direct_twiml(route.destination, greeting, ring, offer=offer, key_action=onward)
     wait = hold_url(call_sid, waiting.SPOC if spoc else waiting.AGENT, since, ring, listener, app)
     return twiml.join_conference(
         call_sid, greeting, conference_status_url(app), wait, offer=offer, key_action=keys
@@ -213,7 +226,7 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     )
     if not queued:
         record["dial"] = False
-        _record_now(app, record)
+        _record_now(app, record, max(deadline - clock.monotonic(), 0.05))
     return render(app, route, profile, settings, caller.call_sid, now, queued=queued)
 
 
@@ -266,16 +279,32 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     return xml
 
 
+def _mark_emergency(sess: Session, call_sid: str, chosen_at: str) -> None:
+    call = get_or_create_call(sess, call_sid)
+    if call.emergency_selected_at is None:
+        call.emergency_selected_at = datetime.fromisoformat(chosen_at)
+    sess.commit()
+
+
+def record_emergency_now(app: Flask, call_sid: str, chosen_at: str) -> None:
+    """Without the queue, record the emergency choice on the request path, under a deadline."""
+    db = database(app)
+    try:
+        db.breaker.call(0.3, "call-path", _in_own_session, db, _mark_emergency, call_sid, chosen_at)
+    except Exception:
+        log.exception("call %s chose emergency repairs; could not record it", call_sid)
+
+
 def _write_call_row(sess: Session, record: dict[str, Any]) -> None:
     record_call(sess, record)
     sess.commit()
 
 
-def _record_now(app: Flask, record: dict[str, Any]) -> None:
+def _record_now(app: Flask, record: dict[str, Any], seconds: float = 0.3) -> None:
     """Without the queue, write the call's row on the request path, still under a deadline."""
     try:
         db = database(app)
-        db.breaker.call(0.3, "call-path", _in_own_session, db, _write_call_row, record)
+        db.breaker.call(seconds, "call-path", _in_own_session, db, _write_call_row, record)
     except Exception:
         log.exception(
             "could not record call %s; it is not lost to Twilio's logs", record["call_sid"]

@@ -16,7 +16,7 @@ from rq import Retry
 from sqlalchemy.orm import Session
 
 from restrictions.db import after_commit
-from telephony.redis_store import queue
+from telephony.redis_store import call_path_breaker, queue
 
 log = logging.getLogger("callguard.jobs")
 
@@ -55,6 +55,10 @@ def enqueue(
 
     ``call_path=True`` uses the fast Redis client, for enqueueing while a caller waits.
     """
+    breaker = call_path_breaker() if call_path else None
+    if breaker is not None and not breaker.allow():
+        log.warning("not queueing %s: redis is being skipped after a failure", name)
+        return False
     try:
         queue(call_path=call_path, urgent=name in URGENT).enqueue(
             name,
@@ -68,7 +72,11 @@ def enqueue(
         )
     except RedisError:
         log.exception("could not queue %s%r: redis unavailable", name, args)
+        if breaker is not None:
+            breaker.failed()
         return False
+    if breaker is not None:
+        breaker.succeeded()
     return True
 
 

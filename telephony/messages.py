@@ -18,6 +18,7 @@ TEAM_BUSY = "team_busy"
 ROUTE = "route"
 VOICEMAIL = "voicemail"
 SPOC_WAIT = "spoc_wait"
+DIRECT = "direct"  # a key other than 1 before a direct dial: go on to the same dial
 
 
 def ending(

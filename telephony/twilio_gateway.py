@@ -19,10 +19,18 @@ log = logging.getLogger("callguard.twilio")
 
 EXTENSION = "callguard.twilio"
 REST_TIMEOUT_SECONDS = 5
+FAST = "callguard.twilio.fast"
+FAST_TIMEOUT_SECONDS = 2.0
 
 
 class GatewayError(RuntimeError):
-    """Twilio could not do what we asked; the message says why, for a person."""
+    """Twilio could not do what we asked; the message says why, for a person. ``refused`` is
+    True when Twilio answered with an error (nothing was done); False when it did not answer in
+    time (it may have done it)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def init_app(app: Flask) -> None:
@@ -32,15 +40,20 @@ def init_app(app: Flask) -> None:
         app.extensions[EXTENSION] = None
         return
     timeout = float(app.config.get("TWILIO_REST_TIMEOUT_SECONDS", REST_TIMEOUT_SECONDS))
-    client = Client(sid, token, http_client=TwilioHttpClient(timeout=timeout))
-    client.api.base_url = app.config["TWILIO_API_BASE_URL"].rstrip("/")
-    app.extensions[EXTENSION] = client
+    for key, seconds in ((EXTENSION, timeout), (FAST, min(timeout, FAST_TIMEOUT_SECONDS))):
+        client = Client(sid, token, http_client=TwilioHttpClient(timeout=seconds))
+        client.api.base_url = app.config["TWILIO_API_BASE_URL"].rstrip("/")
+        app.extensions[key] = client
 
 
-def client() -> Client:
-    c: Client | None = current_app.extensions.get(EXTENSION)
+def client(*, fast: bool = False) -> Client:
+    """The REST client; ``fast`` for a request Twilio itself is waiting on (the hold heartbeat):
+    a short timeout, so the caller never hears a long silence."""
+    c: Client | None = current_app.extensions.get(FAST if fast else EXTENSION)
     if c is None:
-        raise GatewayError("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)")
+        raise GatewayError(
+            "Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)", refused=True
+        )
     return c
 
 
@@ -50,7 +63,9 @@ def call_twilio(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except TwilioRestException as exc:
         log.debug("twilio refused %s: %s %s", what, exc.status, exc.msg)
-        raise GatewayError(f"Twilio refused to {what} (HTTP {exc.status}: {exc.msg})") from exc
+        raise GatewayError(
+            f"Twilio refused to {what} (HTTP {exc.status}: {exc.msg})", refused=True
+        ) from exc
     except (TwilioException, OSError) as exc:
         log.debug("twilio unreachable for %s: %s", what, exc)
         raise GatewayError(f"Twilio did not answer in time to {what}") from exc
@@ -100,14 +115,14 @@ def add_participant(
     return str(participant.call_sid)
 
 
-def cancel_call(call_sid: str) -> None:
+def cancel_call(call_sid: str, *, fast: bool = False) -> None:
     """Stop a leg that is still ringing (``canceled``; a leg already answered is left alone)."""
-    call_twilio("stop ringing", client().calls(call_sid).update, status="canceled")
+    call_twilio("stop ringing", client(fast=fast).calls(call_sid).update, status="canceled")
 
 
-def replace_call_twiml(call_sid: str, twiml: str, what: str) -> None:
+def replace_call_twiml(call_sid: str, twiml: str, what: str, *, fast: bool = False) -> None:
     """Make a live call do something else now (this takes it out of its conference)."""
-    call_twilio(what, client().calls(call_sid).update, twiml=twiml)
+    call_twilio(what, client(fast=fast).calls(call_sid).update, twiml=twiml)
 
 
 def announce_to_conference(conference_sid: str, announce_url: str) -> None:

@@ -45,18 +45,19 @@ class CallState:
     agent_call_sid: str | None
     answered: bool
     ended: bool
+    emergency: bool = False
 
 
 def _state(db: Database, call_sid: str) -> CallState | None:
     with db.sessions() as sess:
         row = sess.execute(
-            select(Call.agent_call_sid, Call.answered_at, Call.ended_at).where(
-                Call.call_sid == call_sid
-            )
+            select(
+                Call.agent_call_sid, Call.answered_at, Call.ended_at, Call.emergency_selected_at
+            ).where(Call.call_sid == call_sid)
         ).first()
     if row is None:
         return None
-    return CallState(row[0], row[1] is not None, row[2] is not None)
+    return CallState(row[0], row[1] is not None, row[2] is not None, row[3] is not None)
 
 
 def _mark_moved(db: Database, call_sid: str) -> None:
@@ -85,7 +86,7 @@ def move_on(app: Flask, settings: Settings, call_sid: str, kind: str, listener: 
     except Exception as exc:  # the database is the backstop only: move the caller on regardless
         log.warning("could not read call %s before moving it on: %s", call_sid, exc)
         state = None
-    if state is not None and (state.answered or state.ended):
+    if state is not None and (state.answered or state.ended or state.emergency):
         return False
     if kind == SPOC:
         xml = messages.voicemail(listener, settings, call_sid)
@@ -101,9 +102,11 @@ def move_on(app: Flask, settings: Settings, call_sid: str, kind: str, listener: 
         )
     try:
         with app.app_context():
-            twilio_gateway.replace_call_twiml(call_sid, xml, "move the waiting caller on")
+            twilio_gateway.replace_call_twiml(
+                call_sid, xml, "move the waiting caller on", fast=True
+            )
             if state is not None and state.agent_call_sid:
-                cancel_leg(state.agent_call_sid)
+                cancel_leg(state.agent_call_sid, fast=True)
     except GatewayError as exc:
         log.warning("could not move waiting call %s on: %s", call_sid, exc)
         try:
@@ -119,10 +122,19 @@ def move_on(app: Flask, settings: Settings, call_sid: str, kind: str, listener: 
     return True
 
 
-def cancel_leg(agent_call_sid: str) -> None:
+def hold_for_emergency(app: Flask, call_sid: str) -> None:
+    """The caller chose emergency repairs: nothing may move them on from that line now (the
+    claim ``move_on`` takes is taken first; the call's row records the choice too)."""
+    try:
+        redis_client(app).set(CLAIM_PREFIX + call_sid, "emergency", ex=3600)
+    except RedisError as exc:
+        log.warning("redis unavailable to hold call %s on the emergency line: %s", call_sid, exc)
+
+
+def cancel_leg(agent_call_sid: str, *, fast: bool = False) -> None:
     """Stop ringing a person for a caller who is no longer there (best effort, logged)."""
     try:
-        twilio_gateway.cancel_call(agent_call_sid)
+        twilio_gateway.cancel_call(agent_call_sid, fast=fast)
     except GatewayError as exc:
         log.warning("could not cancel the leg %s: %s", agent_call_sid, exc)
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from flask import Response, current_app, request
 
+from restrictions.destination import Destination
+from restrictions.errors import DomainError
 from restrictions.speech import danger, say
 from telephony import current_settings, inbound, jobs, messages, twiml, waiting
 from telephony.errors import json_error
@@ -57,17 +59,26 @@ def key_pressed() -> Response:
     listener = listener_from(request.args)
     settings = current_settings()
     if digits == "1":
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        waiting.hold_for_emergency(app, call_sid)
         chosen_at = datetime.now(UTC).isoformat()
-        if call_sid and not jobs.enqueue(
-            jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True
-        ):
-            log.error("call %s chose emergency repairs; could not record it", call_sid)
+        if not jobs.enqueue(jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True):
+            inbound.record_emergency_now(app, call_sid, chosen_at)
         connecting = say("emergency_connecting", listener, settings)
         return twiml_response(twiml.emergency_dial(settings.emergency_line, connecting))
     if source == messages.SPOC_WAIT:
         since, ring = _whole("since"), _whole("ring", settings.spoc_ring_seconds)
         wait = hold_url(call_sid, waiting.SPOC, since, ring, listener)
         return twiml_response(twiml.conference_only(call_sid, conference_status_url(), wait))
+    if source == messages.DIRECT:
+        try:
+            onward = Destination.parse(request.args.get("to", ""))
+        except DomainError:
+            return twiml_response(messages.goodbye(listener, settings))
+        ring = _whole("ring", settings.agent_ring_seconds)
+        return twiml_response(
+            twiml.direct_twiml(onward, say("unavailable", listener, settings), ring)
+        )
     if source == messages.VOICEMAIL:
         return twiml_response(messages.voicemail(listener, settings, call_sid, replay=1))
     if replay >= 1:

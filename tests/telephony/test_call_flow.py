@@ -471,3 +471,70 @@ def test_twilio_answering_the_callers_leg_is_not_a_person_answering(
     with time_machine.travel(TUESDAY + timedelta(seconds=settings.agent_ring_seconds + 15)):
         twilio.post(path, {"CallSid": params["CallSid"]})
     assert fake_twilio.posts(f"/Calls/{params['CallSid']}.json")
+
+
+def test_a_caller_on_the_emergency_line_is_never_moved_off_it(
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    fake_twilio: FakeTwilio,
+) -> None:
+    restrict(make_customer(), kind="spoc", spoc="+441332000555")
+    params = twilio.call_params(CUSTOMER)
+    gather = parse(twilio.post("/twilio/voice/incoming", params)).find("Gather")
+    assert gather is not None
+    run_jobs()  # the SPOC is being rung
+    action = urlsplit(gather.get("action") or "")
+    twilio.post(f"{action.path}?{action.query}", {**params, "Digits": "1"})
+    run_jobs()
+    # the SPOC's leg reports it was cancelled (or rang out): the caller stays where they are
+    path = f"/twilio/voice/participant?call_sid={params['CallSid']}&kind=spoc"
+    twilio.post(path, {"CallSid": AGENT_LEG, "CallStatus": "canceled"})
+    run_jobs()
+    assert fake_twilio.posts(f"/Calls/{params['CallSid']}.json") == []
+
+
+def test_the_emergency_choice_is_recorded_even_with_redis_down(
+    app: Flask, app_with: Callable[..., Flask], twilio: Any
+) -> None:
+    twilio.client = app_with(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    sid = "CA" + "e1" * 16
+    response = twilio.post(
+        f"/twilio/voice/emergency?call_sid={sid}&msg=route&replay=0",
+        {"CallSid": sid, "Digits": "1"},
+    )
+    assert parse(response).findtext("Dial") == "+441332000999"
+    assert call_row(app, sid).emergency_selected_at is not None
+
+
+def test_when_twilio_does_not_answer_a_dial_out_nobody_is_rung_a_second_time(
+    twilio: Any, run_jobs: Callable[[], int], fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.delay = 1.5  # beyond the REST client's timeout: it may have rung them
+    params = twilio.call_params(CUSTOMER)
+    twilio.post("/twilio/voice/incoming", params)
+    run_jobs()
+    fake_twilio.delay = 0
+    assert len(fake_twilio.posts("/Participants.json")) == 1
+    assert fake_twilio.posts(f"/Calls/{params['CallSid']}.json") == []  # no direct dial too
+
+
+def test_a_stray_key_before_a_direct_dial_goes_on_to_the_same_dial(
+    app_with: Callable[..., Flask],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    app: Flask,
+) -> None:
+    restrict(make_customer(), kind="spoc", spoc="+441332000555")
+    no_queue = app_with(REDIS_URL="redis://127.0.0.1:1/0")
+    twilio.client = no_queue.test_client()
+    params = twilio.call_params(CUSTOMER)
+    root = parse(twilio.post("/twilio/voice/incoming", params))
+    assert root.findtext("./Dial/Number") == "+441332000555"  # connected directly
+    gather = root.find("Gather")
+    assert gather is not None
+    action = urlsplit(gather.get("action") or "")
+    onward = parse(twilio.post(f"{action.path}?{action.query}", {**params, "Digits": "7"}))
+    assert onward.findtext("./Dial/Number") == "+441332000555"
