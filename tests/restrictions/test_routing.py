@@ -49,7 +49,7 @@ def caller(*restrictions: ActiveRestriction) -> CallerProfile:
     return CallerProfile(7, "HMS-7", "Pat", "en-GB", False, restrictions)
 
 
-# --- each kind of restriction, one by one ---------------------------------------------------------------
+# --- each kind of restriction, one by one -----------------------------------------------------
 
 
 def test_no_restrictions_take_the_default_route_identified() -> None:
