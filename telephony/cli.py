@@ -244,28 +244,46 @@ def import_() -> None:
 @with_app
 def import_customers_command(csv_file: Path) -> None:
     """Import customers from CSV (reference,name,phone_numbers,language; numbers split by ;)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from restrictions.importing import import_customers, refresh_cache_for
     from restrictions.lifecycle import Actor
+    from telephony.database import database
     from telephony.redis_store import redis_client
+
+    db, redis = database(), redis_client()
+
+    def refresh(customer_ids: list[int], stale_numbers: list[str]) -> None:
+        with db.sessions() as sess:
+            refresh_cache_for(sess, redis, customer_ids, stale_numbers)
 
     with csv_file.open(encoding="utf-8-sig", newline="") as fh:
         total = max(sum(1 for _ in fh) - 1, 0)
     sess = session()
+    refreshes: list[Future[None]] = []
+    # Each batch's customers go into the routing cache (in order, one batch at a time) while
+    # the next batch is written; a failed refresh fails the command once the import is done.
     with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-cache") as refresher,
         csv_file.open(encoding="utf-8-sig", newline="") as fh,
         tqdm(total=total, unit="row", desc="customers", file=sys.stderr, disable=None) as bar,
     ):
         try:
             report = import_customers(
-                sess, fh, Actor(None, f"import:{csv_file.name}"), progress=bar.update
+                sess,
+                fh,
+                Actor(None, f"import:{csv_file.name}"),
+                progress=bar.update,
+                landed=lambda ids, stale: refreshes.append(refresher.submit(refresh, ids, stale)),
             )
         except DomainError as exc:
             raise click.ClickException(exc.message) from exc
+    for done in refreshes:
+        done.result()
     for line, reason in report.skipped:
         click.echo(f"line {line}: {reason}", err=True)
-    refresh_cache_for(sess, redis_client(), report.touched, report.stale_numbers)
     click.echo(report.summary())
 
 
