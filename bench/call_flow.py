@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import time_machine
-from rq import SimpleWorker
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
@@ -32,6 +31,7 @@ from restrictions import counting
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from telephony.database import database
 from telephony.redis_store import queue, queues
+from telephony.worker import BurstWorker
 from tests.fake_twilio import FakeTwilio
 
 CALLS = int(os.environ.get("BENCH_CALLS", "1000"))
@@ -84,7 +84,7 @@ def seed(app: Any) -> None:
 def run_jobs(app: Any) -> None:
     with app.app_context():
         both = queues(app)
-        SimpleWorker(both, connection=both[0].connection).work(burst=True, logging_level="WARNING")
+        BurstWorker(both, connection=both[0].connection).work(burst=True, logging_level="WARNING")
 
 
 def main() -> None:

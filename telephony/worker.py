@@ -29,6 +29,17 @@ DAILY_KEY = "cg:daily"
 MAX_BACKOFF_SECONDS = 30.0
 
 
+class BurstWorker(SimpleWorker):
+    """rq's worker for one pass over the queues (``--burst``, tests, benchmarks): without its
+    command channel, whose thread takes a second to stop after every pass."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+    def unsubscribe(self) -> None:
+        return None
+
+
 def tick(app: Flask) -> bool:
     """Queue a sweep unless another worker did in the last 45 s (and, once a day, the daily
     job); returns whether this one queued the sweep."""
@@ -66,7 +77,8 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
                 try:
                     q.connection.ping()
                     jobs.start_sweeping()  # what was stored while no worker ran comes first
-                    rq_worker = SimpleWorker(
+                    worker_class = BurstWorker if burst else SimpleWorker
+                    rq_worker = worker_class(
                         queues(app, urgent_only=urgent_only), connection=q.connection
                     )
                     rq_worker.max_connection_wait_time = MAX_BACKOFF_SECONDS / 6  # back in 5 s

@@ -27,7 +27,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
-from rq import SimpleWorker
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
@@ -42,6 +41,7 @@ from restrictions.staff import create_user
 from telephony import create_app
 from telephony.database import database
 from telephony.redis_store import queues
+from telephony.worker import BurstWorker
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.faults import hung_server
 
@@ -278,7 +278,7 @@ def run_jobs(app: Flask) -> Callable[[], int]:
     def run() -> int:
         both = queues(app)
         before = sum(q.count for q in both)
-        worker = SimpleWorker(both, connection=both[0].connection)
+        worker = BurstWorker(both, connection=both[0].connection)
         worker.work(burst=True)
         return before
 

@@ -150,9 +150,8 @@ def test_a_sweep_rings_a_waiting_caller_whose_dial_out_was_lost_once(
 def test_ringing_a_person_never_waits_behind_counting(
     app: Flask, twilio: Any, fake_twilio: Any
 ) -> None:
-    from rq import SimpleWorker
-
     from telephony.redis_store import queue, queues
+    from telephony.worker import BurstWorker
     from tests.calls import status_event
 
     for n in range(20):  # a backlog of callbacks to count
@@ -161,7 +160,7 @@ def test_ringing_a_person_never_waits_behind_counting(
     twilio.post("/twilio/voice/incoming", params)  # then a caller is put through
     assert queue(app).count == 20 and queue(app, urgent=True).count == 1
     both = queues(app)
-    SimpleWorker(both, connection=both[0].connection).work(burst=True, max_jobs=1)
+    BurstWorker(both, connection=both[0].connection).work(burst=True, max_jobs=1)
     (dial,) = fake_twilio.posts("/Participants.json")
     assert f"cg-{params['CallSid']}" in dial.path
     assert queue(app).count == 20  # the counting waits
