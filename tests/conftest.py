@@ -42,6 +42,7 @@ from telephony import create_app
 from telephony.database import database
 from telephony.redis_store import queues
 from telephony.worker import BurstWorker
+from tests.browser import follow
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.faults import hung_server
 
@@ -487,7 +488,6 @@ def sign_in() -> Callable[[Any, Staff], None]:
         page.goto("/sign-in")
         page.get_by_label("User name").fill(staff.user.name)
         page.get_by_label("Password").fill(staff.password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
+        follow(page.get_by_role("button", name="Sign in"))
 
     return do

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from restrictions.models import AgentAction
 from telephony.database import database
+from tests.browser import follow
 
 pytestmark = pytest.mark.browser
 
@@ -140,11 +141,11 @@ def test_supervisors_see_presses_as_incidents_and_mark_them_reviewed(
         f"/api/v1/calls/{CALLER}/end", headers=agent.headers, json={"reason": "Racist abuse (4.4)"}
     )
     sign_in(page, supervisor)
-    page.get_by_role("link", name="Incidents").click()
+    follow(page.get_by_role("link", name="Incidents"))
     row = page.locator("tr.incident")
     assert row.count() == 1
     assert "Racist abuse (4.4)" in row.inner_text() and "alex.agent" in row.inner_text()
-    row.get_by_role("button", name="Mark reviewed").click()
+    follow(row.get_by_role("button", name="Mark reviewed"))
     assert "reviewed" in page.locator("tr.incident").inner_text()
     with database(app).sessions() as sess:
         action = sess.scalar(select(AgentAction))

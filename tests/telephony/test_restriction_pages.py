@@ -17,6 +17,7 @@ from restrictions import decisions
 from restrictions.lifecycle import Actor
 from restrictions.models import Appeal, Customer, Restriction
 from telephony.database import database
+from tests.browser import follow
 from tests.conftest import Staff
 
 pytestmark = pytest.mark.browser
@@ -50,8 +51,7 @@ def names(page: Any) -> list[str]:
 
 def search(page: Any, text: str) -> None:
     page.get_by_label("Name, reference or phone number").fill(text)
-    page.get_by_role("button", name="Search").click()
-    page.wait_for_load_state()
+    follow(page.get_by_role("button", name="Search"))
 
 
 def restriction(page: Any, restriction_id: int) -> Any:
@@ -75,7 +75,7 @@ def test_search_by_name_reference_or_a_number_typed_in_any_uk_format(
     make_customer("HMS-0001", "Pat Example", ("+447400100001",))
     make_customer("HMS-0002", "Robin Other", ("+447400200002", "01332 000777"))
     sign_in(page, supervisor)
-    page.get_by_role("link", name="Customers", exact=True).click()
+    follow(page.get_by_role("link", name="Customers", exact=True))
     assert names(page) == ["Pat Example", "Robin Other"]
 
     search(page, "pat")
@@ -92,7 +92,7 @@ def test_search_by_name_reference_or_a_number_typed_in_any_uk_format(
     assert page.get_by_text("No customers match.").is_visible()
 
     search(page, "07400 100001")
-    page.get_by_role("link", name="Pat Example").click()
+    follow(page.get_by_role("link", name="Pat Example"))
     assert page.get_by_role("heading", name="Pat Example HMS-0001").is_visible()
     assert server_errors == []
 
@@ -113,16 +113,14 @@ def test_thirty_customers_page_by_twenty_five_keeping_the_query(
     assert names(page)[0] == "Customer 01"
     assert page.get_by_role("link", name="Previous").count() == 0
 
-    page.get_by_role("link", name="Next").click()
-    page.wait_for_load_state()
+    follow(page.get_by_role("link", name="Next"))
     assert "q=Customer" in page.url and "page=2" in page.url
     assert names(page) == [f"Customer {i}" for i in range(26, 31)]
     assert page.get_by_label("Name, reference or phone number").input_value() == "Customer"
     assert "30 customers" in page.locator("#result-count").inner_text()
     assert page.get_by_role("link", name="Next").count() == 0
 
-    page.get_by_role("link", name="Previous").click()
-    page.wait_for_load_state()
+    follow(page.get_by_role("link", name="Previous"))
     assert len(names(page)) == 25
     assert "q=Customer" in page.url
 
@@ -156,7 +154,7 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     page.get_by_label("Permitted days and times: from (HH:MM)").fill("10:00")
     page.get_by_label("Permitted days and times: until (HH:MM)").fill("12:00")
     page.get_by_label("Calls allowed per week, optional").fill("2")
-    page.get_by_role("button", name="Record the restriction").click()
+    follow(page.get_by_role("button", name="Record the restriction"))
     assert page.get_by_text("Limited contact recorded for HMS-0001.").is_visible()
 
     rid = only_restriction(app).id
@@ -177,13 +175,13 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     # the notice: a date before the decision is refused with the domain's words
     section.get_by_text("Record the notice…").click()
     section.get_by_label("Notice sent on").fill("2026-05-01")
-    section.get_by_role("button", name="Record notice").click()
+    follow(section.get_by_role("button", name="Record notice"))
     assert page.get_by_text("sent_on 2026-05-01 is before the decision (2026-06-02)").is_visible()
     section = restriction(page, rid)
     assert section.locator("dd.state").inner_text() == "Awaiting notice"
     section.get_by_label("Notice sent on").fill("2026-06-02")
     section.get_by_label("Sent by").select_option("post")
-    section.get_by_role("button", name="Record notice").click()
+    follow(section.get_by_role("button", name="Record notice"))
     assert page.get_by_text("Notice recorded: it applies from 2 Jun 2026.").is_visible()
     section = restriction(page, rid)
     assert section.locator("dd.state").inner_text() == "In force"
@@ -194,7 +192,7 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     # an appeal, decided within 20 working days
     section.get_by_text("Lodge an appeal…").click()
     section.get_by_label("Grounds of appeal").fill("I need to call about <my> repairs")
-    section.get_by_role("button", name="Lodge appeal").click()
+    follow(section.get_by_role("button", name="Lodge appeal"))
     assert page.get_by_text("Appeal lodged: a decision is due by 30 Jun 2026.").is_visible()
     section = restriction(page, rid)
     assert section.get_by_text("Under appeal").is_visible()
@@ -209,15 +207,14 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     section.get_by_text("Decide appeal").click()
     section.get_by_label("Decision", exact=True).select_option("overturned")
     section.get_by_label("Reasons for the decision").fill("I decided it myself")
-    section.get_by_role("button", name="Record the decision").click()
+    follow(section.get_by_role("button", name="Record the decision"))
     assert page.get_by_text(
         "an appeal must be decided by someone who did not decide the restriction"
     ).is_visible()
     assert restriction(page, rid).locator("dd.state").inner_text() == "In force"
 
     # a second supervisor decides it: overturned, so it ends
-    page.get_by_role("button", name="Sign out").click()
-    page.wait_for_load_state()
+    follow(page.get_by_role("button", name="Sign out"))
     second = make_staff("supervisor", "jo.second")
     sign_in(page, second)
     page.goto("/supervisor/customers/HMS-0001")
@@ -225,7 +222,7 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     section.get_by_text("Decide appeal").click()
     section.get_by_label("Decision", exact=True).select_option("overturned")
     section.get_by_label("Reasons for the decision").fill("The calls were about real repairs")
-    section.get_by_role("button", name="Record the decision").click()
+    follow(section.get_by_role("button", name="Record the decision"))
     assert page.get_by_text(
         f"Appeal {appeal_id} overturned: the restriction has ended."
     ).is_visible()
@@ -265,12 +262,12 @@ def test_applied_at_once_shows_notice_overdue_and_clashes_are_flashed(
     page.get_by_label(SPOC_LABEL).fill("sam.supervisor")
     page.get_by_label("Decided on (today if left blank)").fill("2026-05-27")
     page.get_by_label("Apply at once, before the notice is sent (danger, policy 4.6)").check()
-    page.get_by_role("button", name="Record the restriction").click()
+    follow(page.get_by_role("button", name="Record the restriction"))
     # no urgent reason: refused with the domain's words, and what was typed is kept
     assert page.get_by_text("urgent_reason is required and must be text").is_visible()
     assert page.get_by_label(SPOC_LABEL).input_value() == "sam.supervisor"
     page.get_by_label("Why it must apply at once").fill("Threatened to come to the office")
-    page.get_by_role("button", name="Record the restriction").click()
+    follow(page.get_by_role("button", name="Record the restriction"))
 
     assert page.get_by_text("Single point of contact recorded for HMS-0001.").is_visible()
     assert page.get_by_text(
@@ -286,7 +283,7 @@ def test_applied_at_once_shows_notice_overdue_and_clashes_are_flashed(
     )
     assert section.locator("dd.takes-effect").inner_text() == "27 May 2026"
 
-    page.get_by_role("link", name="Due", exact=True).click()
+    follow(page.get_by_role("link", name="Due", exact=True))
     overdue = page.locator("tr.due-item.notice_overdue")
     assert overdue.count() == 1
     assert "Due by 29 May 2026" in overdue.inner_text()
@@ -320,7 +317,7 @@ def test_due_lists_letters_to_send_appeals_and_reviews_with_their_deadlines(
     restrict(late, kind="warning", decided_on="2025-05-19", notice_sent_on="2025-05-20")
 
     sign_in(page, supervisor)
-    page.get_by_role("link", name="Due", exact=True).click()
+    follow(page.get_by_role("link", name="Due", exact=True))
     letter = page.locator("tr.due-item.letter")
     assert letter.count() == 1
     assert "Pat Waiting" in letter.inner_text()
@@ -334,8 +331,7 @@ def test_due_lists_letters_to_send_appeals_and_reviews_with_their_deadlines(
     assert "Due by 20 May 2026" in review.inner_text()
     assert "13 days overdue" in review.inner_text()
 
-    letter.get_by_role("link", name="Pat Waiting").click()
-    page.wait_for_load_state()
+    follow(letter.get_by_role("link", name="Pat Waiting"))
     assert page.get_by_role("heading", name="Pat Waiting HMS-0001").is_visible()
     assert page.locator("section.restriction dd.state").inner_text() == "Awaiting notice"
 
@@ -360,7 +356,7 @@ def test_an_overdue_review_is_shown_and_recorded(
     section.get_by_text("Review…", exact=True).click()
     section.get_by_label("Outcome").select_option("continue")
     section.get_by_label("Review notes").fill("No further incidents; kept for now")
-    section.get_by_role("button", name="Record review").click()
+    follow(section.get_by_role("button", name="Record review"))
     assert page.get_by_text(
         "Review recorded: it continues, next review by 2 Jun 2027."
     ).is_visible()
@@ -371,7 +367,7 @@ def test_an_overdue_review_is_shown_and_recorded(
 
     section.get_by_text("End this restriction…").click()
     section.get_by_label("Why it ends").fill("Moved out of the area")
-    section.get_by_role("button", name="End restriction").click()
+    follow(section.get_by_role("button", name="End restriction"))
     assert page.get_by_text(f"Restriction {r.id} ended.").is_visible()
     assert restriction(page, r.id).locator("dd.state").inner_text() == "Ended"
     assert "Moved out of the area" in restriction(page, r.id).locator("dd.ended").inner_text()
@@ -393,7 +389,7 @@ def test_editing_the_customer_s_details(
     page.get_by_text("Edit details").click()
     assert page.get_by_label("Phone numbers, separated by ;").input_value() == "+447400100001"
     page.get_by_label("Phone numbers, separated by ;").fill("07400 100001; 07400200002")
-    page.get_by_role("button", name="Save details").click()
+    follow(page.get_by_role("button", name="Save details"))
     assert page.get_by_text(
         "phone number +447400200002 already belongs to customer HMS-0002"
     ).is_visible()
@@ -402,7 +398,7 @@ def test_editing_the_customer_s_details(
     page.get_by_label("Phone numbers, separated by ;").fill("07400 100001; 07400 100009")
     page.get_by_label("Language").select_option("cy-GB")
     page.get_by_label("Slower speech (a reasonable adjustment)").check()
-    page.get_by_role("button", name="Save details").click()
+    follow(page.get_by_role("button", name="Save details"))
     assert page.get_by_text("Details saved.").is_visible()
     details = page.locator("#details dl.facts").inner_text()
     assert "+447400100001" in details and "+447400100009" in details
@@ -426,8 +422,7 @@ def test_the_letter_links_show_the_preview_and_the_pdf(
     pdf_href = section.get_by_role("link", name="Download it as a PDF").get_attribute("href")
     assert pdf_href == f"/supervisor/restrictions/{r.id}/letter?download=1"
 
-    section.get_by_role("link", name="View the decision letter").click()
-    page.wait_for_load_state()
+    follow(section.get_by_role("link", name="View the decision letter"))
     assert page.url.endswith(f"/supervisor/restrictions/{r.id}/letter")
     preview = page.locator("body").inner_text()
     assert "Pat Example" in preview and "Abusive calls" in preview
@@ -478,8 +473,7 @@ def test_what_customers_and_staff_typed_is_shown_as_text(
     page.goto("/supervisor/customers?q=Pat")
     assert page.get_by_role("link", name="Pat <b>Example</b>").is_visible()
     assert page.locator("main b").count() == 0
-    page.get_by_role("link", name="Pat <b>Example</b>").click()
-    page.wait_for_load_state()
+    follow(page.get_by_role("link", name="Pat <b>Example</b>"))
     assert page.get_by_role("heading", name="Pat <b>Example</b> HMS-0001").is_visible()
     assert page.get_by_text("<i>the fence</i>").is_visible()
     assert page.get_by_text("<u>Shouted</u>").first.is_visible()

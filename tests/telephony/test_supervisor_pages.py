@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from restrictions.models import Call, ContactAlert, Restriction
 from telephony.database import database
+from tests.browser import follow
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +83,7 @@ def test_a_supervisor_signs_in_opens_an_alert_sees_evidence_and_chart_and_dismis
 ) -> None:
     sign_in(page, supervisor)
     assert page.get_by_role("heading", name="Excessive-contact alerts").is_visible()
-    page.get_by_role("link", name=f"Open alert {alert_with_calls}").click()
+    follow(page.get_by_role("link", name=f"Open alert {alert_with_calls}"))
 
     assert page.locator(".evidence-call").count() == 5
     assert "1 min 1 s" in page.locator(".evidence-call").first.inner_text()
@@ -98,7 +99,7 @@ def test_a_supervisor_signs_in_opens_an_alert_sees_evidence_and_chart_and_dismis
     assert reason.evaluate("el => el.validity.valueMissing") is True
     assert page.locator("#alert-status").inner_text() == "open"
     reason.fill("Calls were about a burst pipe")
-    page.get_by_role("button", name="Dismiss").click()
+    follow(page.get_by_role("button", name="Dismiss"))
     assert page.get_by_text(f"Alert {alert_with_calls} dismissed.").is_visible()
 
     with database(app).sessions() as sess:
@@ -116,17 +117,19 @@ def test_escalating_prefills_the_form_and_a_person_chooses_the_kind(
 ) -> None:
     sign_in(page, supervisor)
     page.goto(f"/supervisor/alerts/{alert_with_calls}")
-    page.get_by_role("link", name="Escalate to a restriction…").click()
+    follow(page.get_by_role("link", name="Escalate to a restriction…"))
     reason = page.get_by_label("Reason (as it will appear in the letter)")
     assert "5 calls within 60 minutes" in reason.input_value()
     page.get_by_role("button", name="Record the restriction").click()  # no kind chosen
+    kind = page.get_by_label("Restriction", exact=True)
+    assert kind.evaluate("el => el.validity.valueMissing") is True
     with database(app).sessions() as sess:
         assert sess.scalar(select(Restriction)) is None
-    page.get_by_label("Restriction", exact=True).select_option("spoc")
+    kind.select_option("spoc")
     page.get_by_label("Single point of contact (a staff user name, or their phone number)").fill(
         "01332 000555"
     )
-    page.get_by_role("button", name="Record the restriction").click()
+    follow(page.get_by_role("button", name="Record the restriction"))
     assert page.get_by_text("Single point of contact recorded for HMS-0001.").is_visible()
     assert "Single point of contact" in page.locator("#restrictions").inner_text()
     with database(app).sessions() as sess:
