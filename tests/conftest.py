@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,7 +43,6 @@ from telephony import create_app
 from telephony.database import database
 from telephony.redis_store import queues
 from telephony.worker import BurstWorker
-from tests.browser import follow
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.faults import hung_server
 
@@ -437,14 +437,37 @@ def restrict(app: Flask) -> Callable[..., Restriction]:
 # --- pages in a real browser --------------------------------------------------------------------
 
 
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    """The app served over HTTP on localhost, for the browser."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+class _RunningApp:
+    """The WSGI app behind the run's one HTTP server: whichever test app is running now."""
+
+    def __init__(self) -> None:
+        self.app: Flask | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"no test is running"]
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="session")
+def _http_server() -> Iterator[tuple[_RunningApp, str]]:
+    running = _RunningApp()
+    server = make_server("127.0.0.1", 0, running, threaded=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield running, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def live_server(app: Flask, _http_server: tuple[_RunningApp, str]) -> Iterator[str]:
+    """The test's app served over HTTP on localhost (one server per run, one origin for the
+    browser, so its page can be kept from test to test)."""
+    running, url = _http_server
+    running.app = app
+    yield url
+    running.app = None
 
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -471,23 +494,40 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, live_server: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=live_server)
-    pg = context.new_page()
-    pg.set_default_timeout(15000)  # generous: two test workers and Chromium share two cores
-    yield pg
+@pytest.fixture(scope="session")
+def _tab(browser: Any, _http_server: tuple[_RunningApp, str]) -> Iterator[Any]:
+    context = browser.new_context(base_url=_http_server[1])
+    yield context.new_page()
     context.close()
 
 
 @pytest.fixture
+def page(_tab: Any, live_server: str) -> Iterator[Any]:
+    """A browser tab on the test's app, signed out and on a blank page: one tab serves the whole
+    run (a new context costs a renderer process, some 170 ms a test)."""
+    _tab.set_default_timeout(15000)  # generous: two test workers and Chromium share two cores
+    yield _tab
+    _tab.goto("about:blank")  # stops the page's timers before the next test's app takes over
+    _tab.context.clear_cookies()
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.fixture
 def sign_in() -> Callable[[Any, Staff], None]:
-    """Sign in through the real form, as a person would: ``sign_in(page, staff)``."""
+    """Sign in with the sign-in form's own fields and CSRF token, then open the page it leads to:
+    ``sign_in(page, staff)``. (Typing into the form is tested once, in the page tests.)"""
 
     def do(page: Any, staff: Staff) -> None:
-        page.goto("/sign-in")
-        page.get_by_label("User name").fill(staff.user.name)
-        page.get_by_label("Password").fill(staff.password)
-        follow(page.get_by_role("button", name="Sign in"))
+        form = page.request.get("/sign-in")
+        token = CSRF_FIELD.search(form.text())
+        assert token is not None, "the sign-in form has no CSRF token"
+        signed_in = page.request.post(
+            "/sign-in",
+            form={"csrf_token": token[1], "name": staff.user.name, "password": staff.password},
+        )
+        assert signed_in.ok and not signed_in.url.endswith("/sign-in"), signed_in.url
+        page.goto(signed_in.url)
 
     return do

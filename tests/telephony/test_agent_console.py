@@ -3,7 +3,7 @@ Supervisors then see the presses as incidents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,19 @@ ACCOUNT = "AC" + "0" * 31 + "1"
 CALLER = "CA" + "c" * 32
 AGENT_LEG = "CA" + "d" * 32
 CONFERENCE = "CF" + "f" * 32
+POLL_MS = 1000  # the console asks for the live calls once a second
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str) -> Iterator[Any]:
+    """A tab whose clock the test moves on, so the console's next poll comes when the test says
+    (a context of its own: a clock once installed stays for the context's life)."""
+    context = browser.new_context(base_url=live_server)
+    tab = context.new_page()
+    tab.set_default_timeout(15000)
+    tab.clock.install()
+    yield tab
+    context.close()
 
 
 @pytest.fixture
@@ -73,8 +86,9 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     assert page.get_by_text("No live calls.").is_visible()
 
     connect_call()  # while the page is open
+    page.clock.run_for(POLL_MS)  # the next poll: no reload
     card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
-    card.wait_for(timeout=2500)  # the page polls every second: no reload
+    card.wait_for()
     assert "Pat <script>alert(1)</script>" in card.locator(".caller").inner_text()
     assert "Do not engage on: the boundary fence" in card.locator(".flags").inner_text()
 
@@ -89,7 +103,9 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     ).endswith("/twilio/conference/announce/1")
 
     card.get_by_role("button", name="End call").click()  # warned already: no reason needed
-    card.wait_for(state="detached", timeout=2500)
+    page.get_by_text("Call ended.").wait_for()
+    page.clock.run_for(POLL_MS)  # the ended call leaves the list at the next poll
+    card.wait_for(state="detached")
     assert [r.path.rsplit("/", 2)[-2:] for r in fake_twilio.posts()[1:]] == [
         ["Calls", f"{CALLER}.json"],
         ["Conferences", f"{CONFERENCE}.json"],
@@ -121,7 +137,9 @@ def test_ending_without_a_warning_asks_for_a_reason(
     assert fake_twilio.requests == []
     reason.fill("Threatened to come to the office (4.6)")
     card.get_by_role("button", name="Confirm end").click()
-    card.wait_for(state="detached", timeout=2500)
+    page.get_by_text("Call ended.").wait_for()
+    page.clock.run_for(POLL_MS)
+    card.wait_for(state="detached")
     with database(app).sessions() as sess:
         action = sess.scalar(select(AgentAction))
         assert action is not None and action.reason == "Threatened to come to the office (4.6)"

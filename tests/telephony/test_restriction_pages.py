@@ -37,11 +37,17 @@ def midday() -> Iterator[None]:
 
 
 @pytest.fixture
-def server_errors(page: Any) -> list[str]:
+def server_errors(page: Any) -> Iterator[list[str]]:
     """Every response the browser got with a 5xx status: a page must never answer with one."""
     seen: list[str] = []
-    page.on("response", lambda r: seen.append(f"{r.status} {r.url}") if r.status >= 500 else None)
-    return seen
+
+    def note(response: Any) -> None:
+        if response.status >= 500:
+            seen.append(f"{response.status} {response.url}")
+
+    page.on("response", note)
+    yield seen
+    page.remove_listener("response", note)
 
 
 def names(page: Any) -> list[str]:

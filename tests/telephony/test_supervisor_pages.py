@@ -79,9 +79,12 @@ def alert_with_calls(app: Flask, make_customer: Callable[..., Any], midday: Any)
 
 
 def test_a_supervisor_signs_in_opens_an_alert_sees_evidence_and_chart_and_dismisses_it(
-    app: Flask, page: Any, supervisor: Any, sign_in: Callable[..., None], alert_with_calls: int
+    app: Flask, page: Any, supervisor: Any, alert_with_calls: int
 ) -> None:
-    sign_in(page, supervisor)
+    page.goto("/sign-in")  # through the form, as a person signs in
+    page.get_by_label("User name").fill(supervisor.user.name)
+    page.get_by_label("Password").fill(supervisor.password)
+    follow(page.get_by_role("button", name="Sign in"))
     assert page.get_by_role("heading", name="Excessive-contact alerts").is_visible()
     follow(page.get_by_role("link", name=f"Open alert {alert_with_calls}"))
 
