@@ -40,8 +40,9 @@ from restrictions.models import Base, Customer, Restriction, User
 from restrictions.settings import ContactRule, Organisation, Settings
 from restrictions.staff import create_user
 from telephony import create_app
+from telephony.auth import limiter
 from telephony.database import database
-from telephony.redis_store import queues
+from telephony.redis_store import call_path_breaker, queues
 from telephony.worker import BurstWorker
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.faults import hung_server
@@ -87,6 +88,8 @@ def database_url() -> str:
         )
         if not exists:
             conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+        # a test database need not wait for each commit to reach the disk (0.45 -> 0.07 ms)
+        conn.execute(text(f'ALTER DATABASE "{url.database}" SET synchronous_commit = off'))
     admin.dispose()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -229,14 +232,34 @@ class RequestClient(FlaskClient):
         return response
 
 
+_APPS: dict[str, Flask] = {}  # one app per configuration, kept for the run
+
+
 @pytest.fixture
 def app(app_config: dict[str, Any], redis_conn: Redis, engine: Engine) -> Iterator[Flask]:
+    """The app, from empty tables and an empty Redis db. Building one costs some 20 ms (werkzeug
+    compiles every URL rule) and its pool's connections more, so one is built per configuration
+    and kept; what it holds between requests (its config, its extensions such as the settings,
+    its circuit breakers) is put back after each test, and the rate limiter (one per process,
+    bound to the last app built: a CLI test or ``app_with`` builds others) is bound to it again,
+    with a fresh in-memory fallback."""
     _empty_tables(engine)
-    application = create_app(app_config)
-    application.test_client_class = RequestClient
+    key = repr(sorted(app_config.items()))
+    application = _APPS.get(key)
+    if application is None:
+        application = _APPS[key] = create_app(app_config)
+        application.test_client_class = RequestClient
+    else:
+        limiter.init_app(application)  # the one rate limiter goes with the last app built
+    config, extensions = dict(application.config), dict(application.extensions)
     with application.app_context():
         yield application
-        database(application).engine.dispose()
+    application.config.clear()
+    application.config.update(config)
+    application.extensions.clear()
+    application.extensions.update(extensions)
+    database(application).breaker.succeeded()
+    call_path_breaker(application).succeeded()
     _empty_tables(engine)  # domain tests share the database and must find it empty
 
 
