@@ -39,7 +39,7 @@ from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import Base, Customer, Restriction, User
 from restrictions.settings import ContactRule, Organisation, Settings
 from restrictions.staff import create_user
-from telephony import create_app
+from telephony import create_app, twilio_gateway
 from telephony.auth import limiter
 from telephony.database import database
 from telephony.redis_store import call_path_breaker, queues
@@ -277,6 +277,21 @@ def app_with(app_config: dict[str, Any], app: Flask) -> Iterator[Callable[..., F
     yield make
     for application in made:
         database(application).engine.dispose()
+
+
+@pytest.fixture
+def twilio_too_slow(app: Flask, fake_twilio: FakeTwilio) -> Iterator[None]:
+    """Twilio's REST API answers only after the REST client has given up. The client waits
+    0.2 s here instead of the tests' usual second, so the test does not wait that second."""
+    clients = [app.extensions[key] for key in (twilio_gateway.EXTENSION, twilio_gateway.FAST)]
+    before = [c.http_client.timeout for c in clients]
+    for c in clients:
+        c.http_client.timeout = 0.2
+    fake_twilio.delay = 0.5
+    yield
+    fake_twilio.delay = 0.0
+    for c, seconds in zip(clients, before, strict=True):
+        c.http_client.timeout = seconds
 
 
 @pytest.fixture(scope="session")

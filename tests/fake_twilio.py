@@ -50,8 +50,9 @@ class FakeTwilio:
         self.failures.append((path_contains, status, message))
 
     def _sid(self, prefix: str) -> str:
+        """A new SID, never one the tests' webhooks use (theirs start with zeros)."""
         self._counter += 1
-        return f"{prefix}{self._counter:032x}"
+        return f"{prefix}fa{self._counter:030x}"
 
     def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)

@@ -243,9 +243,8 @@ def test_twilio_refusing_is_a_502_and_the_press_is_recorded_as_failed(
 
 
 def test_twilio_timing_out_is_a_502(
-    app: Flask, client: Any, agent: Any, live_call: str, fake_twilio: Any
+    app: Flask, client: Any, agent: Any, live_call: str, twilio_too_slow: None
 ) -> None:
-    fake_twilio.delay = 1.5  # longer than TWILIO_REST_TIMEOUT_SECONDS in the tests
     response = client.post(
         f"/api/v1/calls/{CALLER}/end", headers=agent.headers, json={"reason": "Abusive language"}
     )
