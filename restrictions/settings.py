@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,18 @@ class Settings:
     retention: Retention = field(default_factory=Retention)  # how long personal data is kept
     ombudsman: Ombudsman = field(default_factory=Ombudsman)
 
-    @property
+    @cached_property
     def default_destination(self) -> Destination:
+        """Parsed once per settings (every inbound call asks)."""
         return Destination.parse(self.default_route)
 
     def message_params(self) -> dict[str, Any]:
         """What prompts may mention about the organisation."""
+        return dict(self._message_params)
+
+    @cached_property
+    def _message_params(self) -> dict[str, Any]:
+        """Worked out once per settings: formatting the phone numbers costs a parse each."""
         org = self.organisation
         return {
             "organisation_name": org.name,

@@ -39,13 +39,26 @@ def _in_session(db: Database, work: Callable[[Session], T]) -> T:
         return result
 
 
-def keep(app: Flask, record: EventRecord, work: Callable[[Session], T]) -> T | None:
+def _one_statement(db: Database, work: Callable[[Session], T]) -> T:
+    with db.single_statement_sessions() as sess:
+        return work(sess)
+
+
+def keep(
+    app: Flask,
+    record: EventRecord,
+    work: Callable[[Session], T],
+    *,
+    one_statement: bool = False,
+) -> T | None:
     """Run ``work`` (which stores ``record``) in a session of its own under the deadline; if
-    PostgreSQL fails or is too slow, buffer the record in Redis and return None."""
+    PostgreSQL fails or is too slow, buffer the record in Redis and return None.
+    ``one_statement``: ``work`` is a single statement, run in autocommit (no BEGIN, no COMMIT)."""
     deadline = float(app.config.get("CALLBACK_DEADLINE_SECONDS", STORE_DEADLINE_SECONDS))
     try:
         db = database(app)
-        return db.breaker.call(deadline, "callbacks", _in_session, db, work)
+        run = _one_statement if one_statement else _in_session
+        return db.breaker.call(deadline, "callbacks", run, db, work)
     except Exception as exc:  # the database is down, hung, or refused: keep the event anyway
         log.warning(
             "%s event %s for %s: PostgreSQL could not take it (%s); keeping it in Redis",

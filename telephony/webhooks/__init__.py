@@ -60,6 +60,8 @@ def require_twilio_signature() -> Response | None:
 
 
 def init_app(app: Flask) -> None:
+    from telephony.auth import limiter
     from telephony.webhooks import conference, status, voice  # noqa: F401  (routes on bp)
 
+    limiter.exempt(bp)  # staff sign-in is throttled; Twilio's requests are signed instead
     app.register_blueprint(bp)

@@ -33,7 +33,9 @@ def call_status() -> Response:
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        event_id = callbacks.keep(app, record, lambda sess: store_record(sess, record))
+        event_id = callbacks.keep(
+            app, record, lambda sess: store_record(sess, record), one_statement=True
+        )
     except callbacks.NotKept:
         log.exception("status event for %s was not kept", fields["call_sid"])
         return json_error("the event could not be stored; try again", 503)
