@@ -193,7 +193,7 @@ def main() -> None:
             check(app, export)
             again, again_summary = run_import(app, export)
             check(app, export)
-            database(app).engine.dispose()
+            database(app).dispose()
             for keys in cache_keys(size):
                 redis.delete(*keys)
             copy_rate, rate, rerun = size / copy_seconds, size / first, size / again

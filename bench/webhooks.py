@@ -116,7 +116,7 @@ def seed(size: int, env: dict[str, str], tmp: Path) -> None:
                     {"kind": "written_only", "reason": "bench", "notice_sent_on": today},
                 )
             sess.commit()
-    database(app).engine.dispose()
+    database(app).dispose()
     csv.unlink()
 
 

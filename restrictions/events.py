@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from redis import Redis
+from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -81,7 +82,7 @@ def validate_status(form: Mapping[str, str]) -> dict[str, Any]:
 
 
 def store(
-    sess: Session,
+    sess: Session | Connection,
     *,
     source: str,
     resource_sid: str,
@@ -91,7 +92,8 @@ def store(
     payload: Mapping[str, Any],
 ) -> int | None:
     """Insert the event once; returns its id, or None when it was already stored."""
-    insert = pg_insert if sess.get_bind().dialect.name == "postgresql" else sqlite_insert
+    bind = sess.get_bind() if isinstance(sess, Session) else sess
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(CallEvent)
         .values(
@@ -128,7 +130,7 @@ class EventRecord:
     payload: dict[str, Any]
 
 
-def store_record(sess: Session, record: EventRecord) -> int | None:
+def store_record(sess: Session | Connection, record: EventRecord) -> int | None:
     return store(
         sess,
         source=record.source,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from restrictions.db import Database
-from restrictions.events import EventRecord, buffer
+from restrictions.events import EventRecord, buffer, store_record
 from telephony import jobs
 from telephony.database import database
 from telephony.redis_store import redis_client
@@ -39,26 +39,26 @@ def _in_session(db: Database, work: Callable[[Session], T]) -> T:
         return result
 
 
-def _one_statement(db: Database, work: Callable[[Session], T]) -> T:
-    with db.single_statement_sessions() as sess:
-        return work(sess)
-
-
-def keep(
-    app: Flask,
-    record: EventRecord,
-    work: Callable[[Session], T],
-    *,
-    one_statement: bool = False,
-) -> T | None:
+def keep(app: Flask, record: EventRecord, work: Callable[[Session], T]) -> T | None:
     """Run ``work`` (which stores ``record``) in a session of its own under the deadline; if
-    PostgreSQL fails or is too slow, buffer the record in Redis and return None.
-    ``one_statement``: ``work`` is a single statement, run in autocommit (no BEGIN, no COMMIT)."""
+    PostgreSQL fails or is too slow, buffer the record in Redis and return None."""
+    db = database(app)
+    return _keep(app, record, db, _in_session, db, work)
+
+
+def keep_event(app: Flask, record: EventRecord) -> int | None:
+    """``keep`` for an event that is only stored (one statement, in autocommit): its id, or
+    None when it was stored already or is buffered in Redis."""
+    db = database(app)
+    return _keep(app, record, db, db.one_statement, lambda conn: store_record(conn, record))
+
+
+def _keep(
+    app: Flask, record: EventRecord, db: Database, run: Callable[..., T], *args: Any
+) -> T | None:
     deadline = float(app.config.get("CALLBACK_DEADLINE_SECONDS", STORE_DEADLINE_SECONDS))
     try:
-        db = database(app)
-        run = _one_statement if one_statement else _in_session
-        return db.breaker.call(deadline, "callbacks", run, db, work)
+        return db.breaker.call(deadline, "callbacks", run, *args)
     except Exception as exc:  # the database is down, hung, or refused: keep the event anyway
         log.warning(
             "%s event %s for %s: PostgreSQL could not take it (%s); keeping it in Redis",

@@ -276,7 +276,7 @@ def app_with(app_config: dict[str, Any], app: Flask) -> Iterator[Callable[..., F
 
     yield make
     for application in made:
-        database(application).engine.dispose()
+        database(application).dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import logging
 from flask import Response, current_app, request
 
 from restrictions.errors import DomainError
-from restrictions.events import EventRecord, store_record, validate_status
+from restrictions.events import EventRecord, validate_status
 from telephony import callbacks
 from telephony.errors import json_error
 from telephony.webhooks import bp
@@ -33,9 +33,7 @@ def call_status() -> Response:
     )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        event_id = callbacks.keep(
-            app, record, lambda sess: store_record(sess, record), one_statement=True
-        )
+        event_id = callbacks.keep_event(app, record)
     except callbacks.NotKept:
         log.exception("status event for %s was not kept", fields["call_sid"])
         return json_error("the event could not be stored; try again", 503)

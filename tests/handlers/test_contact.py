@@ -176,7 +176,7 @@ def test_events_stored_while_redis_was_down_are_counted_once_when_it_is_back(
             }
             assert twilio.post("/twilio/voice/status", params).status_code == 204
             sids.append(params["CallSid"])
-    database(down).engine.dispose()
+    database(down).dispose()
     with database(app).sessions() as sess:
         pending = sess.scalars(select(CallEvent).where(CallEvent.processed_at.is_(None)))
         assert len(list(pending)) == 5, "stored durably although Redis was down"

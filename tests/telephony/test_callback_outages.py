@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from restrictions import counting, events
 from restrictions.models import Call, CallEvent
@@ -88,3 +88,24 @@ def test_with_neither_postgresql_nor_redis_twilio_is_asked_to_retry(
     response = status_event(twilio, "CA" + "4" * 32, "completed", 3, CallDuration="30")
     assert response.status_code == 503
     assert "try again" in response.get_json()["error"]
+
+
+def test_after_postgresql_restarts_the_next_callback_is_stored_not_buffered(
+    app: Flask, twilio: Any, engine: Any
+) -> None:
+    first = status_event(twilio, "CA" + "2" * 32, "completed", 3, CallDuration="60")
+    assert first.status_code == 204
+    # a restart: every connection callguard holds is cut by the server
+    with engine.connect() as admin:
+        cut = admin.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'callguard' AND datname = current_database()"
+            )
+        ).scalar()
+    assert cut and cut >= 1
+    second = status_event(twilio, "CA" + "3" * 32, "completed", 3, CallDuration="60")
+    assert second.status_code == 204
+    assert stored_events(app) == 2  # the dead connection was replaced, not given up on
+    assert redis_client(app).xlen(events.BUFFER) == 0
+    assert database(app).breaker.allow()
