@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +17,8 @@ from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from telephony import current_settings, waiting
 from telephony.database import database, session
-from telephony.redis_store import redis_client
+from telephony.jobs import READY_EVENTS, READY_EVENTS_QUEUED
+from telephony.redis_store import queue, redis_client
 
 log = logging.getLogger("callguard.jobs.contact")
 
@@ -71,6 +73,24 @@ def process_call_event(event_id: int) -> None:
     sess.commit()
     if ringing_leg:
         waiting.cancel_leg(ringing_leg)
+
+
+@job
+def process_ready_events(batch: int = 200) -> int:
+    """Process the events handed over since the last run (``telephony.jobs.hand_over_event``);
+    returns how many. A failed event is noted and left to the sweep, as in the sweep."""
+    redis = queue().connection
+    redis.delete(READY_EVENTS_QUEUED)  # from here on, a new arrival queues the next run
+    done = 0
+    while taken := redis.lpop(READY_EVENTS, batch):
+        for raw in cast(list[bytes], taken):
+            event_id = int(raw)
+            try:
+                process_call_event(event_id)
+            except Exception as exc:
+                note_failure(event_id, exc)
+            done += 1
+    return done
 
 
 def note_failure(event_id: int, exc: BaseException) -> None:

@@ -75,5 +75,5 @@ def _keep(
 
 
 def process_later(event_id: int) -> None:
-    """A stored event's processing job (idempotent on the event id)."""
-    jobs.enqueue(jobs.PROCESS_CALL_EVENT, event_id, job_id=f"call-event-{event_id}")
+    """A stored event is processed by the worker (idempotent on the event id)."""
+    jobs.hand_over_event(event_id)

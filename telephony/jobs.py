@@ -25,6 +25,7 @@ PARTICIPANT_UNANSWERED = "handlers.calls.participant_unanswered"
 RECORD_EMERGENCY_CHOICE = "handlers.calls.record_emergency_choice"
 RECORD_VOICEMAIL = "handlers.calls.record_voicemail"
 PROCESS_CALL_EVENT = "handlers.contact.process_call_event"
+PROCESS_READY_EVENTS = "handlers.contact.process_ready_events"
 SWEEP_CALL_EVENTS = "handlers.contact.sweep_call_events"
 DAILY = "handlers.schedule.daily"
 ALL = (
@@ -33,6 +34,7 @@ ALL = (
     RECORD_EMERGENCY_CHOICE,
     RECORD_VOICEMAIL,
     PROCESS_CALL_EVENT,
+    PROCESS_READY_EVENTS,
     SWEEP_CALL_EVENTS,
     DAILY,
 )
@@ -86,6 +88,29 @@ def enqueue(
     if breaker is not None:
         breaker.succeeded()
     return True
+
+
+# Stored status events wait here for the worker, which drains the list in one job per burst.
+READY_EVENTS = "cg:events:ready"
+READY_EVENTS_QUEUED = "cg:events:ready:queued"  # set while a drain job is waiting
+
+
+def hand_over_event(event_id: int) -> bool:
+    """Give a stored event to the worker: its id on a list, and a job to drain the list only
+    when none is waiting (an rq job per event was most of a status callback's Redis time).
+    False (logged) when Redis is unavailable: the worker's sweep finds the event in PostgreSQL,
+    as it does an id a dead worker had taken."""
+    try:
+        pipe = queue().connection.pipeline(transaction=False)
+        pipe.rpush(READY_EVENTS, event_id)
+        pipe.set(READY_EVENTS_QUEUED, 1, nx=True, ex=60)
+        _, first = pipe.execute()
+    except RedisError:
+        log.exception("could not hand event %s over: redis unavailable", event_id)
+        return False
+    if not first:
+        return True
+    return enqueue(PROCESS_READY_EVENTS, job_id=f"ready-events-{event_id}", retry=False)
 
 
 def enqueue_after_commit(sess: Session, name: str, *args: Any, **kwargs: Any) -> None:

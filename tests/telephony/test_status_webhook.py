@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 
 from restrictions.models import Call, CallEvent
 from telephony.database import database
+from telephony.jobs import READY_EVENTS
+from telephony.redis_store import queue
 
 SID = "CA" + "a" * 32
 
@@ -62,6 +64,34 @@ def test_a_retried_or_duplicated_event_is_stored_once_and_queued_once(
         assert twilio.post("/twilio/voice/status", status()).status_code == 204
     assert len(events(app)) == 1
     assert run_jobs() == 1
+
+
+def test_a_burst_of_events_is_drained_by_one_job_and_a_later_one_queues_the_next(
+    app: Flask, twilio: Any, run_jobs: Callable[[], int]
+) -> None:
+    for n in range(12):
+        twilio.post("/twilio/voice/status", status(sid=f"CA{n:032x}"))
+    assert run_jobs() == 1  # one job for the twelve
+    assert all(e.processed_at is not None for e in events(app)) and len(events(app)) == 12
+    twilio.post("/twilio/voice/status", status(sid="CA" + "b" * 32))
+    assert run_jobs() == 1  # the list was drained: a new arrival queues a new job
+    assert all(e.processed_at is not None for e in events(app)) and len(events(app)) == 13
+
+
+def test_events_a_dead_worker_had_taken_are_processed_by_the_sweep(
+    app: Flask, twilio: Any, run_jobs: Callable[[], int]
+) -> None:
+    from handlers.contact import sweep_call_events
+
+    for n in range(3):
+        twilio.post("/twilio/voice/status", status(sid=f"CA{n:032x}"))
+    redis = queue(app).connection
+    assert len(redis.lpop(READY_EVENTS, 10) or []) == 3  # taken, then the worker was killed
+    run_jobs()  # the drain job finds nothing
+    assert [e.processed_at for e in events(app)] == [None, None, None]
+    with app.app_context():
+        assert sweep_call_events() == 3
+    assert all(e.processed_at is not None for e in events(app))
 
 
 def test_events_of_one_call_are_each_kept(app: Flask, twilio: Any) -> None:

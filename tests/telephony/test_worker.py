@@ -150,6 +150,7 @@ def test_a_sweep_rings_a_waiting_caller_whose_dial_out_was_lost_once(
 def test_ringing_a_person_never_waits_behind_counting(
     app: Flask, twilio: Any, fake_twilio: Any
 ) -> None:
+    from telephony.jobs import READY_EVENTS
     from telephony.redis_store import queue, queues
     from telephony.worker import BurstWorker
     from tests.calls import status_event
@@ -158,9 +159,12 @@ def test_ringing_a_person_never_waits_behind_counting(
         status_event(twilio, f"CA{n:032x}", "completed", 3, CallDuration="30")
     params = twilio.call_params("+447400100099")
     twilio.post("/twilio/voice/incoming", params)  # then a caller is put through
-    assert queue(app).count == 20 and queue(app, urgent=True).count == 1
+    counting = queue(app)
+    # the 20 events wait on one list, drained by one job
+    assert counting.connection.llen(READY_EVENTS) == 20 and counting.count == 1
+    assert queue(app, urgent=True).count == 1
     both = queues(app)
     BurstWorker(both, connection=both[0].connection).work(burst=True, max_jobs=1)
     (dial,) = fake_twilio.posts("/Participants.json")
     assert f"cg-{params['CallSid']}" in dial.path
-    assert queue(app).count == 20  # the counting waits
+    assert counting.count == 1 and counting.connection.llen(READY_EVENTS) == 20  # they wait
