@@ -343,7 +343,8 @@ def main() -> None:
                 "inbound, writing-only customer": inbound_requests(writers, 2),
                 "status callback (completed)": status_requests(unknown, 1),
             }
-            scripts = {name: lua(reqs, tmp) for name, reqs in scenarios.items()}
+            only = os.environ.get("BENCH_ONLY", "")  # e.g. "status": the scenarios named so
+            scripts = {name: lua(reqs, tmp) for name, reqs in scenarios.items() if only in name}
             warm_up = lua(inbound_requests(unknown + writers, 9), tmp)
             with served("bench.bare:app", env, log) as bare_url:
                 wrk(bare_url, warm_up, 2)

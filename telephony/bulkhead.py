@@ -20,8 +20,8 @@ TWILIO_PREFIX = "/twilio/"
 
 
 def init_app(app: Flask) -> None:
-    threads = int(app.config.get("WEB_THREADS", 16))
-    reserve = int(app.config.get("CALL_PATH_RESERVED_THREADS", 6))
+    threads = int(app.config.get("WEB_THREADS", 8))
+    reserve = int(app.config.get("CALL_PATH_RESERVED_THREADS", 3))
     slots = threading.BoundedSemaphore(max(1, threads - reserve))
 
     @app.before_request
