@@ -57,7 +57,9 @@ drills: install services ## Fault drills: the Procfile processes through Redis a
 	$(BIN)/python -m bench.drills
 
 bench: install services ## Benchmarks: print their figures
+	@bash scripts/wrk.sh
 	$(BIN)/python -m bench.inbound
+	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.import_customers
 	$(BIN)/python -m bench.call_flow
 

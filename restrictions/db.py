@@ -57,7 +57,7 @@ class Database:
         # own: autocommit (no BEGIN, no COMMIT) and no ping before each use, three round trips
         # fewer; a connection found dead is replaced and the statement tried once more.
         if url.startswith("postgresql"):
-            single = {**options, "pool_pre_ping": False, "pool_size": 8, "max_overflow": 8}
+            single = {**options, "pool_pre_ping": False, "pool_size": 8, "max_overflow": 0}
             self._single: Engine = create_engine(url, isolation_level="AUTOCOMMIT", **single)
         else:
             self._single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
