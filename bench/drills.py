@@ -218,7 +218,7 @@ class Drill:
             "CallStatus": "ringing",
             "Direction": "inbound",
         }
-        began = time.monotonic()
+        began, sent_at = time.monotonic(), time.time()
         try:
             response = self.post("/twilio/voice/incoming", params, timeout=5)
             latency = time.monotonic() - began
@@ -232,7 +232,7 @@ class Drill:
             sid,
             number,
             self.phase,
-            time.time(),
+            sent_at,
             latency,
             valid,
             conference is not None,
@@ -312,6 +312,25 @@ def report_phase(drill: Drill, phase: str) -> None:
         f"{100 * len(within) / len(placed):6.2f}%  p50 {statistics.median(ms):7.1f} ms  "
         f"p99 {p99:7.1f} ms"
     )
+
+
+def dial_out_delays(drill: Drill) -> None:
+    """Per phase: from the inbound webhook to the dial-out request Twilio received, for the
+    callers put on hold for a person."""
+    first_dial: dict[str, float] = {}
+    for request in drill.fake.posts("/Participants"):
+        sid = request.path.split("/Conferences/cg-", 1)[-1].split("/", 1)[0]
+        first_dial.setdefault(sid, request.at)
+    for phase in PHASES:
+        waiting = [p for p in drill.placed if p.phase == phase and p.conference]
+        delays = sorted(first_dial[p.sid] - p.started for p in waiting if p.sid in first_dial)
+        if not delays:
+            continue
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        print(
+            f"dial-out after the webhook, {phase:<20} p50 {statistics.median(delays):6.2f} s  "
+            f"p99 {p99:6.2f} s  max {delays[-1]:6.2f} s  ({len(delays)} of {len(waiting)} dialled)"
+        )
 
 
 def final_report(drill: Drill, engine: Any) -> bool:
@@ -462,6 +481,7 @@ def main() -> None:
             if pending is None and real_redis.xlen("cg:events:buffered") == 0:
                 break
         time.sleep(5)
+        dial_out_delays(drill)
         ok = final_report(drill, engine)
     finally:
         for process in (web, worker, dialler):

@@ -21,6 +21,7 @@ class TwilioRequest:
     path: str
     form: dict[str, list[str]]
     answer: dict[str, Any] | None = None  # what the fake answered (a created leg's call_sid …)
+    at: float = field(default_factory=time.time)  # when it arrived
 
     def param(self, name: str) -> str | None:
         values = self.form.get(name)
