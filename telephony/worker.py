@@ -1,7 +1,8 @@
 """The worker process, which heals itself.
 
 It never exits because Redis went away: rq's worker loop returns on a Redis error, and this loop
-starts it again with back-off (1 s doubling to 30 s). Periodic work needs no lock that a dead
+starts it again with back-off (1 s doubling to 30 s; the dialler, which rings people for callers on
+hold, tries every second). Periodic work needs no lock that a dead
 process could hold for long: every worker's ticker asks for a sweep every 15 s, and a Redis key
 that expires in 45 s lets just one of them queue it (if the worker that set it died, another takes
 over within a minute). The sweep rebuilds from PostgreSQL what Redis lost.
@@ -27,6 +28,7 @@ TICK_KEY = "cg:sweep-tick"
 TICK_TTL_SECONDS = 45
 DAILY_KEY = "cg:daily"
 MAX_BACKOFF_SECONDS = 30.0
+DIALLER_RETRY_SECONDS = 1.0  # a dialler is back within a second of Redis: callers are on hold
 
 
 class BurstWorker(SimpleWorker):
@@ -69,7 +71,9 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
     stop = threading.Event()
     if periodic:
         threading.Thread(target=_ticker, args=(app, stop), daemon=True, name="sweep-ticker").start()
-    delay = 1.0
+    first_delay = 1.0
+    longest = DIALLER_RETRY_SECONDS if urgent_only else MAX_BACKOFF_SECONDS
+    delay = first_delay
     try:
         while True:
             with app.app_context():
@@ -81,22 +85,22 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
                     rq_worker = worker_class(
                         queues(app, urgent_only=urgent_only), connection=q.connection
                     )
-                    rq_worker.max_connection_wait_time = MAX_BACKOFF_SECONDS / 6  # back in 5 s
+                    rq_worker.max_connection_wait_time = min(longest, MAX_BACKOFF_SECONDS / 6)
                     rq_worker.work(burst=burst)
                     if getattr(rq_worker, "_shutdown_requested_date", None) is not None:
                         return 0  # SIGTERM or SIGINT: a warm shutdown, as asked
-                    delay = 1.0
+                    delay = first_delay
                 except RedisError as exc:
                     log.warning("redis unavailable (%s); the worker retries in %.0f s", exc, delay)
                     if burst:
                         return 1
                     time.sleep(delay)
-                    delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                    delay = min(delay * 2, longest)
                     continue
             if burst:
                 return 0
             log.warning("the rq worker stopped; starting it again in %.0f s", delay)
             time.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            delay = min(delay * 2, longest)
     finally:
         stop.set()

@@ -47,6 +47,29 @@ def test_the_worker_outlives_redis_going_away_with_back_off(
     assert sleeps == [1.0, 2.0, 4.0]
 
 
+def test_the_dialler_tries_again_every_second_while_callers_wait(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[str] = []
+    sleeps: list[float] = []
+
+    class FlakyWorker:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def work(self, **kwargs: Any) -> bool:
+            attempts.append("work")
+            if len(attempts) <= 5:
+                raise RedisConnectionError("Connection refused")
+            raise Stop
+
+    monkeypatch.setattr(worker, "SimpleWorker", FlakyWorker)
+    monkeypatch.setattr("telephony.worker.time.sleep", sleeps.append)
+    with pytest.raises(Stop):
+        worker.run(app, periodic=False, burst=False, urgent_only=True)
+    assert sleeps == [1.0] * 5
+
+
 def test_a_worker_whose_rq_loop_returns_starts_it_again(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
