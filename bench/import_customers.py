@@ -17,7 +17,6 @@ Needs PostgreSQL and Redis on localhost (``make bench``).
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import time
@@ -28,12 +27,11 @@ from typing import Any
 
 import psycopg
 from redis import Redis
-from sqlalchemy import create_engine, func, make_url, select, text
+from sqlalchemy import func, make_url, select
 
-from bench.inbound import app_for
+from bench.inbound import app_for, fresh_database
 from restrictions import cache
 from restrictions.models import AuditEntry, Customer, PhoneNumber
-from telephony.cli import alembic_config
 from telephony.cli import main as cli
 from telephony.database import database
 
@@ -43,21 +41,6 @@ DB = os.environ.get(
 )
 REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SIZES = [int(s) for s in os.environ.get("BENCH_IMPORT_SIZES", "1000,100000,1000000").split(",")]
-
-
-def fresh_database() -> None:
-    """Drop and create the benchmark's own database, then migrate it to head (quietly)."""
-    from alembic import command
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-    url = make_url(DB)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    admin.dispose()
-    command.upgrade(alembic_config(DB), "head")  # type: ignore[arg-type]
 
 
 def row(i: int, rows: int) -> tuple[str, list[str]]:
@@ -183,7 +166,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in SIZES:
             export = write_csv(Path(tmp) / f"customers-{size}.csv", size)
-            fresh_database()
+            fresh_database(DB)
             redis = Redis.from_url(REDIS)  # shared with other benchmarks: only our own keys
             for keys in cache_keys(size):
                 redis.delete(*keys)

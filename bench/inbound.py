@@ -7,6 +7,7 @@ rule: valid TwiML within 1 s whatever fails.
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -32,9 +33,10 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
 
 
 def fresh_database(database_url: str = DB) -> None:
-    """Drop and recreate the benchmark's database, then migrate it."""
+    """Drop and recreate the benchmark's database, then migrate it (quietly)."""
     from alembic import command
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     url = make_url(database_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

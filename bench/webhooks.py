@@ -18,7 +18,6 @@ Needs PostgreSQL, Redis and wrk on localhost (``make bench``).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -36,13 +35,12 @@ from urllib.parse import urlencode
 
 import requests
 from redis import Redis
-from sqlalchemy import create_engine, make_url, text
 from twilio.request_validator import RequestValidator
 
 from bench.drills import procfile, start
+from bench.inbound import fresh_database
 from restrictions.lifecycle import Actor, add_restriction
 from restrictions.models import Customer
-from telephony.cli import alembic_config
 from telephony.cli import main as cli
 from telephony.database import database
 
@@ -69,19 +67,6 @@ def number(i: int) -> str:
 
 
 # --- the customer base -------------------------------------------------------------------------
-
-
-def fresh_database() -> None:
-    from alembic import command
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    url = make_url(DB)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-    admin.dispose()
-    command.upgrade(alembic_config(DB), "head")  # type: ignore[arg-type]
 
 
 def seed(size: int, env: dict[str, str], tmp: Path) -> None:
@@ -332,7 +317,7 @@ def main() -> None:
         tmp = Path(folder)
         for size in SIZES:
             redis.flushdb()
-            fresh_database()
+            fresh_database(DB)
             began = time.perf_counter()
             seed(size, env, tmp)
             print(f"\n{size:,} customers (imported in {time.perf_counter() - began:.0f} s)")

@@ -19,6 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -165,15 +166,23 @@ def _quick_password_hashes() -> Iterator[None]:
 # --- the fake Twilio REST API (tests/fake_twilio.py) --------------------------------------------
 
 
+@contextmanager
+def serving(wsgi: Callable[..., Any]) -> Iterator[str]:
+    """``wsgi`` served over HTTP on a free localhost port, on a thread, until the block ends."""
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def _fake_twilio_server() -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
-    server = make_server("127.0.0.1", 0, fake.wsgi, threaded=True)
-    fake.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
+    with serving(fake.wsgi) as url:
+        fake.url = url
+        yield fake
 
 
 @pytest.fixture
@@ -491,11 +500,8 @@ class _RunningApp:
 @pytest.fixture(scope="session")
 def _http_server() -> Iterator[tuple[_RunningApp, str]]:
     running = _RunningApp()
-    server = make_server("127.0.0.1", 0, running, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield running, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(running) as url:
+        yield running, url
 
 
 @pytest.fixture
