@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 from restrictions.errors import Invalid
@@ -40,11 +42,13 @@ def to_e164(raw: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=65536)
 def caller_e164(raw: str | None) -> str | None:
     """The caller's number from Twilio's From, or None when withheld, unknown or garbage (11.3).
 
     Only a number written as a number counts: a ``client:`` identity is never a phone number,
     whatever digits it holds, and a ``sip:`` address counts only by an E.164 user part.
+    Remembered per process: callers ring again, and parsing is most of a look-up's time.
     """
     text = (raw or "").strip()[:64]
     if text.lower() in WITHHELD or text.lower().startswith("client:"):
