@@ -13,7 +13,7 @@ import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from flask import Flask
 from redis.exceptions import RedisError
@@ -165,11 +165,10 @@ def render(
         queued,
     )
     owner, templates = app.extensions.get(TEMPLATES, (None, {}))
-    templates = cast(dict[tuple[Any, ...], str], templates)
     if owner is not settings:  # first use, or the settings were replaced
         templates = {}
         app.extensions[TEMPLATES] = (settings, templates)
-    xml = templates.get(key)
+    xml: str | None = templates.get(key)
     if xml is None:
         xml = templates[key] = _render(app, route, listener, settings, queued=queued)
     since = f"since={int(now.timestamp())}"
