@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import time_machine
 from twilio.request_validator import RequestValidator
@@ -29,9 +29,10 @@ from werkzeug.serving import make_server
 from bench.inbound import BASE, TOKEN, app_for, fresh_database
 from restrictions import counting
 from restrictions.lifecycle import Actor, add_restriction, create_customer
+from telephony import jobs
 from telephony.database import database
 from telephony.redis_store import queue, queues
-from telephony.worker import BurstWorker
+from telephony.worker import BurstWorker, take_calls
 from tests.fake_twilio import FakeTwilio
 
 CALLS = int(os.environ.get("BENCH_CALLS", "1000"))
@@ -84,6 +85,7 @@ def seed(app: Any) -> None:
 def run_jobs(app: Any) -> None:
     with app.app_context():
         both = queues(app)
+        take_calls(app, both[0].connection, burst=True)
         BurstWorker(both, connection=both[0].connection).work(burst=True, logging_level="WARNING")
 
 
@@ -125,7 +127,12 @@ def main() -> None:
             else:
                 conference_calls.add(plan.sid)
             if plan.fate == "worker-lost":
-                queue(app, urgent=True).remove(f"inbound-{plan.sid}")  # the worker died with it
+                with app.app_context():  # the worker died with the call
+                    redis = queue(app).connection
+                    ((newest, _),) = cast(
+                        list[tuple[bytes, Any]], redis.xrevrange(jobs.CALLS, count=1)
+                    )
+                    redis.xdel(jobs.CALLS, newest)
             else:
                 run_jobs(app)
             name = f"cg-{plan.sid}"

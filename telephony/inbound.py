@@ -2,7 +2,8 @@
 
 The look-up is one Redis GET for the usual caller (restrictions.cache); on a miss PostgreSQL is
 read under a deadline in its own session; the decision is restrictions.routing.decide (no SQL);
-the call's row and the dial-out are a job queued after the answer is built. ``fallback`` is what
+the call's row and the dial-out are handed to the workers (one Redis stream entry) before the
+answer is sent. ``fallback`` is what
 any failure on the way gets instead: the default route, with no dependency but settings.
 """
 
@@ -255,9 +256,7 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     record = call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
     if profile is not None and not route.ends_call and needs_weekly_count(profile):
         expect_allowance(app, caller.call_sid, profile.customer_id)
-    queued = jobs.enqueue(
-        jobs.START_INBOUND_CALL, record, job_id=f"inbound-{caller.call_sid}", call_path=True
-    )
+    queued = jobs.hand_over_call(record)
     if not queued:
         record["dial"] = False
         _record_now(app, record, max(deadline - clock.monotonic(), 0.05))
@@ -301,12 +300,7 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     if caller.call_sid:
         record = call_record(caller, route, None, fallback=True, now=datetime.now(UTC), dial=False)
         try:
-            if not jobs.enqueue(
-                jobs.START_INBOUND_CALL,
-                record,
-                job_id=f"inbound-{caller.call_sid}",
-                call_path=True,
-            ):
+            if not jobs.hand_over_call(record):
                 _record_now(app, record)
         except Exception:
             log.exception("could not record fallback call %s", caller.call_sid)

@@ -6,17 +6,27 @@ hold, tries every second). Periodic work needs no lock that a dead
 process could hold for long: every worker's ticker asks for a sweep every 15 s, and a Redis key
 that expires in 45 s lets just one of them queue it (if the worker that set it died, another takes
 over within a minute). The sweep rebuilds from PostgreSQL what Redis lost.
+
+Beside rq's loop, a thread takes inbound calls from their stream (``take_calls``): every worker
+process reads it in one consumer group, so each call goes to one of them, and a dialler that dies
+holding calls loses them to another after RECLAIM_MS.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
 import time
+from typing import Any, cast
 
 from flask import Flask
-from redis.exceptions import RedisError
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
 from rq import SimpleWorker
+from rq.utils import import_attribute
 
 from telephony import jobs
 from telephony.redis_store import queue, queues
@@ -29,6 +39,10 @@ TICK_TTL_SECONDS = 45
 DAILY_KEY = "cg:daily"
 MAX_BACKOFF_SECONDS = 30.0
 DIALLER_RETRY_SECONDS = 1.0  # a dialler is back within a second of Redis: callers are on hold
+RECLAIM_MS = 10_000  # a call taken by a worker that died is another's after this long
+CALLS_PER_READ = 16
+CALLS_BLOCK_MS = 1000  # how long a read waits for a call before checking whether to stop
+ATTEMPTS = 3  # a call's job that fails is tried again at once, then logged and left
 
 
 class BurstWorker(SimpleWorker):
@@ -65,12 +79,92 @@ def _ticker(app: Flask, stop: threading.Event) -> None:
         stop.wait(TICK_SECONDS)
 
 
+def _consumer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    """Run the inbound call's job for one entry: tried ATTEMPTS times, then logged and left (the
+    caller's hold heartbeat moves them on; Twilio's logs still have the call)."""
+    start_inbound_call = import_attribute(jobs.START_INBOUND_CALL)
+    record: dict[str, Any] = json.loads(fields[b"record"])
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with app.app_context():
+                start_inbound_call(record)
+            return
+        except Exception:
+            log.exception("call %s: try %d of %d failed", record.get("call_sid"), attempt, ATTEMPTS)
+    log.error("call %s: giving up on entry %s", record.get("call_sid"), entry_id.decode())
+
+
+def take_calls(
+    app: Flask, redis: Redis, *, burst: bool, stop: threading.Event | None = None
+) -> int:
+    """Take inbound calls from their stream and start them until ``stop`` (with ``burst``, until
+    none is waiting); returns how many were taken. Raises RedisError for the caller's policy."""
+    try:
+        redis.xgroup_create(jobs.CALLS, jobs.CALLS_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    me, taken = _consumer(), 0
+    while stop is None or not stop.is_set():
+        # first what a dead worker had taken and not finished, then what is new
+        entries = redis.xautoclaim(
+            jobs.CALLS, jobs.CALLS_GROUP, me, RECLAIM_MS, "0-0", count=CALLS_PER_READ
+        )[1]
+        if not entries:
+            read = cast(
+                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+                redis.xreadgroup(
+                    jobs.CALLS_GROUP,
+                    me,
+                    {jobs.CALLS: ">"},
+                    count=CALLS_PER_READ,
+                    block=None if burst else CALLS_BLOCK_MS,
+                ),
+            )
+            entries = read[0][1] if read else []
+        if not entries and burst:
+            return taken
+        for entry_id, fields in entries:
+            if fields:  # an entry deleted after it was claimed comes back empty
+                _start_call(app, entry_id, fields)
+            pipe = redis.pipeline(transaction=False)
+            pipe.xack(jobs.CALLS, jobs.CALLS_GROUP, entry_id)
+            pipe.xdel(jobs.CALLS, entry_id)
+            pipe.execute()
+            taken += 1
+    return taken
+
+
+def _calls_thread(app: Flask, stop: threading.Event) -> None:
+    """``take_calls`` for the life of the process, back within a second of Redis returning."""
+    while not stop.is_set():
+        try:
+            with app.app_context():
+                redis = queue(app).connection
+            take_calls(app, redis, burst=False, stop=stop)
+        except RedisError as exc:
+            log.warning("redis unavailable for inbound calls (%s); trying again in 1 s", exc)
+            stop.wait(DIALLER_RETRY_SECONDS)
+        except Exception:
+            log.exception("taking inbound calls failed; starting again in 1 s")
+            stop.wait(DIALLER_RETRY_SECONDS)
+
+
 def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -> int:
     """Work the queues until stopped (or, with ``burst``, until they are empty); the urgent
     queue (ringing people for waiting callers) always first, or alone with ``urgent_only``."""
     stop = threading.Event()
     if periodic:
         threading.Thread(target=_ticker, args=(app, stop), daemon=True, name="sweep-ticker").start()
+    calls = threading.Thread(
+        target=_calls_thread, args=(app, stop), daemon=True, name="inbound-calls"
+    )
+    if not burst:
+        calls.start()
     first_delay = 1.0
     longest = DIALLER_RETRY_SECONDS if urgent_only else MAX_BACKOFF_SECONDS
     delay = first_delay
@@ -81,6 +175,8 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
                 try:
                     q.connection.ping()
                     jobs.start_sweeping()  # what was stored while no worker ran comes first
+                    if burst:
+                        take_calls(app, q.connection, burst=True)
                     worker_class = BurstWorker if burst else SimpleWorker
                     rq_worker = worker_class(
                         queues(app, urgent_only=urgent_only), connection=q.connection
@@ -104,3 +200,5 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
             delay = min(delay * 2, longest)
     finally:
         stop.set()
+        if calls.is_alive():
+            calls.join(timeout=30)  # a call being started is finished first

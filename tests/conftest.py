@@ -44,7 +44,7 @@ from telephony import create_app, twilio_gateway
 from telephony.auth import limiter
 from telephony.database import database
 from telephony.redis_store import call_path_breaker, queues
-from telephony.worker import BurstWorker
+from telephony.worker import BurstWorker, take_calls
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.faults import hung_server
 
@@ -321,14 +321,16 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 @pytest.fixture
 def run_jobs(app: Flask) -> Callable[[], int]:
-    """Run a real rq worker over the queue until it is empty; returns how many jobs it ran."""
+    """Take the waiting inbound calls, then run a real rq worker over the queues until they are
+    empty, as `callguard worker` does; returns how many calls and jobs it ran."""
 
     def run() -> int:
         both = queues(app)
         before = sum(q.count for q in both)
+        calls = take_calls(app, both[0].connection, burst=True)  # as the worker does first
         worker = BurstWorker(both, connection=both[0].connection)
         worker.work(burst=True)
-        return before
+        return calls + before
 
     return run
 

@@ -3,6 +3,7 @@ process could hold for long, and what Redis lost is rebuilt from PostgreSQL by t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,11 +17,18 @@ from restrictions import cache, counting, rebuild
 from restrictions.models import Call, ContactAlert
 from telephony import worker
 from telephony.database import database
-from telephony.redis_store import redis_client
+from telephony.jobs import CALLS, CALLS_GROUP
+from telephony.redis_store import queue, redis_client
 
 
 class Stop(Exception):
     pass
+
+
+@pytest.fixture(autouse=True)
+def quick_calls_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calls thread of a worker that a test stops ends within 10 ms, not a second."""
+    monkeypatch.setattr(worker, "CALLS_BLOCK_MS", 10)
 
 
 def test_the_worker_outlives_redis_going_away_with_back_off(
@@ -173,9 +181,8 @@ def test_a_sweep_rings_a_waiting_caller_whose_dial_out_was_lost_once(
 def test_ringing_a_person_never_waits_behind_counting(
     app: Flask, twilio: Any, fake_twilio: Any
 ) -> None:
-    from telephony.jobs import READY_EVENTS
-    from telephony.redis_store import queue, queues
-    from telephony.worker import BurstWorker
+    from telephony.jobs import CALLS, READY_EVENTS
+    from telephony.redis_store import queue
     from tests.calls import status_event
 
     for n in range(20):  # a backlog of callbacks to count
@@ -185,9 +192,69 @@ def test_ringing_a_person_never_waits_behind_counting(
     counting = queue(app)
     # the 20 events wait on one list, drained by one job
     assert counting.connection.llen(READY_EVENTS) == 20 and counting.count == 1
-    assert queue(app, urgent=True).count == 1
-    both = queues(app)
-    BurstWorker(both, connection=both[0].connection).work(burst=True, max_jobs=1)
+    assert counting.connection.xlen(CALLS) == 1  # the call waits on a stream of its own
+    assert worker.take_calls(app, counting.connection, burst=True) == 1
     (dial,) = fake_twilio.posts("/Participants.json")
     assert f"cg-{params['CallSid']}" in dial.path
     assert counting.count == 1 and counting.connection.llen(READY_EVENTS) == 20  # they wait
+
+
+# --- inbound calls: their own stream, taken by every worker process -----------------------------
+
+
+def test_a_worker_process_takes_calls_in_a_thread_beside_rq(
+    app: Flask, twilio: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = twilio.call_params("+447400100099")
+    twilio.post("/twilio/voice/incoming", params)
+
+    class BusyWorker:  # rq's loop, busy with counting all along
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def work(self, **kwargs: Any) -> bool:
+            deadline = time.monotonic() + 10
+            while not fake_twilio.posts("/Participants.json") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            raise Stop
+
+    monkeypatch.setattr(worker, "SimpleWorker", BusyWorker)
+    with pytest.raises(Stop):
+        worker.run(app, periodic=False, burst=False)
+    (dial,) = fake_twilio.posts("/Participants.json")
+    assert f"cg-{params['CallSid']}" in dial.path
+    assert redis_client(app).xlen(CALLS) == 0  # taken, acknowledged and deleted
+
+
+def test_a_call_taken_by_a_worker_that_died_is_started_by_another(
+    app: Flask, twilio: Any, fake_twilio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = queue(app).connection
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100099"))
+    assert worker.take_calls(app, redis, burst=True) == 1
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100098"))
+    redis.xreadgroup(CALLS_GROUP, "died-holding-it", {CALLS: ">"}, count=1)  # then was killed
+    assert worker.take_calls(app, redis, burst=True) == 0  # not yet: it may still be working
+    monkeypatch.setattr(worker, "RECLAIM_MS", 0)  # ... until it has been quiet too long
+    assert worker.take_calls(app, redis, burst=True) == 1
+    assert len(fake_twilio.posts("/Participants.json")) == 2
+    assert redis.xlen(CALLS) == 0 and redis.xpending(CALLS, CALLS_GROUP)["pending"] == 0
+
+
+def test_a_call_whose_job_keeps_failing_is_tried_three_times_then_left(
+    app: Flask, twilio: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tries: list[str] = []
+
+    def broken(record: dict[str, Any]) -> None:
+        tries.append(record["call_sid"])
+        raise RuntimeError("PostgreSQL said no")
+
+    monkeypatch.setattr("handlers.calls.start_inbound_call", broken)
+    params = twilio.call_params("+447400100099")
+    twilio.post("/twilio/voice/incoming", params)
+    redis = queue(app).connection
+    assert worker.take_calls(app, redis, burst=True) == 1
+    assert tries == [params["CallSid"]] * worker.ATTEMPTS
+    assert f"call {params['CallSid']}: giving up" in caplog.text
+    assert redis.xlen(CALLS) == 0  # left, not retried for ever
