@@ -11,6 +11,8 @@ import functools
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request
 from twilio.request_validator import (
     HMAC_SHA1,
     HMAC_SHA256,
@@ -75,9 +77,20 @@ def require_twilio_signature() -> Response | None:
     return None
 
 
+class NoSessionForTwilio(SecureCookieSessionInterface):
+    """Staff sessions as Flask keeps them, but none opened for Twilio, which sends no cookie:
+    building the cookie's signer was a twentieth of an inbound webhook's time."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith("/twilio/"):
+            return None  # Flask's null session: readable, never saved
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     from telephony.auth import limiter
     from telephony.webhooks import conference, status, voice  # noqa: F401  (routes on bp)
 
     limiter.exempt(bp)  # staff sign-in is throttled; Twilio's requests are signed instead
+    app.session_interface = NoSessionForTwilio()
     app.register_blueprint(bp)
