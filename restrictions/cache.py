@@ -4,6 +4,10 @@ PostgreSQL is the truth; an entry is rewritten after every committed change to a
 restriction and can be rebuilt at any time (``callguard counters rebuild``). Numbers nobody owns
 are cached as ``null`` so the usual unknown caller costs one round trip too. ``write_profiles`` is
 the one writer: refresh, rebuild and import all go through it.
+
+An entry is the profile's JSON behind one mark: ``=`` when the entry alone decides the caller's
+route, ``+`` when a weekly allowance must be counted too. The inbound webhook's Redis script reads
+the mark to hand the call over in the same round trip as the look-up (telephony.jobs).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from sqlalchemy.orm import Session, selectinload
 from restrictions.db import CACHE_REDIS, after_commit
 from restrictions.models import Customer, PhoneNumber, Restriction
 from restrictions.resilience import fail_open
-from restrictions.routing import ActiveRestriction, CallerProfile
+from restrictions.routing import ActiveRestriction, CallerProfile, needs_weekly_count
 
 log = logging.getLogger("callguard.cache")
 
 PREFIX = "cg:caller:"
+DECIDES_ALONE = "="
+NEEDS_COUNT = "+"
 TTL_SECONDS = 3600
 CHUNK = 1000
 _MISS = object()
@@ -97,13 +103,22 @@ def profiles(
 
 
 def encode(profile: CallerProfile | None) -> str:
-    return json.dumps(profile.to_json() if profile is not None else None)
+    mark = NEEDS_COUNT if needs_weekly_count(profile) else DECIDES_ALONE
+    return mark + json.dumps(profile.to_json() if profile is not None else None)
+
+
+def decides_alone(raw: bytes | str) -> bool:
+    """Whether a cached entry is all the caller's route depends on (no weekly count)."""
+    mark = raw[:1]
+    return mark in (b"=", "=")
 
 
 def decode(raw: bytes | str | None) -> Any:
     """The cached profile, None for a known-unknown number, or _MISS when there is no entry."""
     if raw is None:
         return _MISS
+    if raw[:1] in (b"=", b"+", "=", "+"):
+        raw = raw[1:]
     data = json.loads(raw)
     return CallerProfile.from_json(data) if data is not None else None
 

@@ -9,6 +9,7 @@ any failure on the way gets instead: the default route, with no dependency but s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time as clock
 from collections.abc import Mapping
@@ -62,6 +63,20 @@ class Caller:
             caller_name=form.get("CallerName") or None,
         )
 
+    def facts(self, now: datetime) -> dict[str, Any]:
+        """What the worker needs, beside the cache entry, to decide as the webhook did."""
+        return {**dataclasses.asdict(self), "now": now.isoformat()}
+
+
+def record_from_hand_over(call: dict[str, Any], entry: bytes, settings: Settings) -> dict[str, Any]:
+    """The worker's side of ``look_up_and_hand_over``: the call's record, decided from the same
+    cache entry and start time as the caller's answer was (no weekly count: the entry's mark)."""
+    now = datetime.fromisoformat(call.pop("now"))
+    caller = Caller(**call)
+    profile = cache.decode(entry)
+    route = decide(profile, now, routing_settings(settings))
+    return call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
+
 
 def routing_settings(settings: Settings) -> RoutingSettings:
     return RoutingSettings(settings.default_destination, settings.emergency_line, settings.timezone)
@@ -73,17 +88,29 @@ def _in_own_session(db: Database, fn: Any, *args: Any) -> Any:
         return fn(sess, *args)
 
 
-def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
-    """The caller's profile: one Redis GET, or PostgreSQL (and refill the cache) on a miss."""
+def look_up(
+    app: Flask, e164: str, deadline: float, call: dict[str, Any] | None = None
+) -> tuple[CallerProfile | None, bool]:
+    """The caller's profile, and whether the call was handed to the workers with it.
+
+    One Redis round trip for the usual caller: given ``call`` (``Caller.facts``), a script reads
+    the cache entry and, when the entry alone decides the route, hands the call over with it. On
+    a miss (or with Redis unavailable) PostgreSQL is read, and the cache refilled.
+    """
     redis = redis_client(app)
     breaker = call_path_breaker(app)
     redis_ok = breaker.allow()
     if redis_ok:
         try:
-            hit, profile = cache.read(redis, e164)
+            script = call is not None and jobs.hands_over_calls(app)
+            raw: bytes | str | None
+            if script:
+                raw = jobs.look_up_and_hand_over(redis, cache.key(e164), call or {})
+            else:
+                raw = redis.get(cache.key(e164))
             breaker.succeeded()
-            if hit:
-                return profile
+            if raw is not None:
+                return cache.decode(raw), script and cache.decides_alone(raw)
         except RedisError:
             log.exception("redis unavailable for the look-up of a caller; reading PostgreSQL")
             breaker.failed()
@@ -96,7 +123,7 @@ def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
             cache.write_profiles(redis, [(e164, profile)])
         except RedisError:
             log.exception("could not refill the routing cache")
-    return profile  # type: ignore[no-any-return]
+    return profile, False
 
 
 def calls_this_week(app: Flask, customer_id: int, now: datetime, tz: str, deadline: float) -> int:
@@ -248,7 +275,9 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     caller = Caller.from_form(form)
     if not caller.call_sid:
         raise ValueError("inbound call without CallSid")
-    profile = look_up(app, caller.e164, deadline) if caller.e164 else None
+    profile, handed_over = None, False
+    if caller.e164:
+        profile, handed_over = look_up(app, caller.e164, deadline, caller.facts(now))
     weekly = 0
     if profile is not None and needs_weekly_count(profile):
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
@@ -256,7 +285,7 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     record = call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
     if profile is not None and not route.ends_call and needs_weekly_count(profile):
         expect_allowance(app, caller.call_sid, profile.customer_id)
-    queued = jobs.hand_over_call(record)
+    queued = handed_over or jobs.hand_over_call(record)
     if not queued:
         record["dial"] = False
         _record_now(app, record, max(deadline - clock.monotonic(), 0.05))
@@ -269,7 +298,7 @@ def replay(app: Flask, settings: Settings, form: Mapping[str, str], call_sid: st
     now = datetime.now(UTC)
     deadline = clock.monotonic() + float(app.config["INBOUND_DEADLINE_SECONDS"])
     caller = Caller.from_form(form)
-    profile = look_up(app, caller.e164, deadline) if caller.e164 else None
+    profile = look_up(app, caller.e164, deadline)[0] if caller.e164 else None
     weekly = 0
     if profile is not None and needs_weekly_count(profile):
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)

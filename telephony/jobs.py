@@ -4,19 +4,25 @@ path (the constants below, every one resolved by a test) and rq imports it in th
 ``enqueue`` queues an rq job and applies the Redis-failure policy: if Redis is down the work is
 logged as not queued and False is returned; what is durable in PostgreSQL is picked up by the
 worker's sweep. Two hand-overs are cheaper than a job and keep that policy: an inbound call is one
-stream entry (``hand_over_call``), a stored status event an id on a list (``hand_over_event``).
+stream entry (``hand_over_call``, or for the usual caller ``look_up_and_hand_over``, in the same
+round trip as the look-up), a stored status event an id on a list (``hand_over_event``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
 
+from flask import Flask
+from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy.orm import Session
 
+from restrictions import cache
 from restrictions.db import after_commit
 from telephony.redis_store import call_path_breaker, queue
 
@@ -96,6 +102,37 @@ def enqueue(
 # a third of an rq enqueue's Redis work, and the caller is waiting while it is written.
 CALLS = "cg:calls:inbound"
 CALLS_GROUP = "callguard-workers"
+
+
+# The usual caller's one round trip: read their routing-cache entry and, when the entry alone
+# decides the route (restrictions.cache's mark), hand the call over with it; the worker decides
+# the same route from the same entry and start time. Returns the entry (nil on a miss).
+LOOK_UP_AND_HAND_OVER = """
+local entry = redis.call('GET', KEYS[1])
+if entry and string.sub(entry, 1, 1) == ARGV[2] then
+  redis.call('XADD', KEYS[2], '*', 'call', ARGV[1], 'entry', entry)
+end
+return entry
+"""
+
+
+def hands_over_calls(app: Flask | None = None) -> bool:
+    """Whether workers take calls from the stream (not zero-setup mode, where jobs run inline)."""
+    return bool(queue(app, call_path=True, urgent=True).is_async)
+
+
+@functools.lru_cache(maxsize=8)
+def _script(redis: Redis) -> Script:
+    return redis.register_script(LOOK_UP_AND_HAND_OVER)
+
+
+def look_up_and_hand_over(redis: Redis, cache_key: str, call: dict[str, Any]) -> bytes | None:
+    """The caller's cache entry, the call handed over with it when it decides the route alone.
+    Raises RedisError for the caller's policy (inbound.look_up)."""
+    entry: bytes | None = _script(redis)(
+        keys=[cache_key, CALLS], args=[json.dumps(call), cache.DECIDES_ALONE]
+    )
+    return entry
 
 
 def hand_over_call(record: dict[str, Any]) -> bool:

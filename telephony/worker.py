@@ -28,7 +28,8 @@ from redis.exceptions import RedisError, ResponseError
 from rq import SimpleWorker
 from rq.utils import import_attribute
 
-from telephony import jobs
+from telephony import current_settings, jobs
+from telephony.inbound import record_from_hand_over
 from telephony.redis_store import queue, queues
 
 log = logging.getLogger("callguard.worker")
@@ -87,15 +88,20 @@ def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> None
     """Run the inbound call's job for one entry: tried ATTEMPTS times, then logged and left (the
     caller's hold heartbeat moves them on; Twilio's logs still have the call)."""
     start_inbound_call = import_attribute(jobs.START_INBOUND_CALL)
-    record: dict[str, Any] = json.loads(fields[b"record"])
+    call: dict[str, Any] = json.loads(fields.get(b"record") or fields[b"call"])
+    sid = call.get("call_sid")
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with app.app_context():
+                if b"record" in fields:
+                    record = call
+                else:  # handed over with the caller's cache entry: decide as the webhook did
+                    record = record_from_hand_over(dict(call), fields[b"entry"], current_settings())
                 start_inbound_call(record)
             return
         except Exception:
-            log.exception("call %s: try %d of %d failed", record.get("call_sid"), attempt, ATTEMPTS)
-    log.error("call %s: giving up on entry %s", record.get("call_sid"), entry_id.decode())
+            log.exception("call %s: try %d of %d failed", sid, attempt, ATTEMPTS)
+    log.error("call %s: giving up on entry %s", sid, entry_id.decode())
 
 
 def take_calls(

@@ -131,8 +131,34 @@ def test_a_number_cached_as_nobodys_is_a_hit_with_no_profile(
     cache_redis: fakeredis.FakeRedis,
 ) -> None:
     cache.write_profiles(cache_redis, [(NOBODYS, None)])
-    assert cache_redis.get(cache.key(NOBODYS)) == b"null"
+    assert cache_redis.get(cache.key(NOBODYS)) == b"=null"  # decides the route on its own
     assert cache.read(cache_redis, NOBODYS) == (True, None)  # a known unknown caller
+
+
+def test_an_entry_says_whether_it_decides_the_route_alone_or_needs_the_weekly_count(
+    cache_redis: fakeredis.FakeRedis,
+) -> None:
+    limited = CallerProfile(
+        1,
+        "R-1",
+        "Pat",
+        "en-GB",
+        False,
+        (
+            ActiveRestriction(
+                7, "limited_contact", {"max_calls_per_week": 2}, datetime(2026, 1, 5, tzinfo=UTC)
+            ),
+        ),
+    )
+    cache.write_profiles(cache_redis, [("+447400200001", limited), (NOBODYS, None)])
+    counted = cache_redis.get(cache.key("+447400200001"))
+    assert isinstance(counted, bytes) and counted.startswith(b"+")
+    assert not cache.decides_alone(counted)
+    assert cache.decides_alone(cache_redis.get(cache.key(NOBODYS)) or b"")
+    assert cache.read(cache_redis, "+447400200001") == (True, limited)
+    cache_redis.set(cache.key(NOBODYS), "null")  # written before entries had their mark
+    assert cache.read(cache_redis, NOBODYS) == (True, None)
+    assert not cache.decides_alone(b"null")
 
 
 def test_a_number_with_no_entry_is_a_miss(cache_redis: fakeredis.FakeRedis) -> None:

@@ -421,7 +421,7 @@ def test_pressing_1_connects_the_emergency_line_and_is_recorded(
 # --- the look-up: one Redis round trip, no SQL ---------------------------------------------
 
 
-def test_the_usual_caller_costs_one_redis_get_and_no_sql(
+def test_the_usual_caller_costs_one_redis_round_trip_and_no_sql(
     app: Flask,
     twilio: Any,
     make_customer: Callable[..., Any],
@@ -458,7 +458,56 @@ def test_the_usual_caller_costs_one_redis_get_and_no_sql(
         event.remove(engine, "before_cursor_execute", listener)
         monkeypatch.undo()
     assert statements == []
-    assert sent.count("GET") == 1, sent
+    # the look-up and the hand-over to the workers are one script
+    assert sent == ["EVALSHA"], sent
+
+
+def test_a_call_handed_over_with_its_cache_entry_is_recorded_as_the_caller_heard_it(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    fake_twilio: Any,
+) -> None:
+    from telephony.jobs import CALLS
+
+    customer = make_customer()
+    spoc = restrict(customer, kind="spoc", spoc="+441332000555")
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    heard = parse(twilio.post("/twilio/voice/incoming", params))
+    ((_, entry),) = redis_client(app).xrange(CALLS)
+    assert set(entry) == {b"call", b"entry"}  # the worker decides from what the webhook read
+    assert run_jobs() == 1
+    call = call_row(app, params["CallSid"])
+    assert (call.route, call.route_destination, call.restriction_id) == (
+        "spoc",
+        "dial:+441332000555",
+        spoc.id,
+    )
+    assert call.customer_id == customer.id and call.flags["flags"] == ["spoc"]
+    assert heard.find(".//Conference") is not None
+    (dial,) = fake_twilio.posts("/Participants.json")
+    assert dial.param("To") == "+441332000555"
+
+
+def test_a_caller_with_a_weekly_allowance_is_handed_over_after_the_count(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+) -> None:
+    from telephony.jobs import CALLS
+
+    customer = make_customer()
+    restrict(customer, kind="limited_contact", windows=WINDOWS, max_calls_per_week=2)
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    twilio.post("/twilio/voice/incoming", params)
+    ((_, entry),) = redis_client(app).xrange(CALLS)
+    assert set(entry) == {b"record"}  # decided with the count, so handed over decided
+    assert run_jobs() == 1
+    assert call_row(app, params["CallSid"]).customer_id == customer.id
 
 
 def test_a_cache_miss_is_filled_from_postgresql(
