@@ -3,7 +3,7 @@ conference they wait in, and the callbacks Twilio sends (conference and status),
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from xml.etree import ElementTree
 
 from flask import Flask
@@ -25,6 +25,15 @@ def spoken(root: ElementTree.Element) -> str:
 
 def conference_of(root: ElementTree.Element) -> ElementTree.Element | None:
     return root.find("./Dial/Conference")
+
+
+def handed_over(app: Flask) -> list[dict[bytes, bytes]]:
+    """The inbound calls waiting for a worker, oldest first: each entry's fields."""
+    from telephony.jobs import CALLS
+    from telephony.redis_store import redis_client
+
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], redis_client(app).xrange(CALLS))
+    return [fields for _, fields in entries]
 
 
 def call_row(app: Flask, call_sid: str) -> Call:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -20,7 +20,15 @@ from restrictions import counting
 from restrictions.models import Call, ContactAlert
 from telephony.database import database
 from telephony.redis_store import redis_client
-from tests.calls import call_row, conference_event, conference_of, parse, spoken, status_event
+from tests.calls import (
+    call_row,
+    conference_event,
+    conference_of,
+    handed_over,
+    parse,
+    spoken,
+    status_event,
+)
 from tests.fake_twilio import FakeTwilio
 
 CUSTOMER = "+447400100001"
@@ -182,9 +190,8 @@ def test_a_dial_out_happens_once_however_often_the_job_runs(
     from telephony.redis_store import queue
 
     twilio.incoming(CUSTOMER)
-    redis = queue(app).connection
-    ((_, fields),) = cast(list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(CALLS))
-    redis.xadd(CALLS, {b"record": fields[b"record"]})  # the same call handed over twice
+    (fields,) = handed_over(app)
+    queue(app).connection.xadd(CALLS, {b"record": fields[b"record"]})  # handed over twice
     assert run_jobs() == 2
     start_inbound_call(json.loads(fields[b"record"]))  # and its job run once more by hand
     assert len(fake_twilio.posts("/Participants.json")) == 1

@@ -23,7 +23,7 @@ from restrictions.lifecycle import Actor
 from restrictions.models import Call, Restriction
 from telephony.database import database
 from telephony.redis_store import redis_client
-from tests.calls import call_row, conference_event, conference_of, parse, spoken
+from tests.calls import call_row, conference_event, conference_of, handed_over, parse, spoken
 
 DEFAULT_LINE = "+441332000100"
 CUSTOMER_NUMBER = "+447400100001"
@@ -470,13 +470,11 @@ def test_a_call_handed_over_with_its_cache_entry_is_recorded_as_the_caller_heard
     run_jobs: Callable[[], int],
     fake_twilio: Any,
 ) -> None:
-    from telephony.jobs import CALLS
-
     customer = make_customer()
     spoc = restrict(customer, kind="spoc", spoc="+441332000555")
     params = twilio.call_params(CUSTOMER_NUMBER)
     heard = parse(twilio.post("/twilio/voice/incoming", params))
-    ((_, entry),) = redis_client(app).xrange(CALLS)
+    (entry,) = handed_over(app)
     assert set(entry) == {b"call", b"entry"}  # the worker decides from what the webhook read
     assert run_jobs() == 1
     call = call_row(app, params["CallSid"])
@@ -498,13 +496,11 @@ def test_a_caller_with_a_weekly_allowance_is_handed_over_after_the_count(
     restrict: Callable[..., Any],
     run_jobs: Callable[[], int],
 ) -> None:
-    from telephony.jobs import CALLS
-
     customer = make_customer()
     restrict(customer, kind="limited_contact", windows=WINDOWS, max_calls_per_week=2)
     params = twilio.call_params(CUSTOMER_NUMBER)
     twilio.post("/twilio/voice/incoming", params)
-    ((_, entry),) = redis_client(app).xrange(CALLS)
+    (entry,) = handed_over(app)
     assert set(entry) == {b"record"}  # decided with the count, so handed over decided
     assert run_jobs() == 1
     assert call_row(app, params["CallSid"]).customer_id == customer.id
