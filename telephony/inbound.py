@@ -9,7 +9,6 @@ any failure on the way gets instead: the default route, with no dependency but s
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time as clock
 from collections.abc import Mapping
@@ -65,7 +64,14 @@ class Caller:
 
     def facts(self, now: datetime) -> dict[str, Any]:
         """What the worker needs, beside the cache entry, to decide as the webhook did."""
-        return {**dataclasses.asdict(self), "now": now.isoformat()}
+        return {
+            "call_sid": self.call_sid,
+            "raw_from": self.raw_from,
+            "e164": self.e164,
+            "to": self.to,
+            "caller_name": self.caller_name,
+            "now": now.isoformat(),
+        }
 
 
 def record_from_hand_over(call: dict[str, Any], entry: bytes, settings: Settings) -> dict[str, Any]:
