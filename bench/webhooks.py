@@ -2,8 +2,10 @@
 
 Both run under the Procfile's ``web`` command (same gunicorn worker class, workers, threads and
 keep-alive); the baseline is ``bench.bare``, a Flask app that answers fixed TwiML and checks
-nothing. wrk (Debian's package) loads each on loopback with 20 connections for BENCH_SECONDS
-(default 10) with signed requests, a new CallSid each. Then a fixed 200 requests/s, open loop,
+nothing, and beside it ``bench.bare:floor``, the least a correct answer must do (the signature
+check, then one Redis GET or one PostgreSQL INSERT). wrk (Debian's package) loads each on
+loopback with 20 connections for BENCH_SECONDS (default 10) with signed requests, a new CallSid
+each. Then a fixed 200 requests/s, open loop,
 gives callguard's p50/p99 at that rate.
 
 Per size of customer base (BENCH_CUSTOMERS, default ``1000,1000000``; imported with the
@@ -11,7 +13,8 @@ Per size of customer base (BENCH_CUSTOMERS, default ``1000,1000000``; imported w
 
 - inbound, unknown caller: req/s, p50, p99, and the ratio to the bare endpoint;
 - inbound, a caller who may only write (a restriction in force): the same;
-- status callbacks (``completed`` events of the calls just placed): the same.
+- status callbacks (``completed`` events of the calls just placed): the same;
+- for each, the floor's req/s and its own ratio to the bare endpoint.
 
 Needs PostgreSQL, Redis and wrk on localhost (``make bench``).
 """
@@ -283,12 +286,12 @@ def fixed_rate(url: str, requests_: list[tuple[str, str, str]], rate: int) -> di
     }
 
 
-def row(name: str, ours: dict[str, float], bare: dict[str, float]) -> str:
+def row(name: str, ours: dict[str, float], floor: dict[str, float], bare: dict[str, float]) -> str:
     return (
-        f"  {name:<34} {ours['rps']:>7,.0f} req/s  p50 {ours['p50']:6.1f} ms  "
-        f"p99 {ours['p99']:6.1f} ms  errors {ours['errors']:.0f}   "
-        f"bare {bare['rps']:>7,.0f} req/s  p50 {bare['p50']:6.1f} ms   "
-        f"ratio {ours['rps'] / bare['rps']:.2f}x"
+        f"  {name:<31} {ours['rps']:>6,.0f} req/s  p50 {ours['p50']:5.1f} ms  "
+        f"p99 {ours['p99']:5.1f} ms  errors {ours['errors']:.0f}  "
+        f"floor {floor['rps']:>6,.0f} ({floor['rps'] / bare['rps']:.2f}x)  "
+        f"bare {bare['rps']:>6,.0f}  ratio {ours['rps'] / bare['rps']:.2f}x"
     )
 
 
@@ -334,10 +337,13 @@ def main() -> None:
             with served("bench.bare:app", env, log) as bare_url:
                 wrk(bare_url, warm_up, 2)
                 bare = {name: wrk(bare_url, script) for name, script in scripts.items()}
+            with served("bench.bare:floor", env, log) as floor_url:
+                wrk(floor_url, warm_up, 2)
+                floor = {name: wrk(floor_url, script) for name, script in scripts.items()}
             with served("telephony:create_app()", env, log) as url:
                 wrk(url, warm_up, 2)  # the workers' pools and the routing cache filled
                 for name, script in scripts.items():
-                    print(row(name, wrk(url, script), bare[name]), flush=True)
+                    print(row(name, wrk(url, script), floor[name], bare[name]), flush=True)
                 paced = inbound_requests(unknown, 3)
                 steady = fixed_rate(url, paced, FIXED_RATE)
                 print(
