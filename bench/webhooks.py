@@ -8,7 +8,7 @@ loopback with 20 connections for BENCH_SECONDS (default 10) with signed requests
 each. Then a fixed 200 requests/s, open loop,
 gives callguard's p50/p99 at that rate.
 
-Per size of customer base (BENCH_CUSTOMERS, default ``1000,1000000``; imported with the
+Per size of customer base (BENCH_CUSTOMERS, default ``1000,100000,1000000``; imported with the
 ``import customers`` command into callguard_bench_webhooks, Redis db 13) it prints:
 
 - inbound, unknown caller: req/s, p50, p99, and the ratio to the bare endpoint;
@@ -53,7 +53,7 @@ DB = os.environ.get(
     "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench_webhooks",
 )
 REDIS_DB = int(os.environ.get("CALLGUARD_BENCH_WEBHOOKS_REDIS_DB", "13"))
-SIZES = [int(s) for s in os.environ.get("BENCH_CUSTOMERS", "1000,1000000").split(",")]
+SIZES = [int(s) for s in os.environ.get("BENCH_CUSTOMERS", "1000,100000,1000000").split(",")]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 20
 FIXED_RATE = 200
