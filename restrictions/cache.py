@@ -1,4 +1,4 @@
-"""The routing cache: each known number's caller profile, so the inbound look-up is one Redis GET.
+"""The routing cache: each known number's caller profile, so the inbound look-up is one Redis read.
 
 PostgreSQL is the truth; an entry is rewritten after every committed change to a customer or a
 restriction and can be rebuilt at any time (``callguard counters rebuild``). Numbers nobody owns

@@ -1,10 +1,10 @@
 """Answering an inbound call: look the caller up, decide, say it in their language, record it.
 
-The look-up is one Redis GET for the usual caller (restrictions.cache); on a miss PostgreSQL is
-read under a deadline in its own session; the decision is restrictions.routing.decide (no SQL);
-the call's row and the dial-out are handed to the workers (one Redis stream entry) before the
-answer is sent. ``fallback`` is what
-any failure on the way gets instead: the default route, with no dependency but settings.
+For the usual caller the look-up and the hand-over to the workers (the call's row and the
+dial-out, one Redis stream entry) are one Redis round trip, a script (telephony.jobs); on a miss
+PostgreSQL is read under a deadline in its own session and the call handed over once decided. The
+decision is restrictions.routing.decide (no SQL). ``fallback`` is what any failure on the way gets
+instead: the default route, with no dependency but settings.
 """
 
 from __future__ import annotations

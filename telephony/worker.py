@@ -133,7 +133,7 @@ def take_calls(
             )
             entries = read[0][1] if read else []
         if not entries and burst:
-            return taken
+            break
         for entry_id, fields in entries:
             if fields:  # an entry deleted after it was claimed comes back empty
                 _start_call(app, entry_id, fields)
@@ -142,6 +142,8 @@ def take_calls(
             pipe.xdel(jobs.CALLS, entry_id)
             pipe.execute()
             taken += 1
+    # every call this consumer took is acknowledged: its name need not stay in the group
+    redis.xgroup_delconsumer(jobs.CALLS, jobs.CALLS_GROUP, me)
     return taken
 
 

@@ -136,3 +136,25 @@ def test_redis_unavailable_still_applies_the_weekly_allowance_from_postgresql(
         second = twilio.incoming(CUSTOMER_NUMBER)
     assert ElementTree.fromstring(first.data).find("./Dial") is not None
     assert b"You have made all the calls allowed this week, which is 1." in second.data
+
+
+def test_a_hand_over_redis_refuses_still_connects_the_caller_and_records_the_call(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The look-up and hand-over script fails (here: the stream's key holds the wrong type), so
+    the caller is connected directly and the call's row is written on the request path."""
+    from telephony.jobs import CALLS
+    from telephony.redis_store import redis_client
+
+    make_customer()
+    redis_client(app).set(CALLS, "not a stream")
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    with caplog.at_level(logging.ERROR):
+        default_route_directly(twilio.post("/twilio/voice/incoming", params))
+    assert any("redis unavailable" in r.getMessage() for r in caplog.records)
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.route == "default" and call.customer_id is not None

@@ -239,6 +239,8 @@ def test_a_call_taken_by_a_worker_that_died_is_started_by_another(
     assert worker.take_calls(app, redis, burst=True) == 1
     assert len(fake_twilio.posts("/Participants.json")) == 2
     assert redis.xlen(CALLS) == 0 and redis.xpending(CALLS, CALLS_GROUP)["pending"] == 0
+    # the live workers left the group as they stopped; only the dead one's name is left
+    assert [c["name"] for c in redis.xinfo_consumers(CALLS, CALLS_GROUP)] == [b"died-holding-it"]
 
 
 def test_a_call_whose_job_keeps_failing_is_tried_three_times_then_left(
