@@ -260,3 +260,15 @@ def test_a_call_whose_job_keeps_failing_is_tried_three_times_then_left(
     assert tries == [params["CallSid"]] * worker.ATTEMPTS
     assert f"call {params['CallSid']}: giving up" in caplog.text
     assert redis.xlen(CALLS) == 0  # left, not retried for ever
+
+
+def test_calls_handed_over_after_redis_lost_everything_are_still_taken(
+    app: Flask, twilio: Any, fake_twilio: Any
+) -> None:
+    redis = queue(app).connection
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100099"))
+    assert worker.take_calls(app, redis, burst=True) == 1
+    redis.flushdb()  # Redis restarted empty: the stream and its consumer group are gone
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100098"))
+    assert worker.take_calls(app, redis, burst=True) == 1  # the group is made again, from 0
+    assert len(fake_twilio.posts("/Participants.json")) == 2
