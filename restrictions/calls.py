@@ -57,10 +57,34 @@ ROW_FIELDS = (
 )
 
 
+def connected_directly(call: Call) -> bool:
+    """Whether the caller was put straight through (no conference, nobody to ring)."""
+    return call.dial_claimed_at is not None and call.conference_name is None
+
+
 def record_call(sess: Session, record: Mapping[str, Any]) -> Call:
-    """Write the inbound webhook's record of a call to its row (idempotent on the CallSid)."""
+    """Write the inbound webhook's record of a call to its row (idempotent on the CallSid).
+
+    A call the webhook connected directly (``direct``: Redis or the decision failed, so a
+    ``<Dial>`` and no conference) claims its dial-out, so no worker rings anyone into a
+    conference for it later; and a hand-over that arrives after that changes nothing. If a
+    worker claimed the dial-out first, the direct record changes nothing instead:
+    ``call.dial_claimed_at`` set with a ``conference_name`` says which won.
+    """
     started = datetime.fromisoformat(record["started_at"])
     call = get_or_create_call(sess, record["call_sid"], started_at=started)
+    if record.get("direct"):
+        claimed = sess.execute(
+            update(Call)
+            .where(Call.call_sid == call.call_sid, Call.dial_claimed_at.is_(None))
+            .values(dial_claimed_at=datetime.now(UTC))
+            .returning(Call.id)
+        ).first()
+        sess.refresh(call, ["dial_claimed_at", "conference_name"])
+        if claimed is None:
+            return call  # a worker is ringing someone into the conference already
+    elif connected_directly(call):
+        return call  # connected directly already: nothing to ring, nothing to rewrite
     for name in ROW_FIELDS:
         setattr(call, name, record.get(name))
     call.started_at = min(call.started_at, started)

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from restrictions import cache, counting
-from restrictions.calls import get_or_create_call, record_call
+from restrictions.calls import connected_directly, get_or_create_call, record_call
 from restrictions.db import Database
 from restrictions.phone import caller_e164
 from restrictions.routing import (
@@ -293,8 +293,11 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
         expect_allowance(app, caller.call_sid, profile.customer_id)
     queued = handed_over or jobs.hand_over_call(record)
     if not queued:
-        record["dial"] = False
-        _record_now(app, record, max(deadline - clock.monotonic(), 0.05))
+        direct = {**record, "dial": False, "direct": True, "conference_name": None}
+        if _record_now(app, direct, max(deadline - clock.monotonic(), 0.05)) is False:
+            # Redis lost its reply to a hand-over that a worker has taken and is ringing for:
+            # the caller joins that conference rather than ringing someone a second time
+            queued = True
     return render(app, route, profile, settings, caller.call_sid, now, queued=queued)
 
 
@@ -334,9 +337,12 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     xml = twiml.direct_twiml(settings.default_destination, greeting, settings.agent_ring_seconds)
     if caller.call_sid:
         record = call_record(caller, route, None, fallback=True, now=datetime.now(UTC), dial=False)
+        record["direct"] = True
         try:
-            if not jobs.hand_over_call(record):
-                _record_now(app, record)
+            # on the spot first: the row then stops any dial-out a hand-over made before the
+            # failure would start; through a worker only when PostgreSQL cannot take it now
+            if _record_now(app, record) is None and not jobs.hand_over_call(record):
+                log.error("call %s was connected directly and not recorded", caller.call_sid)
         except Exception:
             log.exception("could not record fallback call %s", caller.call_sid)
     return xml
@@ -358,17 +364,25 @@ def record_emergency_now(app: Flask, call_sid: str, chosen_at: str) -> None:
         log.exception("call %s chose emergency repairs; could not record it", call_sid)
 
 
-def _write_call_row(sess: Session, record: dict[str, Any]) -> None:
-    record_call(sess, record)
+def _write_call_row(sess: Session, record: dict[str, Any]) -> bool:
+    call = record_call(sess, record)
+    direct = connected_directly(call)
     sess.commit()
+    return direct
 
 
-def _record_now(app: Flask, record: dict[str, Any], seconds: float = 0.3) -> None:
-    """Without the queue, write the call's row on the request path, still under a deadline."""
+def _record_now(app: Flask, record: dict[str, Any], seconds: float = 0.3) -> bool | None:
+    """Without the queue, write the call's row on the request path, still under a deadline.
+    True: recorded as connected directly; False: a worker had already claimed its dial-out (a
+    hand-over whose reply was lost); None: it could not be written (logged)."""
     try:
         db = database(app)
-        db.breaker.call(seconds, "call-path", _in_own_session, db, _write_call_row, record)
+        done: bool = db.breaker.call(
+            seconds, "call-path", _in_own_session, db, _write_call_row, record
+        )
+        return done
     except Exception:
         log.exception(
             "could not record call %s; it is not lost to Twilio's logs", record["call_sid"]
         )
+        return None

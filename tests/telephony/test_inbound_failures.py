@@ -158,3 +158,101 @@ def test_a_hand_over_redis_refuses_still_connects_the_caller_and_records_the_cal
     with database(app).sessions() as sess:
         call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
         assert call is not None and call.route == "default" and call.customer_id is not None
+
+
+# --- a hand-over whose reply Redis lost: the script ran, the webhook heard a timeout ----------
+
+
+def lose_the_reply(app: Flask, monkeypatch: pytest.MonkeyPatch, *, worker_first: bool) -> None:
+    """The look-up script hands the call over, then its reply is lost (Redis's timeout); with
+    ``worker_first`` a worker takes the call and rings the person before the webhook goes on."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from telephony import jobs, worker
+    from telephony.redis_store import queue
+
+    real = jobs.look_up_and_hand_over
+
+    def lost(redis: Any, cache_key: str, call: dict[str, Any]) -> bytes | None:
+        real(redis, cache_key, call)
+        if worker_first:
+            worker.take_calls(app, queue(app).connection, burst=True)
+        raise RedisTimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(jobs, "look_up_and_hand_over", lost)
+
+
+def test_a_hand_over_taken_before_its_lost_reply_puts_the_caller_in_the_conference_rung(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    fake_twilio: Any,
+    run_jobs: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_customer()
+    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))  # cached now
+    run_jobs()
+    fake_twilio.requests.clear()
+    lose_the_reply(app, monkeypatch, worker_first=True)
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    root = ElementTree.fromstring(twilio.post("/twilio/voice/incoming", params).data)
+    assert root.findtext(".//Conference") == f"cg-{params['CallSid']}"  # not a second <Dial>
+    assert root.find("./Dial/Number") is None
+    (dial,) = fake_twilio.posts("/Participants.json")
+    assert f"cg-{params['CallSid']}" in dial.path
+
+
+def test_a_hand_over_after_the_caller_was_connected_directly_rings_nobody(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    fake_twilio: Any,
+    run_jobs: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_customer()
+    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))  # cached now
+    run_jobs()
+    fake_twilio.requests.clear()
+    lose_the_reply(app, monkeypatch, worker_first=False)
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    default_route_directly(twilio.post("/twilio/voice/incoming", params))
+    monkeypatch.undo()
+    assert run_jobs() == 1  # the handed-over call is taken late ...
+    assert fake_twilio.posts("/Participants.json") == []  # ... and rings nobody
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.conference_name is None  # recorded as put through
+        assert call.dial_claimed_at is not None
+
+
+def test_a_decision_that_fails_after_the_hand_over_rings_nobody_later(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    fake_twilio: Any,
+    run_jobs: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The call was handed over with its cache entry, then answering it failed (a bug in the
+    rendering): the fallback's row, written on the spot, stops the late dial-out."""
+    from telephony import inbound
+
+    make_customer()
+    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))  # cached now
+    run_jobs()
+    fake_twilio.requests.clear()
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("a bug in rendering")
+
+    monkeypatch.setattr(inbound, "render", broken)
+    params = twilio.call_params(CUSTOMER_NUMBER)
+    default_route_directly(twilio.post("/twilio/voice/incoming", params))
+    monkeypatch.undo()
+    run_jobs()
+    assert fake_twilio.posts("/Participants.json") == []
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.fallback and call.conference_name is None
