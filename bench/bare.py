@@ -78,7 +78,7 @@ def _postgresql() -> Any:
 @floor.post("/twilio/voice/incoming")
 def floor_incoming() -> Response:
     _signed()
-    _redis().get("cg:caller:" + request.form.get("From", ""))
+    _redis().get("cg:caller:v2:" + request.form.get("From", ""))
     return Response(TWIML, mimetype="text/xml")
 
 

@@ -28,7 +28,7 @@ from restrictions.routing import ActiveRestriction, CallerProfile, needs_weekly_
 
 log = logging.getLogger("callguard.cache")
 
-PREFIX = "cg:caller:"
+PREFIX = "cg:caller:v2:"  # v2: entries carry their mark; an older release reads none of them
 DECIDES_ALONE = "="
 NEEDS_COUNT = "+"
 TTL_SECONDS = 3600

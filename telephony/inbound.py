@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from restrictions import cache, counting
 from restrictions.calls import connected_directly, get_or_create_call, record_call
 from restrictions.db import Database
+from restrictions.destination import Destination
 from restrictions.phone import caller_e164
 from restrictions.routing import (
     CallerProfile,
@@ -37,6 +38,7 @@ from restrictions.settings import Settings
 from restrictions.speech import Listener, say
 from telephony import jobs, messages, twiml, waiting
 from telephony.database import database
+from telephony.inputs import is_sid
 from telephony.redis_store import call_path_breaker, redis_client
 from telephony.urls import conference_status_url, hold_url, key_url
 
@@ -62,8 +64,9 @@ class Caller:
             caller_name=form.get("CallerName") or None,
         )
 
-    def facts(self, now: datetime) -> dict[str, Any]:
-        """What the worker needs, beside the cache entry, to decide as the webhook did."""
+    def facts(self, now: datetime, settings: RoutingSettings) -> dict[str, Any]:
+        """What the worker needs, beside the cache entry, to decide as the webhook did: the
+        webhook's routing settings too, in case the worker's were loaded from another version."""
         return {
             "call_sid": self.call_sid,
             "raw_from": self.raw_from,
@@ -71,16 +74,20 @@ class Caller:
             "to": self.to,
             "caller_name": self.caller_name,
             "now": now.isoformat(),
+            "routing": [str(settings.default_route), settings.emergency_line, settings.timezone],
         }
 
 
-def record_from_hand_over(call: dict[str, Any], entry: bytes, settings: Settings) -> dict[str, Any]:
+def record_from_hand_over(call: dict[str, Any], entry: bytes) -> dict[str, Any]:
     """The worker's side of ``look_up_and_hand_over``: the call's record, decided from the same
-    cache entry and start time as the caller's answer was (no weekly count: the entry's mark)."""
+    cache entry, start time and routing settings as the caller's answer was (no weekly count:
+    the entry's mark says none applies)."""
     now = datetime.fromisoformat(call.pop("now"))
+    default, emergency, timezone = call.pop("routing")
+    settings = RoutingSettings(Destination.parse(default), emergency, timezone)
     caller = Caller(**call)
     profile = cache.decode(entry)
-    route = decide(profile, now, routing_settings(settings))
+    route = decide(profile, now, settings)
     return call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
 
 
@@ -279,15 +286,16 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     deadline = started + float(app.config["INBOUND_DEADLINE_SECONDS"])
     now = datetime.now(UTC)
     caller = Caller.from_form(form)
-    if not caller.call_sid:
-        raise ValueError("inbound call without CallSid")
+    if not is_sid(caller.call_sid):  # it goes into the TwiML as it is
+        raise ValueError(f"inbound call without a CallSid: {caller.call_sid[:40]!r}")
+    routing = routing_settings(settings)
     profile, handed_over = None, False
     if caller.e164:
-        profile, handed_over = look_up(app, caller.e164, deadline, caller.facts(now))
+        profile, handed_over = look_up(app, caller.e164, deadline, caller.facts(now, routing))
     weekly = 0
     if profile is not None and needs_weekly_count(profile):
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
-    route = decide(profile, now, routing_settings(settings), weekly)
+    route = decide(profile, now, routing, weekly)
     record = call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
     if profile is not None and not route.ends_call and needs_weekly_count(profile):
         expect_allowance(app, caller.call_sid, profile.customer_id)

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from rq import SimpleWorker
 from rq.utils import import_attribute
 
-from telephony import current_settings, jobs
+from telephony import jobs
 from telephony.inbound import record_from_hand_over
 from telephony.redis_store import queue, queues
 
@@ -41,7 +41,7 @@ DAILY_KEY = "cg:daily"
 MAX_BACKOFF_SECONDS = 30.0
 DIALLER_RETRY_SECONDS = 1.0  # a dialler is back within a second of Redis: callers are on hold
 RECLAIM_MS = 10_000  # a call taken by a worker that died is another's after this long
-CALLS_PER_READ = 16
+CALLS_PER_READ = 1  # one at a time: a call waits for the next free worker, not behind others
 CALLS_BLOCK_MS = 1000  # how long a read waits for a call before checking whether to stop
 ATTEMPTS = 3  # a call's job that fails is tried again at once, then logged and left
 
@@ -88,15 +88,19 @@ def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> None
     """Run the inbound call's job for one entry: tried ATTEMPTS times, then logged and left (the
     caller's hold heartbeat moves them on; Twilio's logs still have the call)."""
     start_inbound_call = import_attribute(jobs.START_INBOUND_CALL)
-    call: dict[str, Any] = json.loads(fields.get(b"record") or fields[b"call"])
-    sid = call.get("call_sid")
+    try:
+        call: dict[str, Any] = json.loads(fields.get(b"record") or fields[b"call"])
+        sid = call["call_sid"]
+    except (KeyError, ValueError, TypeError):
+        log.error("entry %s is not a call; left: %r", entry_id.decode(), fields)
+        return
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with app.app_context():
                 if b"record" in fields:
                     record = call
                 else:  # handed over with the caller's cache entry: decide as the webhook did
-                    record = record_from_hand_over(dict(call), fields[b"entry"], current_settings())
+                    record = record_from_hand_over(dict(call), fields[b"entry"])
                 start_inbound_call(record)
             return
         except Exception:

@@ -256,3 +256,14 @@ def test_a_decision_that_fails_after_the_hand_over_rings_nobody_later(
     with database(app).sessions() as sess:
         call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
         assert call is not None and call.fallback and call.conference_name is None
+
+
+def test_a_call_sid_that_is_not_one_still_gets_valid_twiml(
+    app: Flask, twilio: Any, make_customer: Callable[..., Any]
+) -> None:
+    """The CallSid goes into the answer as it is, so anything else is answered the default way
+    (signed, so only Twilio or a bug could send it)."""
+    make_customer()
+    params = twilio.call_params(CUSTOMER_NUMBER, CallSid='CA"><Hangup/><Say>x</Say>')
+    root = default_route_directly(twilio.post("/twilio/voice/incoming", params))
+    assert root.find(".//Hangup") is None

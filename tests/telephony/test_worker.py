@@ -272,3 +272,15 @@ def test_calls_handed_over_after_redis_lost_everything_are_still_taken(
     twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100098"))
     assert worker.take_calls(app, redis, burst=True) == 1  # the group is made again, from 0
     assert len(fake_twilio.posts("/Participants.json")) == 2
+
+
+def test_an_entry_that_is_not_a_call_is_logged_and_left(
+    app: Flask, twilio: Any, fake_twilio: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = queue(app).connection
+    redis.xadd(CALLS, {"record": "{not json"})
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100099"))
+    assert worker.take_calls(app, redis, burst=True) == 2  # the bad one does not stop the next
+    assert "is not a call" in caplog.text
+    assert len(fake_twilio.posts("/Participants.json")) == 1
+    assert redis.xlen(CALLS) == 0
