@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,43 +146,47 @@ def signed(path: str, params: dict[str, str]) -> tuple[str, str]:
     return urlencode(params), RequestValidator(TOKEN).compute_signature(BASE + path, params)
 
 
-def inbound_requests(callers: list[str], tag: int) -> list[tuple[str, str, str]]:
-    path = "/twilio/voice/incoming"
+def webhook_requests(
+    path: str, callers: list[str], tag: int, fields: Callable[[int, str], dict[str, str]]
+) -> list[tuple[str, str, str]]:
+    """REQUESTS signed requests to ``path``, each with a new CallSid, callers in turn."""
     out = []
     for n in range(REQUESTS):
+        caller = callers[n % len(callers)]
         params = {
             "AccountSid": ACCOUNT,
             "ApiVersion": "2010-04-01",
             "CallSid": f"CA{tag:04x}{n:028x}",
-            "CallStatus": "ringing",
             "Direction": "inbound",
-            "From": callers[n % len(callers)],
+            "From": caller,
             "To": LANDLORD,
-            "Caller": callers[n % len(callers)],
-            "Called": LANDLORD,
+            **fields(n, caller),
         }
         out.append((path, *signed(path, params)))
     return out
+
+
+def inbound_requests(callers: list[str], tag: int) -> list[tuple[str, str, str]]:
+    return webhook_requests(
+        "/twilio/voice/incoming",
+        callers,
+        tag,
+        lambda n, caller: {"CallStatus": "ringing", "Caller": caller, "Called": LANDLORD},
+    )
 
 
 def status_requests(callers: list[str], tag: int) -> list[tuple[str, str, str]]:
-    path = "/twilio/voice/status"
-    out = []
-    for n in range(REQUESTS):
-        params = {
-            "AccountSid": ACCOUNT,
-            "ApiVersion": "2010-04-01",
-            "CallSid": f"CA{tag:04x}{n:028x}",
+    return webhook_requests(
+        "/twilio/voice/status",
+        callers,
+        tag,
+        lambda n, caller: {
             "CallStatus": "completed",
             "CallDuration": str(30 + n % 300),
-            "Direction": "inbound",
-            "From": callers[n % len(callers)],
-            "To": LANDLORD,
             "SequenceNumber": "0",
             "Timestamp": "Thu, 26 Nov 2026 10:00:00 +0000",
-        }
-        out.append((path, *signed(path, params)))
-    return out
+        },
+    )
 
 
 def lua(requests_: list[tuple[str, str, str]], folder: Path) -> Path:

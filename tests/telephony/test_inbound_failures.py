@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from restrictions.models import Call
 from telephony.database import database
-from tests.calls import conference_event
+from tests.calls import call_row, conference_event
 
 CUSTOMER_NUMBER = "+447400100001"
 DEFAULT_LINE = "+441332000100"
@@ -155,9 +155,8 @@ def test_a_hand_over_redis_refuses_still_connects_the_caller_and_records_the_cal
     with caplog.at_level(logging.ERROR):
         default_route_directly(twilio.post("/twilio/voice/incoming", params))
     assert any("redis unavailable" in r.getMessage() for r in caplog.records)
-    with database(app).sessions() as sess:
-        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
-        assert call is not None and call.route == "default" and call.customer_id is not None
+    call = call_row(app, params["CallSid"])
+    assert call.route == "default" and call.customer_id is not None
 
 
 # --- a hand-over whose reply Redis lost: the script ran, the webhook heard a timeout ----------
@@ -182,6 +181,18 @@ def lose_the_reply(app: Flask, monkeypatch: pytest.MonkeyPatch, *, worker_first:
     monkeypatch.setattr(jobs, "look_up_and_hand_over", lost)
 
 
+@pytest.fixture
+def known_caller(
+    twilio: Any, make_customer: Callable[..., Any], run_jobs: Callable[[], int], fake_twilio: Any
+) -> None:
+    """A customer whose number is in the routing cache (one call made and finished with)."""
+    make_customer()
+    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))
+    run_jobs()
+    fake_twilio.requests.clear()
+
+
+@pytest.mark.usefixtures("known_caller")
 def test_a_hand_over_taken_before_its_lost_reply_puts_the_caller_in_the_conference_rung(
     app: Flask,
     twilio: Any,
@@ -190,10 +201,6 @@ def test_a_hand_over_taken_before_its_lost_reply_puts_the_caller_in_the_conferen
     run_jobs: Callable[[], int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    make_customer()
-    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))  # cached now
-    run_jobs()
-    fake_twilio.requests.clear()
     lose_the_reply(app, monkeypatch, worker_first=True)
     params = twilio.call_params(CUSTOMER_NUMBER)
     root = ElementTree.fromstring(twilio.post("/twilio/voice/incoming", params).data)
@@ -203,6 +210,7 @@ def test_a_hand_over_taken_before_its_lost_reply_puts_the_caller_in_the_conferen
     assert f"cg-{params['CallSid']}" in dial.path
 
 
+@pytest.mark.usefixtures("known_caller")
 def test_a_hand_over_after_the_caller_was_connected_directly_rings_nobody(
     app: Flask,
     twilio: Any,
@@ -211,22 +219,17 @@ def test_a_hand_over_after_the_caller_was_connected_directly_rings_nobody(
     run_jobs: Callable[[], int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    make_customer()
-    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))  # cached now
-    run_jobs()
-    fake_twilio.requests.clear()
     lose_the_reply(app, monkeypatch, worker_first=False)
     params = twilio.call_params(CUSTOMER_NUMBER)
     default_route_directly(twilio.post("/twilio/voice/incoming", params))
     monkeypatch.undo()
     assert run_jobs() == 1  # the handed-over call is taken late ...
     assert fake_twilio.posts("/Participants.json") == []  # ... and rings nobody
-    with database(app).sessions() as sess:
-        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
-        assert call is not None and call.conference_name is None  # recorded as put through
-        assert call.dial_claimed_at is not None
+    call = call_row(app, params["CallSid"])
+    assert call.conference_name is None and call.dial_claimed_at is not None  # put through
 
 
+@pytest.mark.usefixtures("known_caller")
 def test_a_decision_that_fails_after_the_hand_over_rings_nobody_later(
     app: Flask,
     twilio: Any,
@@ -239,10 +242,6 @@ def test_a_decision_that_fails_after_the_hand_over_rings_nobody_later(
     rendering): the fallback's row, written on the spot, stops the late dial-out."""
     from telephony import inbound
 
-    make_customer()
-    twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER_NUMBER))  # cached now
-    run_jobs()
-    fake_twilio.requests.clear()
 
     def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("a bug in rendering")
@@ -253,9 +252,8 @@ def test_a_decision_that_fails_after_the_hand_over_rings_nobody_later(
     monkeypatch.undo()
     run_jobs()
     assert fake_twilio.posts("/Participants.json") == []
-    with database(app).sessions() as sess:
-        call = sess.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
-        assert call is not None and call.fallback and call.conference_name is None
+    call = call_row(app, params["CallSid"])
+    assert call.fallback and call.conference_name is None
 
 
 def test_a_call_sid_that_is_not_one_still_gets_valid_twiml(

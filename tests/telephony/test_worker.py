@@ -25,6 +25,23 @@ class Stop(Exception):
     pass
 
 
+def flaky_worker(attempts: list[str], *, failures: int) -> type:
+    """rq's worker as Redis going away makes it: ``failures`` refusals, then Stop (the test's
+    way out of a loop that never ends by itself)."""
+
+    class FlakyWorker:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def work(self, **kwargs: Any) -> bool:
+            attempts.append("work")
+            if len(attempts) <= failures:
+                raise RedisConnectionError("Connection refused")
+            raise Stop
+
+    return FlakyWorker
+
+
 @pytest.fixture(autouse=True)
 def quick_calls_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The calls thread of a worker that a test stops ends within 10 ms, not a second."""
@@ -36,18 +53,7 @@ def test_the_worker_outlives_redis_going_away_with_back_off(
 ) -> None:
     attempts: list[str] = []
     sleeps: list[float] = []
-
-    class FlakyWorker:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def work(self, **kwargs: Any) -> bool:
-            attempts.append("work")
-            if len(attempts) <= 3:
-                raise RedisConnectionError("Connection refused")
-            raise Stop  # the test's way out of a loop that never ends by itself
-
-    monkeypatch.setattr(worker, "SimpleWorker", FlakyWorker)
+    monkeypatch.setattr(worker, "SimpleWorker", flaky_worker(attempts, failures=3))
     monkeypatch.setattr("telephony.worker.time.sleep", sleeps.append)
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False)
@@ -60,18 +66,7 @@ def test_the_dialler_tries_again_every_second_while_callers_wait(
 ) -> None:
     attempts: list[str] = []
     sleeps: list[float] = []
-
-    class FlakyWorker:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def work(self, **kwargs: Any) -> bool:
-            attempts.append("work")
-            if len(attempts) <= 5:
-                raise RedisConnectionError("Connection refused")
-            raise Stop
-
-    monkeypatch.setattr(worker, "SimpleWorker", FlakyWorker)
+    monkeypatch.setattr(worker, "SimpleWorker", flaky_worker(attempts, failures=5))
     monkeypatch.setattr("telephony.worker.time.sleep", sleeps.append)
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False, urgent_only=True)
