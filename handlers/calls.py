@@ -18,7 +18,7 @@ from restrictions.speech import Listener, say
 from telephony import current_settings, messages, twilio_gateway, twiml, waiting
 from telephony.database import session
 from telephony.twilio_gateway import GatewayError
-from telephony.urls import conference_status_url, key_url, public_url
+from telephony.urls import dial_result_url, key_url, participant_url, whisper_url
 
 log = logging.getLogger("callguard.jobs.calls")
 
@@ -53,18 +53,12 @@ def dial_out(call: Call) -> None:
     destination = Destination.parse(call.route_destination)
     kind = waiting.SPOC if spoc else waiting.AGENT
     try:
-        leg = twilio_gateway.add_participant(
-            twiml.conference_name(call.call_sid),
+        leg = twilio_gateway.ring_person(
             to=destination.address,
             from_=settings.caller_id,
-            label=kind,
             timeout=ring,
-            status_callback=public_url(
-                "/twilio/voice/participant", call_sid=call.call_sid, kind=kind
-            ),
-            conference_status_callback=conference_status_url(),
-            conference_events=twiml.CONFERENCE_EVENT_LIST,
-            beep=settings.beep,
+            whisper_url=whisper_url(call.call_sid, kind),
+            status_callback=participant_url(call.call_sid, kind),
         )
     except GatewayError as exc:
         if not exc.refused:  # Twilio may have rung them after all: never ring twice
@@ -89,14 +83,21 @@ def _connect_directly(
     in the log, whatever happens)."""
     settings = current_settings()
     listener = Listener()
+    kind = waiting.SPOC if spoc else waiting.AGENT  # a SPOC nobody answers: voicemail
     xml = twiml.direct_twiml(
         destination,
         say("unavailable", listener, settings),
         ring,
         offer=say("emergency_offer", listener, settings) if spoc else None,
         key_action=key_url(
-            call_sid, messages.DIRECT, listener, to=str(destination), ring=str(ring)
+            call_sid,
+            messages.DIRECT,
+            listener,
+            to=str(destination),
+            ring=str(ring),
+            kind=kind,
         ),
+        action=dial_result_url(call_sid, listener, kind=kind),
     )
     try:
         twilio_gateway.replace_call_twiml(call_sid, xml, "connect the caller")
@@ -115,12 +116,16 @@ def _connect_directly(
 
 @job
 def participant_unanswered(call_sid: str, kind: str, status: str) -> None:
-    """The person rung did not answer: a SPOC's caller may leave a message (never the general
-    line); anyone else's caller is told the team is busy, with emergency repairs offered."""
+    """The leg rung for the caller ended without them being put together (no answer, busy, a
+    voicemail greeting or a person who did not press 1, or one who joined during the greeting
+    and left): a SPOC's caller may leave a message (never the general line); anyone else's
+    caller is told the team is busy, with emergency repairs offered."""
     sess = session()
     call = get_or_create_call(sess, call_sid)
-    if call.ended_at is not None or call.answered_at is not None:
+    if call.ended_at is not None or call.moved_on_at is not None:
         return
+    if call.answered_at is not None:
+        return  # they were put together: the conference's end takes the caller on
     if call.emergency_selected_at is not None:
         return  # on the emergency line: stay there
     profile = cache.load_profile(sess, call.from_e164) if call.from_e164 else None

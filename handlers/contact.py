@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from handlers import job
 from handlers.calls import dial_out
-from restrictions import alerts, counting, rebuild
+from restrictions import alerts, counting, rebuild, voicemails
 from restrictions.calls import apply_conference_record, apply_status, is_customer_call
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
@@ -62,6 +62,10 @@ def process_call_event(event_id: int) -> None:
         if reached_person:
             caller = str(event.payload.get("FriendlyName", "")).removeprefix("cg-")
             counting.use_allowance(redis_client(), caller, datetime.now(UTC))
+        return
+    if event.source in voicemails.SOURCES:  # a voicemail's callback kept in Redis a while
+        voicemails.apply_event(sess, event)
+        sess.commit()
         return
     if event.source == "status" and is_customer_call(event.payload):
         call = apply_status(sess, event)

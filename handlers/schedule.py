@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from handlers import job
-from restrictions import decisions, retention
+from restrictions import decisions, retention, voicemails
 from restrictions.lifecycle import SYSTEM, audit
 from restrictions.models import AuditEntry
-from telephony import current_settings
+from telephony import current_settings, twilio_gateway
 from telephony.database import session
+from telephony.twilio_gateway import GatewayError
 
 log = logging.getLogger("callguard.jobs.daily")
 
@@ -58,5 +59,31 @@ def daily() -> dict[str, int]:
             marked += 1
     purged = retention.purge(sess, settings.retention)
     sess.commit()
-    log.info("daily: %d newly due or overdue; retention %s", marked, purged)
-    return {"marked": marked, **purged.__dict__}
+    recordings = delete_voicemail_recordings(settings.voicemail_days)
+    log.info(
+        "daily: %d newly due or overdue; retention %s; %d voicemail recordings deleted",
+        marked,
+        purged,
+        recordings,
+    )
+    return {"marked": marked, **purged.__dict__, "voicemail_recordings_deleted": recordings}
+
+
+def delete_voicemail_recordings(days: int) -> int:
+    """Delete Twilio's copy of each voicemail handled more than ``days`` ago, once each (a
+    recording Twilio no longer has counts as deleted); one that fails is tried again the next
+    day. Returns how many were marked deleted."""
+    sess = session()
+    now = datetime.now(UTC)
+    done = 0
+    for voicemail in voicemails.due_for_deletion(sess, now, days):
+        try:
+            twilio_gateway.delete_recording(voicemail.recording_sid)
+        except GatewayError as exc:
+            log.warning("voicemail %s: Twilio's copy not deleted (%s)", voicemail.id, exc)
+            continue
+        if voicemails.mark_deleted(sess, voicemail, now):
+            done += 1
+        sess.commit()
+    sess.commit()
+    return done

@@ -129,3 +129,10 @@ def word(key: str, language: str | None) -> str:
     """One of a language's ``[words]``."""
     value: str = catalogue(resolve(language))["words"][key]
     return value
+
+
+def staff_speech(key: str, **params: Any) -> Speech:
+    """What callguard says to a member of staff it rings (``[staff]``, British English)."""
+    data = catalogue(DEFAULT)
+    template: str = data["staff"][key]
+    return Speech(template.format(**params), DEFAULT, str(data["voice"]), False)

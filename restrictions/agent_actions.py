@@ -5,10 +5,10 @@ its outcome, whether or not Twilio carried it out."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from restrictions.calls import end_by_agent
@@ -21,12 +21,24 @@ WARN = "warn"
 END = "end"
 
 
-def live_calls(sess: Session, agent: User | None = None) -> list[Call]:
-    """Calls answered by a person and not yet over. For an agent: their own (client:<name>)
-    and the contact centre's, which any agent may have picked up; others' SPOC calls are not."""
-    query = select(Call).where(
-        Call.answered_at.is_not(None), Call.ended_at.is_(None), Call.conference_sid.is_not(None)
+WAITING_SHOWN_FOR = timedelta(minutes=15)  # a waiting call older than this lost its callbacks
+
+
+def live_calls(sess: Session, agent: User | None = None, now: datetime | None = None) -> list[Call]:
+    """Calls in progress: answered by a person and not yet over, and callers waiting in their
+    conference for someone to be put through (so a call never drops off the list while it is
+    handed between people). For an agent: their own (client:<name>) and the contact centre's,
+    which any agent may have picked up; others' SPOC calls are not."""
+    now = now or datetime.now(UTC)
+    connected = and_(Call.answered_at.is_not(None), Call.conference_sid.is_not(None))
+    waiting = and_(
+        Call.answered_at.is_(None),
+        Call.conference_name.is_not(None),
+        Call.moved_on_at.is_(None),
+        Call.emergency_selected_at.is_(None),
+        Call.started_at > now - WAITING_SHOWN_FOR,
     )
+    query = select(Call).where(Call.ended_at.is_(None), or_(connected, waiting))
     if agent is not None:
         query = query.where(
             or_(
@@ -35,19 +47,21 @@ def live_calls(sess: Session, agent: User | None = None) -> list[Call]:
                 ~Call.agent_label.startswith("client:"),
             )
         )
-    return list(sess.scalars(query.order_by(Call.answered_at)))
+    return list(sess.scalars(query.order_by(Call.started_at, Call.id)))
 
 
 ENDING = "ending"
 
 
-def live_call(sess: Session, call_sid: str) -> Call:
+def live_call(sess: Session, call_sid: str, kind: str = WARN) -> Call:
     """The call an agent pressed a button on (its row locked for this transaction): 404 if
-    unknown, 409 if it is not live or is being ended already."""
+    unknown, 409 if it is not live or is being ended already. End is still taken on a call whose
+    caller has left while a person is in its conference: it closes the conference for them."""
     call = sess.scalar(select(Call).where(Call.call_sid == call_sid).with_for_update())
     if call is None:
         raise NotFound(f"no call {call_sid}")
-    if call.ended_at is not None:
+    left_behind = kind == END and call.person_present_since is not None
+    if call.ended_at is not None and not left_behind:
         raise Conflict(f"call {call_sid} has already ended")
     if call.status == ENDING:
         raise Conflict(f"call {call_sid} is being ended already")
@@ -95,7 +109,7 @@ def record_press(
 ) -> AgentAction:
     """Check the press and put it on the record (outcome pending); the caller commits. An End
     marks the call as ending at once, so a second End (or a press after it) is a 409."""
-    call = live_call(sess, call_sid)
+    call = live_call(sess, call_sid, kind)
     if not may_press(user, call):
         raise Forbidden(f"call {call_sid} is another member of staff's call")
     if reason is not None and not isinstance(reason, str):
@@ -148,9 +162,11 @@ def carry_out(sess: Session, user: User, action: AgentAction, do: Callable[[], N
         )
         sess.commit()
         raise
-    action.outcome = "ok"
     if action.kind == END:
+        action.outcome = "ok"
         end_by_agent(action.call, datetime.now(UTC))
+    # a Warn stays ``pending`` until Twilio reports the announcement played (or failed):
+    # restrictions.calls.settle_warning
     sess.commit()
 
 

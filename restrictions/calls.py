@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from restrictions.events import FINAL
-from restrictions.models import Call, CallEvent, PhoneNumber
+from restrictions.events import FINAL, twilio_time
+from restrictions.models import AgentAction, Call, CallEvent, PhoneNumber
 from restrictions.phone import caller_e164
 
 
@@ -115,13 +115,16 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
     """A call status callback moves the call forward; ``completed`` is the final word."""
     payload = event.payload
     e164 = caller_e164(payload.get("From"))
+    at = twilio_time(payload, event.received_at)
+    length = payload.get("CallDuration")
+    began = at - timedelta(seconds=int(str(length))) if str(length or "").isdigit() else at
     call = get_or_create_call(
         sess,
         event.resource_sid,
         from_number=str(payload.get("From", ""))[:64],
         from_e164=e164,
         to_number=str(payload.get("To", ""))[:64],
-        started_at=event.received_at,
+        started_at=began,  # a call first heard of when it ended began its length before
     )
     if call.from_e164 is None and e164 is not None:  # an earlier callback created a bare row
         call.from_e164 = e164
@@ -132,7 +135,7 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
     status = event.event
     if status in FINAL:
         if call.ended_at is None:
-            call.ended_at = event.received_at
+            call.ended_at = at
         call.status = status
         duration = payload.get("CallDuration")
         if duration not in (None, ""):
@@ -146,22 +149,104 @@ def apply_status(sess: Session, event: CallEvent) -> Call:
     return call
 
 
+# Conference events worth keeping on the call (announcements settle a Warn instead).
+PARTICIPANT_EVENTS = frozenset({"participant-join", "participant-leave", "conference-end"})
+LOG_LIMIT = 60  # a call's conference log is bounded: a real call has a handful of events
+
+
 def apply_conference_event(
-    call: Call, event: str, conference_sid: str, participant: str | None, at: datetime
+    call: Call,
+    event: str,
+    conference_sid: str,
+    participant: str | None,
+    at: datetime,
+    sequence: int = 0,
 ) -> None:
-    """A conference event moves the call's live state: the conference exists, someone other
-    than the caller joined (the call is answered), the caller left or the conference ended."""
-    call.conference_sid = call.conference_sid or conference_sid
-    is_caller = participant == call.call_sid
-    if event == "participant-join" and participant and not is_caller:
-        call.agent_call_sid = participant
-        if call.answered_at is None:
-            call.answered_at = at
-        if call.ended_at is None:
-            call.status = "in-progress"
-    elif (event == "participant-leave" and is_caller) or event == "conference-end":
-        if call.ended_at is None:
-            call.ended_at = at
+    """Add one conference event to the call's log and work out, from the whole log in Twilio's
+    order, who is in the caller's conference now.
+
+    Twilio sends events late, twice and out of order, and the person rung may join (and leave)
+    while the caller still hears the greeting, so the state is never moved by one event alone:
+    the log is sorted (each conference in the order it started, then by ``SequenceNumber``) and
+    replayed. The call is *answered* only at the moment the caller and a person were both in.
+    """
+    if event not in PARTICIPANT_EVENTS:
+        call.conference_sid = call.conference_sid or conference_sid
+        return
+    log = list(call.conference_log or [])
+    entry = {
+        "conference": conference_sid,
+        "sequence": sequence,
+        "event": event,
+        "participant": participant,
+        "at": at.isoformat(),
+    }
+    if entry in log:
+        return  # a retry or a duplicate: nothing new
+    if len(log) < LOG_LIMIT:
+        log.append(entry)
+    call.conference_log = log
+    _replay(call, log)
+
+
+def _ordered(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each conference in the order it began (a caller may meet a second one after the person
+    rung ended the first), each conference's events in ``SequenceNumber`` order."""
+    began: dict[str, str] = {}
+    for e in log:
+        began[e["conference"]] = min(began.get(e["conference"], e["at"]), e["at"])
+    return sorted(log, key=lambda e: (began[e["conference"]], e["conference"], e["sequence"]))
+
+
+def _replay(call: Call, log: list[dict[str, Any]]) -> None:
+    caller_in = False
+    people: dict[str, datetime] = {}  # who else is in, since when
+    answered: datetime | None = None
+    left: datetime | None = None
+    ended: datetime | None = None
+    caller_joined: datetime | None = None
+    latest_person: str | None = None
+    conference: str | None = None
+    for e in _ordered(log):
+        at = datetime.fromisoformat(e["at"])
+        who, kind = e["participant"], e["event"]
+        conference = e["conference"]
+        if kind == "participant-join" and who == call.call_sid:
+            caller_in, caller_joined = True, caller_joined or at
+        elif kind == "participant-join" and who:
+            people.setdefault(who, at)
+            latest_person = who
+        elif kind == "participant-leave" and who == call.call_sid:
+            caller_in, ended = False, ended or at
+        elif kind == "participant-leave" and who:
+            if people.pop(who, None) is not None:
+                left = at
+        elif kind == "conference-end":
+            if people:
+                left = at
+            people.clear()
+            caller_in = False
+        if caller_in and people and answered is None:
+            answered = at
+    call.conference_sid = conference or call.conference_sid
+    call.agent_call_sid = latest_person or call.agent_call_sid
+    call.person_present_since = min(people.values()) if people else None
+    call.person_left_at = left
+    call.caller_joined_at = caller_joined
+    if answered is not None and (call.answered_at is None or answered < call.answered_at):
+        call.answered_at = answered
+    if call.answered_at is not None and call.ended_at is None and call.status != ENDING_STATUS:
+        call.status = "in-progress"
+    if ended is not None and call.ended_at is None:
+        call.ended_at = ended
+
+
+ENDING_STATUS = "ending"
+
+
+def person_gone(call: Call) -> bool:
+    """The person rung joined the conference and left it with nobody else there."""
+    return call.person_left_at is not None and call.person_present_since is None
 
 
 def end_by_agent(call: Call, at: datetime) -> None:
@@ -194,8 +279,40 @@ def apply_conference_record(sess: Session, event: CallEvent) -> bool:
     the caller (the call then uses a weekly allowance). Marks the event processed."""
     name = str(event.payload.get("FriendlyName", ""))
     call = get_or_create_call(sess, name.removeprefix("cg-"), conference_name=name)
+    sess.refresh(call, with_for_update=True)  # two events for one call: one replays at a time
     answered_before = call.answered_at is not None
-    now = datetime.now(UTC)
-    apply_conference_event(call, event.event, event.resource_sid, event.call_sid, now)
-    event.processed_at = now
+    at = twilio_time(event.payload, event.received_at)
+    apply_conference_event(
+        call, event.event, event.resource_sid, event.call_sid, at, event.sequence_number
+    )
+    if event.event in ANNOUNCEMENT_EVENTS:
+        settle_warning(sess, call, event.event, event.payload)
+    event.processed_at = datetime.now(UTC)
     return not answered_before and call.answered_at is not None
+
+
+ANNOUNCEMENT_EVENTS = frozenset({"announcement-end", "announcement-fail"})
+
+
+def settle_warning(sess: Session, call: Call, event: str, payload: Mapping[str, Any]) -> None:
+    """Twilio says whether the Warn it was asked to play played: the oldest Warn on this call
+    still waiting for that word is ``ok`` (played) or ``failed`` (with Twilio's reason)."""
+    action = sess.scalar(
+        select(AgentAction)
+        .where(
+            AgentAction.call_id == call.id,
+            AgentAction.kind == "warn",
+            AgentAction.outcome == "pending",
+        )
+        .order_by(AgentAction.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if action is None:
+        return
+    if event == "announcement-end":
+        action.outcome = "ok"
+    else:
+        reason = payload.get("ReasonAnnouncementFailed") or payload.get("Reason") or ""
+        action.outcome = "failed"
+        action.error = f"Twilio could not play the warning: {reason or 'no reason given'}"[:1000]

@@ -8,6 +8,8 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 from redis import Redis
@@ -64,6 +66,21 @@ def sid(value: str | None, field: str, *, required: bool = True) -> str | None:
     if not SID.match(text):
         raise Invalid(f"{field} {text[:40]!r} is not a Twilio id")
     return text
+
+
+def twilio_time(payload: Mapping[str, Any], fallback: datetime) -> datetime:
+    """When Twilio says the event happened (its ``Timestamp``, RFC 2822), not when we received
+    or processed it; ``fallback`` (the time it was received) when it carries none we can read."""
+    text = str(payload.get("Timestamp") or "")[:64]
+    if not text:
+        return fallback
+    try:
+        at = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return fallback
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC)
 
 
 def validate_status(form: Mapping[str, str]) -> dict[str, Any]:

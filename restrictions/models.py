@@ -271,6 +271,13 @@ class Call(Base):
     dial_claimed_at: Mapped[datetime | None] = mapped_column()
     # Set once a caller left waiting was moved on (voicemail, team busy or a direct dial).
     moved_on_at: Mapped[datetime | None] = mapped_column()
+    # The caller's conference as Twilio reported it (participant joins and leaves, in Twilio's
+    # order); the columns below are worked out from it (restrictions.calls.apply_conference_event).
+    conference_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # Since when a person (not the caller) has been in the conference; None while nobody is.
+    person_present_since: Mapped[datetime | None] = mapped_column()
+    person_left_at: Mapped[datetime | None] = mapped_column()
+    caller_joined_at: Mapped[datetime | None] = mapped_column()
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -353,6 +360,7 @@ class AgentAction(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)  # what happened, beyond the outcome
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column()
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -378,3 +386,30 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class Voicemail(Base):
+    """A message a SPOC's caller left (the ``<Record>`` after the SPOC did not answer), keyed on
+    Twilio's RecordingSid: ``new`` until its named contact (or a supervisor) marks it handled;
+    Twilio's copy of the audio is deleted a while after that (``twilio_deleted_at``)."""
+
+    __tablename__ = "voicemails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    # The SPOC the call was for, as it is dialled: client:<user name> or an E.164 number.
+    spoc: Mapped[str | None] = mapped_column(String(255), index=True)
+    recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    recording_url: Mapped[str] = mapped_column(String(500))
+    duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    transcription: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column()
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    twilio_deleted_at: Mapped[datetime | None] = mapped_column()
+
+    call: Mapped[Call] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+    handled_by: Mapped[User | None] = relationship()

@@ -85,6 +85,8 @@ DEFAULT_CONTACT_RULES: tuple[ContactRule, ...] = (
 class Settings:
     default_route: str = "dial:+441332000100"
     emergency_line: str = "+441332000999"
+    emergency_backup: str = ""  # E.164 rung when the emergency line does not answer ("" none)
+    emergency_ring_seconds: int = 30  # how long the emergency line (and its backup) rings
     caller_id: str = "+441332000000"
     spoc_ring_seconds: int = 25
     agent_ring_seconds: int = 30
@@ -96,6 +98,8 @@ class Settings:
     beep: bool = False  # whether a participant callguard dials in beeps on joining
     retention: Retention = field(default_factory=Retention)  # how long personal data is kept
     ombudsman: Ombudsman = field(default_factory=Ombudsman)
+    voicemail_transcribe: bool = False  # [voicemail] transcribe: Twilio transcribes messages
+    voicemail_days: int = 30  # [retention] voicemail_days: Twilio's copy kept after handled
 
     @cached_property
     def default_destination(self) -> Destination:
@@ -125,6 +129,11 @@ def _e164(value: Any, key: str) -> str:
         return to_e164(str(value))
     except Invalid as exc:
         raise SettingsError(f"{key}: {exc.message}") from exc
+
+
+def _optional_e164(value: Any, key: str) -> str:
+    """An E.164 number, or "" for none."""
+    return _e164(value, key) if str(value).strip() else ""
 
 
 def validate_route(value: Any, key: str = "routes.default") -> str:
@@ -170,6 +179,22 @@ def _retention(raw: Any) -> Retention:
     return Retention(**values)
 
 
+def _voicemail_days(raw: Any) -> int:
+    value = raw.get("voicemail_days", Settings.voicemail_days) if isinstance(raw, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SettingsError("retention.voicemail_days must be a whole number of at least 1")
+    return value
+
+
+def _voicemail_transcribe(raw: Any) -> bool:
+    if not isinstance(raw, dict):
+        raise SettingsError("voicemail: expected a table")
+    value = raw.get("transcribe", False)
+    if not isinstance(value, bool):
+        raise SettingsError("voicemail.transcribe must be true or false")
+    return value
+
+
 def parse_settings(data: dict[str, Any]) -> Settings:
     """Build Settings from a parsed TOML document; anything missing takes its default."""
     defaults = Settings()
@@ -211,6 +236,12 @@ def parse_settings(data: dict[str, Any]) -> Settings:
     return Settings(
         default_route=validate_route(routes.get("default", defaults.default_route)),
         emergency_line=_e164(routes.get("emergency", defaults.emergency_line), "routes.emergency"),
+        emergency_backup=_optional_e164(
+            routes.get("emergency_backup", defaults.emergency_backup), "routes.emergency_backup"
+        ),
+        emergency_ring_seconds=int(
+            routes.get("emergency_ring_seconds", defaults.emergency_ring_seconds)
+        ),
         caller_id=_e164(routes.get("caller_id", defaults.caller_id), "routes.caller_id"),
         spoc_ring_seconds=int(routes.get("spoc_ring_seconds", defaults.spoc_ring_seconds)),
         agent_ring_seconds=int(routes.get("agent_ring_seconds", defaults.agent_ring_seconds)),
@@ -222,6 +253,8 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         beep=bool(routes.get("beep", defaults.beep)),
         retention=_retention(data.get("retention", {})),
         ombudsman=ombudsman,
+        voicemail_transcribe=_voicemail_transcribe(data.get("voicemail", {})),
+        voicemail_days=_voicemail_days(data.get("retention", {})),
     )
 
 

@@ -4,7 +4,8 @@ For the usual caller the look-up and the hand-over to the workers (the call's ro
 dial-out, one Redis stream entry) are one Redis round trip, a script (telephony.jobs); on a miss
 PostgreSQL is read under a deadline in its own session and the call handed over once decided. The
 decision is restrictions.routing.decide (no SQL). ``fallback`` is what any failure on the way gets
-instead: the default route, with no dependency but settings.
+instead: the default route, emergency repairs offered first, in the caller's language when the
+routing cache knows it (one guarded Redis read; else English), with no other dependency.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
+from prompts import Speech
 from restrictions import cache, counting
 from restrictions.calls import connected_directly, get_or_create_call, record_call
 from restrictions.db import Database
@@ -40,7 +42,13 @@ from telephony import jobs, messages, twiml, waiting
 from telephony.database import database
 from telephony.inputs import is_sid
 from telephony.redis_store import call_path_breaker, redis_client
-from telephony.urls import conference_status_url, hold_url, key_url
+from telephony.urls import (
+    after_conference_url,
+    conference_status_url,
+    dial_result_url,
+    hold_url,
+    key_url,
+)
 
 log = logging.getLogger("callguard.inbound")
 
@@ -241,13 +249,30 @@ def _render(
     if not route.dials:
         return twiml.route_twiml(route.destination, greeting)
     if not queued:
+        kind = waiting.SPOC if spoc else waiting.AGENT  # a SPOC nobody answers: voicemail
         onward = key_url(
-            call_sid, messages.DIRECT, listener, app, to=str(route.destination), ring=str(ring)
+            call_sid,
+            messages.DIRECT,
+            listener,
+            app,
+            to=str(route.destination),
+            ring=str(ring),
+            kind=kind,
         )
-        return twiml.direct_twiml(route.destination, greeting, ring, offer=offer, key_action=onward)
-    wait = hold_url(call_sid, waiting.SPOC if spoc else waiting.AGENT, since, ring, listener, app)
+        result = dial_result_url(call_sid, listener, app, kind=kind)
+        return twiml.direct_twiml(
+            route.destination, greeting, ring, offer=offer, key_action=onward, action=result
+        )
+    kind = waiting.SPOC if spoc else waiting.AGENT
+    wait = hold_url(call_sid, kind, since, ring, listener, app)
     return twiml.join_conference(
-        call_sid, greeting, conference_status_url(app), wait, offer=offer, key_action=keys
+        call_sid,
+        greeting,
+        conference_status_url(app),
+        wait,
+        offer=offer,
+        key_action=keys,
+        after=after_conference_url(call_sid, kind, listener, app),
     )
 
 
@@ -336,17 +361,25 @@ def replay(app: Flask, settings: Settings, form: Mapping[str, str], call_sid: st
 
 
 def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
-    """The default route, connected directly: depends on nothing that might have failed."""
+    """The default route, connected directly, emergency repairs offered first, in the caller's
+    language when the routing cache knows it: depends on nothing that might have failed (one
+    guarded Redis GET at most), and never raises (a static answer if even rendering fails)."""
     caller = Caller.from_form(form)
-    route = default_route(
-        routing_settings(settings), identified=caller.e164 is not None, flags=("fallback",)
-    )
-    greeting = say("unavailable", Listener(), settings)
-    xml = twiml.direct_twiml(settings.default_destination, greeting, settings.agent_ring_seconds)
+    call_sid = caller.call_sid if is_sid(caller.call_sid) else ""  # else Twilio's form says
+    try:
+        xml = _fallback_twiml(app, settings, call_sid, _cached_listener(app, caller.e164))
+    except Exception:
+        log.exception("call %s: could not render the fallback; a static answer", call_sid or "?")
+        xml = _static_fallback(app, settings, call_sid)
     if caller.call_sid:
-        record = call_record(caller, route, None, fallback=True, now=datetime.now(UTC), dial=False)
-        record["direct"] = True
         try:
+            route = default_route(
+                routing_settings(settings), identified=caller.e164 is not None, flags=("fallback",)
+            )
+            record = call_record(
+                caller, route, None, fallback=True, now=datetime.now(UTC), dial=False
+            )
+            record["direct"] = True
             # on the spot first: the row then stops any dial-out a hand-over made before the
             # failure would start; through a worker only when PostgreSQL cannot take it now
             if _record_now(app, record) is None and not jobs.hand_over_call(record):
@@ -354,6 +387,69 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
         except Exception:
             log.exception("could not record fallback call %s", caller.call_sid)
     return xml
+
+
+def _cached_listener(app: Flask, e164: str | None) -> Listener:
+    """The caller's language and pace from the routing cache: one GET on the call path's fast
+    client, skipped while its breaker is open. Redis down or slow, or an entry that cannot be
+    read, means British English at the usual pace."""
+    breaker = call_path_breaker(app)
+    if not e164 or not breaker.allow():
+        return Listener()
+    try:
+        raw = redis_client(app).get(cache.key(e164))
+    except RedisError:
+        log.warning("redis unavailable for the fallback's language; answering in English")
+        breaker.failed()
+        return Listener()
+    except Exception:
+        log.exception("could not read the routing cache for the fallback's language")
+        return Listener()
+    breaker.succeeded()
+    try:
+        profile = cache.decode(raw)
+    except Exception:
+        log.exception("an unreadable routing cache entry; the fallback answers in English")
+        return Listener()
+    return Listener.of(profile) if isinstance(profile, CallerProfile) else Listener()
+
+
+def _fallback_twiml(app: Flask, settings: Settings, call_sid: str, listener: Listener) -> str:
+    """The default route directly: a key window first (1: emergency repairs; any other key goes
+    on to the same dial), then the <Dial> with its timeout and the dial-result action."""
+    destination, ring = settings.default_destination, settings.agent_ring_seconds
+    return twiml.direct_twiml(
+        destination,
+        say("unavailable", listener, settings),
+        ring,
+        offer=say("emergency_offer", listener, settings),
+        key_action=key_url(
+            call_sid, messages.DIRECT, listener, app, to=str(destination), ring=str(ring)
+        ),
+        action=dial_result_url(call_sid, listener, app),
+    )
+
+
+# What the fallback says when even rendering failed: English written here, no prompt file.
+_STATIC_WORDS = "Thank you for calling. Please hold while we put you through."
+STATIC_TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-GB">We are sorry, we'
+    " cannot take your call just now. Please call again in a few minutes. If you or anyone else"
+    " is in danger, please hang up and dial 999.</Say><Hangup/></Response>"
+)
+
+
+def _static_fallback(app: Flask, settings: Settings, call_sid: str) -> str:
+    """The default line with words written here; if even that fails, a fixed answer."""
+    try:
+        words = Speech(_STATIC_WORDS, "en-GB", "Polly.Amy", False)
+        action = dial_result_url(call_sid, Listener(), app)
+        return twiml.direct_twiml(
+            settings.default_destination, words, settings.agent_ring_seconds, action=action
+        )
+    except Exception:
+        log.exception("call %s: the static fallback failed too; a fixed answer", call_sid or "?")
+        return STATIC_TWIML
 
 
 def _mark_emergency(sess: Session, call_sid: str, chosen_at: str) -> None:

@@ -12,7 +12,7 @@ from restrictions import agent_actions, kinds
 from restrictions.models import AgentAction, Call, Customer, User
 from restrictions.speech import Listener, danger, say
 from telephony import current_settings, twilio_gateway, twiml
-from telephony.urls import public_url
+from telephony.urls import announce_url
 
 
 def speech_for(call: Call, key: str) -> prompts.Speech:
@@ -24,17 +24,23 @@ def warn(sess: Session, user: User, call_sid: str) -> AgentAction:
     """Play the scripted warning to both parties (a conference announcement); the call goes on."""
     action = agent_actions.record_press(sess, user, call_sid, agent_actions.WARN)
     sess.commit()
-    url = public_url(f"/twilio/conference/announce/{action.id}")
+    url = announce_url(action.id, Listener.of(action.call.customer))
     conference_sid = action.call.conference_sid
     assert conference_sid is not None
     agent_actions.carry_out(
         sess, user, action, lambda: twilio_gateway.announce_to_conference(conference_sid, url)
     )
+    sess.refresh(action)  # Twilio may have said it played already
     return action
 
 
+CALLER_GONE = "the caller had already left; their conference was closed, freeing the agent"
+
+
 def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
-    """Play the closing statement to the caller alone, disconnect them, then free the agent."""
+    """Play the closing statement to the caller alone, disconnect them, then free the agent. A
+    caller who has already gone (Twilio says the call is over, 21220) cannot hear it: the
+    conference is closed all the same, so nobody is left in it."""
     action = agent_actions.record_press(sess, user, call_sid, agent_actions.END, reason)
     sess.commit()
     call = action.call
@@ -44,12 +50,29 @@ def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
     )
     conference_sid = call.conference_sid
     assert conference_sid is not None
+    caller_gone = call.ended_at is not None
 
     def do() -> None:
-        twilio_gateway.replace_call_twiml(call.call_sid, closing, "play the closing statement")
-        twilio_gateway.end_conference(conference_sid)
+        nonlocal caller_gone
+        if not caller_gone:
+            try:
+                twilio_gateway.replace_call_twiml(
+                    call.call_sid, closing, "play the closing statement"
+                )
+            except twilio_gateway.GatewayError as exc:
+                if exc.code != twilio_gateway.CALL_NOT_IN_PROGRESS:
+                    raise
+                caller_gone = True
+        try:
+            twilio_gateway.end_conference(conference_sid)
+        except twilio_gateway.GatewayError as exc:
+            if exc.code != twilio_gateway.NOT_FOUND:
+                raise  # 20404: the conference had ended already (the caller's leaving did it)
 
     agent_actions.carry_out(sess, user, action, do)
+    if caller_gone:
+        action.detail = CALLER_GONE
+        sess.commit()
     return action
 
 
@@ -60,8 +83,12 @@ def press(sess: Session, user: User, call_sid: str, kind: str, reason: Any = Non
     return end(sess, user, call_sid, reason)
 
 
-def card(call: Call, customer: Customer | None, warned: bool) -> dict[str, Any]:
-    """What an agent needs to see about a live call."""
+def card(
+    call: Call, customer: Customer | None, warned: bool, warning: str | None = None
+) -> dict[str, Any]:
+    """What an agent needs to see about a live call: ``state`` is ``connected`` (Warn and End
+    work) or ``waiting`` (the caller is being put through); ``warning`` is the latest Warn's
+    outcome (``pending`` while Twilio has not said it played, ``ok``, ``failed``)."""
     flags = list((call.flags or {}).get("flags", []))
     restrictions = []
     if customer is not None:
@@ -94,6 +121,9 @@ def card(call: Call, customer: Customer | None, warned: bool) -> dict[str, Any]:
         "restrictions": restrictions,
         "route": call.route,
         "agent": call.agent_label,
+        "state": "connected" if call.answered_at is not None else "waiting",
         "since": call.answered_at.isoformat() if call.answered_at else None,
+        "started": call.started_at.isoformat(),
         "warned": warned,
+        "warning": warning,
     }

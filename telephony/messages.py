@@ -12,7 +12,7 @@ from flask import Flask
 from restrictions.settings import Settings
 from restrictions.speech import Listener, danger, say
 from telephony import twiml
-from telephony.urls import key_url, voicemail_url
+from telephony.urls import key_url, recording_status_url, transcription_url, voicemail_url
 
 TEAM_BUSY = "team_busy"
 ROUTE = "route"
@@ -56,6 +56,8 @@ def voicemail(listener: Listener, settings: Settings, call_sid: str, *, replay: 
         say("goodbye", listener, settings),
         voicemail_url(call_sid, listener),
         key_url(call_sid, VOICEMAIL, listener, replay=replay) if replay == 0 else None,
+        recording_status=recording_status_url(call_sid),
+        transcribe_callback=transcription_url(call_sid) if settings.voicemail_transcribe else None,
     )
 
 

@@ -8,6 +8,8 @@ becomes a GatewayError with a message an agent can read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
@@ -28,9 +30,14 @@ class GatewayError(RuntimeError):
     True when Twilio answered with an error (nothing was done); False when it did not answer in
     time (it may have done it)."""
 
-    def __init__(self, message: str, *, refused: bool = False) -> None:
+    def __init__(self, message: str, *, refused: bool = False, code: int | None = None) -> None:
         super().__init__(message)
         self.refused = refused
+        self.code = code  # Twilio's error code, when it gave one (21220: the call is over)
+
+
+CALL_NOT_IN_PROGRESS = 21220  # Twilio: the call was not in progress (it has ended)
+NOT_FOUND = 20404
 
 
 def init_app(app: Flask) -> None:
@@ -64,7 +71,9 @@ def call_twilio(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     except TwilioRestException as exc:
         log.debug("twilio refused %s: %s %s", what, exc.status, exc.msg)
         raise GatewayError(
-            f"Twilio refused to {what} (HTTP {exc.status}: {exc.msg})", refused=True
+            f"Twilio refused to {what} (HTTP {exc.status}: {exc.msg})",
+            refused=True,
+            code=exc.code if isinstance(exc.code, int) else None,
         ) from exc
     except (TwilioException, OSError) as exc:
         log.debug("twilio unreachable for %s: %s", what, exc)
@@ -76,43 +85,58 @@ def call_twilio(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-def add_participant(
-    conference: str,
+def ring_person(
     *,
     to: str,
     from_: str,
-    label: str,
     timeout: int,
+    whisper_url: str,
     status_callback: str,
-    conference_status_callback: str,
-    conference_events: list[str],
-    beep: bool = False,
 ) -> str:
-    """Ring ``to`` into the named conference; returns the new leg's CallSid.
+    """Ring the agent or SPOC for a waiting caller; returns the new leg's CallSid.
 
-    The leg carries the conference's status callback too: Twilio takes it from whoever joins
-    first, and the person rung may well answer before the caller has finished hearing the
-    greeting. The dialled side starts the conference and ends it when they leave.
+    When they answer, Twilio fetches ``whisper_url``: they hear who is calling and join the
+    caller's conference only by pressing 1, so a voicemail greeting or a person who does not
+    accept never reaches the caller (nor uses their weekly allowance).
     """
-    participant = call_twilio(
-        f"dial {to} into the call",
-        client().conferences(conference).participants.create,
-        from_=from_,
+    call = call_twilio(
+        f"ring {to} for the caller",
+        client().calls.create,
         to=to,
-        label=label,
+        from_=from_,
+        url=whisper_url,
+        method="POST",
         timeout=timeout,
-        early_media=True,
-        beep="true" if beep else "false",
-        start_conference_on_enter=True,
-        end_conference_on_exit=True,
         status_callback=status_callback,
         status_callback_method="POST",
         status_callback_event=["initiated", "ringing", "answered", "completed"],
-        conference_status_callback=conference_status_callback,
-        conference_status_callback_method="POST",
-        conference_status_callback_event=conference_events,
     )
-    return str(participant.call_sid)
+    return str(call.sid)
+
+
+def end_leg(call_sid: str, *, fast: bool = False) -> None:
+    """Stop a leg rung for a caller who no longer needs it, whatever state it is in: ``canceled``
+    while it rings, ``completed`` once answered (the person is hearing the whisper). Twilio
+    refuses whichever does not apply; only a failure of both is an error."""
+    try:
+        call_twilio("stop ringing", client(fast=fast).calls(call_sid).update, status="canceled")
+    except GatewayError as first:
+        try:
+            hang_up(call_sid, fast=fast)
+        except GatewayError as exc:
+            if not (first.refused and exc.refused):
+                raise
+            log.debug("leg %s had ended already: %s", call_sid, exc)
+        return
+    try:
+        hang_up(call_sid, fast=fast)  # canceling an answered leg does nothing: hang it up too
+    except GatewayError as exc:
+        if not exc.refused:
+            raise
+
+
+def hang_up(call_sid: str, *, fast: bool = False) -> None:
+    call_twilio("hang up", client(fast=fast).calls(call_sid).update, status="completed")
 
 
 def cancel_call(call_sid: str, *, fast: bool = False) -> None:
@@ -138,3 +162,68 @@ def announce_to_conference(conference_sid: str, announce_url: str) -> None:
 def end_conference(conference_sid: str) -> None:
     """Close the conference, which frees the agent once the caller has been taken out (End)."""
     call_twilio("free the agent", client().conferences(conference_sid).update, status="completed")
+
+
+@dataclass(frozen=True)
+class RecordingAudio:
+    """A recording's audio as Twilio streams it: its bytes in chunks, and how many there are
+    (when Twilio says)."""
+
+    chunks: Iterator[bytes]
+    content_length: str | None
+
+
+def recording_media_url(recording_sid: str) -> str:
+    """The recording's mp3 on Twilio's REST API (TWILIO_API_BASE_URL, never the callback's
+    RecordingUrl host)."""
+    base = current_app.config["TWILIO_API_BASE_URL"].rstrip("/")
+    account = current_app.config.get("TWILIO_ACCOUNT_SID") or ""
+    return f"{base}/2010-04-01/Accounts/{account}/Recordings/{recording_sid}.mp3"
+
+
+def recording_audio(recording_sid: str) -> RecordingAudio:
+    """Fetch a voicemail's mp3 with the account's credentials, streamed chunk by chunk."""
+    http = client().http_client
+    session = getattr(http, "session", None)
+    if session is None:
+        raise GatewayError("Twilio's HTTP client keeps no session to fetch the recording")
+    timeout = float(current_app.config.get("TWILIO_REST_TIMEOUT_SECONDS", REST_TIMEOUT_SECONDS))
+    auth = (current_app.config["TWILIO_ACCOUNT_SID"], current_app.config["TWILIO_AUTH_TOKEN"])
+    answer = call_twilio(
+        "fetch the recording",
+        session.get,
+        recording_media_url(recording_sid),
+        auth=auth,
+        stream=True,
+        timeout=timeout,
+    )
+    if answer.status_code >= 400:
+        answer.close()
+        raise GatewayError(
+            f"Twilio refused to fetch the recording (HTTP {answer.status_code})", refused=True
+        )
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from answer.iter_content(chunk_size=64 * 1024)
+        finally:
+            answer.close()
+
+    return RecordingAudio(chunks(), answer.headers.get("Content-Length"))
+
+
+def delete_recording(recording_sid: str) -> bool:
+    """Delete Twilio's copy of a recording. True when it was deleted now; False when Twilio had
+    no such recording (404: gone already, which counts as deleted too)."""
+
+    def delete() -> bool:
+        try:
+            client().recordings(recording_sid).delete()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    deleted: bool = call_twilio("delete the recording", delete)
+    return deleted

@@ -49,14 +49,15 @@ def _keys(action: str, *parts: Speech) -> Gather:
     return gather
 
 
-def _conference(call_sid: str, conference_status: str, hold_url: str) -> Dial:
+def _conference(call_sid: str, conference_status: str, hold_url: str, after: str) -> Dial:
     """The caller waits in their own conference (hearing ``hold_url``) until the person callguard
-    rings joins and starts it; the caller's leaving does not end it for them."""
-    dial = Dial()
+    rings accepts and starts it. The caller leaving (hanging up, or moved on) ends it for
+    everyone, so nobody is left in it alone; when it ends, ``after`` says what happens next."""
+    dial = Dial(action=after, method="POST")
     dial.conference(
         conference_name(call_sid),
         start_conference_on_enter=False,
-        end_conference_on_exit=False,
+        end_conference_on_exit=True,
         wait_url=hold_url,
         wait_method="POST",
         beep=False,
@@ -75,6 +76,7 @@ def join_conference(
     *,
     offer: Speech | None = None,
     key_action: str | None = None,
+    after: str,
 ) -> str:
     """Greet the caller and put them in their conference while a job rings the agent or SPOC.
 
@@ -86,14 +88,55 @@ def join_conference(
         response.append(_keys(key_action, greeting, offer))
     else:
         say(response, greeting)
-    response.append(_conference(call_sid, conference_status, hold_url))
+    response.append(_conference(call_sid, conference_status, hold_url, after))
     return str(response)
 
 
-def conference_only(call_sid: str, conference_status: str, hold_url: str) -> str:
+def conference_only(call_sid: str, conference_status: str, hold_url: str, after: str) -> str:
     """Straight into the conference (after a key other than 1 during the SPOC's greeting)."""
     response = VoiceResponse()
-    response.append(_conference(call_sid, conference_status, hold_url))
+    response.append(_conference(call_sid, conference_status, hold_url, after))
+    return str(response)
+
+
+def whisper(words: Speech, again: Speech, no_key: Speech, accept_url: str) -> str:
+    """What the person rung hears on answering: who is calling and how to take the call. Only a
+    key (1) joins them to the caller; silence (a voicemail greeting, say) hangs up."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, action=accept_url, method="POST", timeout=KEY_WINDOW_SECONDS)
+    say(gather, words)
+    gather.pause(length=1)
+    say(gather, again)
+    response.append(gather)
+    say(response, no_key)
+    response.hangup()
+    return str(response)
+
+
+def join_caller(call_sid: str, conference_status: str, *, beep: bool) -> str:
+    """The person rung accepted: into the caller's conference, which starts now and ends when
+    they leave (the caller then hears what comes after it)."""
+    response = VoiceResponse()
+    dial = Dial()
+    dial.conference(
+        conference_name(call_sid),
+        start_conference_on_enter=True,
+        end_conference_on_exit=True,
+        beep="true" if beep else "false",
+        status_callback=conference_status,
+        status_callback_method="POST",
+        status_callback_event=CONFERENCE_EVENTS,
+    )
+    response.append(dial)
+    response.hangup()
+    return str(response)
+
+
+def hang_up(words: Speech | None = None) -> str:
+    response = VoiceResponse()
+    if words is not None:
+        say(response, words)
+    response.hangup()
     return str(response)
 
 
@@ -144,9 +187,11 @@ def direct_twiml(
     *,
     offer: Speech | None = None,
     key_action: str | None = None,
+    action: str | None = None,
 ) -> str:
     """Connect without a conference: the way through when the queue or Twilio's REST API is down,
-    or when a waiting caller is moved on."""
+    or when a waiting caller is moved on. ``action`` is where Twilio goes when the <Dial> ends
+    (the dial-result webhook), so an unanswered dial is never the end of the call."""
     response = VoiceResponse()
     if destination.scheme is Scheme.REDIRECT:
         response.redirect(destination.target, method="POST")
@@ -158,7 +203,7 @@ def direct_twiml(
     if destination.scheme is Scheme.ENQUEUE:
         response.enqueue(destination.target)
         return str(response)
-    dial = Dial(timeout=timeout)
+    dial = Dial(timeout=timeout, action=action, method="POST" if action else None)
     if destination.scheme is Scheme.CLIENT:
         dial.client(destination.target)
     elif destination.scheme is Scheme.SIP:
@@ -169,11 +214,14 @@ def direct_twiml(
     return str(response)
 
 
-def emergency_dial(line: str, connecting: Speech) -> str:
-    """Emergency repairs chosen: straight to the configured line, never blocked by a restriction."""
+def emergency_dial(
+    line: str, connecting: Speech, timeout: int = 30, action: str | None = None
+) -> str:
+    """Emergency repairs chosen: straight to the configured line, never blocked by a restriction.
+    ``action`` (the emergency-result webhook) says what happens if the line does not answer."""
     response = VoiceResponse()
     say(response, connecting)
-    response.dial(line)
+    response.dial(line, timeout=timeout, action=action, method="POST" if action else None)
     return str(response)
 
 
@@ -184,20 +232,34 @@ def spoc_voicemail(
     voicemail_action: str,
     key_action: str | None,
     max_length: int = 120,
+    *,
+    recording_status: str | None = None,
+    transcribe_callback: str | None = None,
 ) -> str:
     """The SPOC did not answer: a message (with the emergency option), then a recording for them;
-    never the general line."""
+    never the general line. ``recording_status`` is told when the recording is ready (the
+    voicemail is stored from it); ``transcribe_callback``, when given, gets Twilio's transcript."""
     response = VoiceResponse()
     if key_action is not None:
         response.append(_keys(key_action, unavailable))
     else:
         say(response, unavailable)
+    extra: dict[str, Any] = {}
+    if recording_status is not None:
+        extra.update(
+            recording_status_callback=recording_status,
+            recording_status_callback_event="completed",
+            recording_status_callback_method="POST",
+        )
+    if transcribe_callback is not None:
+        extra.update(transcribe=True, transcribe_callback=transcribe_callback)
     response.record(
         action=voicemail_action,
         method="POST",
         max_length=max_length,
         play_beep=True,
         finish_on_key="#",
+        **extra,
     )
     say(response, danger)
     say(response, goodbye)

@@ -80,3 +80,65 @@ def hold_url(
 
 def voicemail_url(call_sid: str, listener: Listener, app: Flask | None = None) -> str:
     return public_url("/twilio/voice/voicemail", app, call_sid=call_sid, **_listener(listener))
+
+
+def dial_result_url(
+    call_sid: str, listener: Listener, app: Flask | None = None, *, kind: str = ""
+) -> str:
+    """A direct <Dial>'s action: where Twilio goes when the person rung answered or did not
+    (``kind=spoc``: a SPOC's caller, who is offered voicemail, never the general line)."""
+    extra = {"kind": kind} if kind else {}
+    return public_url(
+        "/twilio/voice/dial-result", app, call_sid=call_sid, **_listener(listener), **extra
+    )
+
+
+def emergency_result_url(
+    call_sid: str, listener: Listener, attempt: int, app: Flask | None = None
+) -> str:
+    """The emergency <Dial>'s action: ``try`` 1 is the emergency line, 2 its backup."""
+    return public_url(
+        "/twilio/voice/emergency-result",
+        app,
+        call_sid=call_sid,
+        **_listener(listener),
+        **{"try": str(attempt)},
+    )
+
+
+def recording_status_url(call_sid: str, app: Flask | None = None) -> str:
+    """Where Twilio says a voicemail's recording is ready (the voicemail is stored from it)."""
+    return public_url("/twilio/voice/recording", app, call_sid=call_sid)
+
+
+def transcription_url(call_sid: str, app: Flask | None = None) -> str:
+    """Where Twilio sends a voicemail's transcript (``[voicemail] transcribe = true``)."""
+    return public_url("/twilio/voice/transcription", app, call_sid=call_sid)
+
+
+def after_conference_url(
+    call_sid: str, kind: str, listener: Listener, app: Flask | None = None
+) -> str:
+    """Where the caller's conference ``<Dial>`` goes when the conference ends for them."""
+    return public_url(
+        "/twilio/voice/after-conference", app, call_sid=call_sid, kind=kind, **_listener(listener)
+    )
+
+
+def whisper_url(call_sid: str, kind: str, app: Flask | None = None) -> str:
+    """What the person rung for ``call_sid`` hears on answering (who is calling, press 1)."""
+    return public_url("/twilio/voice/whisper", app, call_sid=call_sid, kind=kind)
+
+
+def accept_url(call_sid: str, kind: str, app: Flask | None = None) -> str:
+    return public_url("/twilio/voice/whisper/accept", app, call_sid=call_sid, kind=kind)
+
+
+def participant_url(call_sid: str, kind: str, app: Flask | None = None) -> str:
+    """The status callback of the leg rung for ``call_sid``."""
+    return public_url("/twilio/voice/participant", app, call_sid=call_sid, kind=kind)
+
+
+def announce_url(action_id: int, listener: Listener, app: Flask | None = None) -> str:
+    """The Warn's words, answered from the URL alone (no database on the call path)."""
+    return public_url(f"/twilio/conference/announce/{action_id}", app, **_listener(listener))

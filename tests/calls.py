@@ -3,6 +3,8 @@ conference they wait in, and the callbacks Twilio sends (conference and status),
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, cast
 from xml.etree import ElementTree
 
@@ -11,6 +13,11 @@ from sqlalchemy import select
 
 from restrictions.models import Call
 from telephony.database import database
+
+
+def twilio_now() -> str:
+    """Now, as Twilio writes an event's ``Timestamp`` (RFC 2822; time-travel aware)."""
+    return format_datetime(datetime.now(UTC).replace(microsecond=0), usegmt=False)
 
 
 def parse(response: Any) -> ElementTree.Element:
@@ -61,7 +68,7 @@ def conference_event(
         "FriendlyName": f"cg-{caller_sid}",
         "StatusCallbackEvent": event,
         "SequenceNumber": str(sequence),
-        "Timestamp": "Tue, 02 Jun 2026 09:30:05 +0000",
+        "Timestamp": twilio_now(),
     }
     if participant:
         params["CallSid"] = participant
@@ -88,7 +95,17 @@ def status_event(
         "To": "+441332000000",
         "SequenceNumber": str(sequence),
         "CallbackSource": "call-progress-events",
-        "Timestamp": "Tue, 02 Jun 2026 09:31:00 +0000",
+        "Timestamp": twilio_now(),
         **extra,
     }
     return twilio.post("/twilio/voice/status", params)
+
+
+def put_together(twilio: Any, caller_sid: str, person: str, *, sequence: int = 1) -> None:
+    """The caller and the person rung both in the caller's conference, as Twilio reports it:
+    the caller's join, then the person's (each a signed conference callback)."""
+    for n, participant in enumerate((caller_sid, person)):
+        joined = conference_event(
+            twilio, caller_sid, "participant-join", participant, sequence=sequence + n
+        )
+        assert joined.status_code == 204, joined.data

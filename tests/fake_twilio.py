@@ -38,7 +38,7 @@ class FakeTwilio:
 
     url: str = ""
     requests: list[TwilioRequest] = field(default_factory=list)
-    failures: list[tuple[str, int, str]] = field(default_factory=list)
+    failures: list[tuple[str, int, str, int | None]] = field(default_factory=list)
     delay: float = 0.0
     _counter: int = 0
 
@@ -47,8 +47,16 @@ class FakeTwilio:
         self.failures.clear()
         self.delay = 0.0
 
-    def fail(self, path_contains: str, status: int = 500, message: str = "Internal error") -> None:
-        self.failures.append((path_contains, status, message))
+    def fail(
+        self,
+        path_contains: str,
+        status: int = 500,
+        message: str = "Internal error",
+        code: int | None = None,
+    ) -> None:
+        """Requests whose path contains ``path_contains`` fail with ``status`` and Twilio's
+        error ``code`` (for example 21220, the call is not in progress)."""
+        self.failures.append((path_contains, status, message, code))
 
     def _sid(self, prefix: str) -> str:
         """A new SID, never one the tests' webhooks use (theirs start with zeros)."""
@@ -62,10 +70,10 @@ class FakeTwilio:
         self.requests.append(record)
         if self.delay:
             time.sleep(self.delay)
-        for needle, status, message in self.failures:
+        for needle, status, message, code in self.failures:
             if needle in request.path:
                 payload = {
-                    "code": 20000 + status,
+                    "code": code or 20000 + status,
                     "message": message,
                     "status": status,
                     "more_info": "https://www.twilio.com/docs/errors",
@@ -110,6 +118,13 @@ class FakeTwilio:
                 "conference_sid": parts[-3],
                 "status": "connected",
             }
+        if parts[-1] == "Calls.json":  # a call created (a person rung for a waiting caller)
+            return base | {
+                "sid": self._sid("CA"),
+                "to": req.param("To"),
+                "from": req.param("From"),
+                "status": "queued",
+            }
         if len(parts) >= 2 and parts[-2] == "Calls":
             return base | {
                 "sid": parts[-1].removesuffix(".json"),
@@ -119,3 +134,13 @@ class FakeTwilio:
 
     def posts(self, path_contains: str = "") -> list[TwilioRequest]:
         return [r for r in self.requests if r.method == "POST" and path_contains in r.path]
+
+    def dial_outs(self, caller_sid: str | None = None) -> list[TwilioRequest]:
+        """The people rung for waiting callers (calls created with a whisper URL), oldest first;
+        with ``caller_sid``, only those rung for that caller."""
+        return [
+            r
+            for r in self.posts("/Calls.json")
+            if r.path.endswith("/Calls.json")
+            and (caller_sid is None or f"call_sid={caller_sid}" in (r.param("Url") or ""))
+        ]

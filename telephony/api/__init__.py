@@ -46,6 +46,7 @@ def init_app(app: Flask) -> None:
         events,
         openapi,
         restrictions,
+        voicemails,
     )
 
     app.register_blueprint(bp)

@@ -20,20 +20,21 @@ from telephony.twilio_gateway import GatewayError
 def cards(mine_only: bool) -> list[dict[str, Any]]:
     sess = session()
     calls = agent_actions.live_calls(sess, g.user if mine_only else None)
-    warned = (
-        set(
-            sess.scalars(
-                select(AgentAction.call_id).where(
-                    AgentAction.call_id.in_([c.id for c in calls]),
-                    AgentAction.kind == "warn",
-                    AgentAction.outcome == "ok",
-                )
+    latest: dict[int, str] = {}  # each call's latest Warn and how it went
+    played: set[int] = set()  # calls with a Warn that played: End needs no reason
+    if calls:
+        for call_id, outcome in sess.execute(
+            select(AgentAction.call_id, AgentAction.outcome)
+            .where(
+                AgentAction.call_id.in_([c.id for c in calls]),
+                AgentAction.kind == "warn",
             )
-        )
-        if calls
-        else set()
-    )
-    return [live.card(c, c.customer, c.id in warned) for c in calls]
+            .order_by(AgentAction.id)
+        ):
+            latest[call_id] = outcome
+            if outcome == "ok":
+                played.add(call_id)
+    return [live.card(c, c.customer, c.id in played, latest.get(c.id)) for c in calls]
 
 
 @bp.get("/calls/active")

@@ -103,6 +103,10 @@ PATH_PARAMETERS: dict[str, Schema] = {
         "description": "The parked event's id.",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
     },
+    "voicemail_id": {
+        "description": "The voicemail's id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+    },
     "call_sid": {
         "description": "Twilio's CallSid of the caller's call (two letters and 32 hex digits).",
         "schema": {"type": "string", "pattern": SID.pattern},
@@ -531,6 +535,61 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/voicemails",
+        "listVoicemails",
+        "Voicemails left for a SPOC",
+        Role.AGENT,
+        "Voicemails",
+        ref("VoicemailList"),
+        description=(
+            "Newest first. An agent sees the voicemails left for them as a customer's named "
+            "contact (SPOC); a supervisor or an admin sees all."
+        ),
+        parameters=(
+            query(
+                "status",
+                "Only voicemails with this status.",
+                {"type": "string", "enum": ["new", "handled"]},
+            ),
+        ),
+        errors={422: "status is not new or handled."},
+    ),
+    Operation(
+        "get",
+        "/voicemails/{voicemail_id}/audio",
+        "voicemailAudio",
+        "A voicemail's audio (MP3, streamed from Twilio)",
+        Role.AGENT,
+        "Voicemails",
+        {"type": "string", "format": "binary"},
+        description=(
+            "Fetched from Twilio with the account's credentials while Twilio keeps its copy "
+            "(it is deleted some days after the voicemail is handled)."
+        ),
+        errors={
+            403: "The voicemail was left for another named contact.",
+            404: "No voicemail has this id, or Twilio's copy of its recording was deleted.",
+            502: "Twilio could not give the recording.",
+        },
+        media_type="audio/mpeg",
+    ),
+    Operation(
+        "post",
+        "/voicemails/{voicemail_id}/handled",
+        "voicemailHandled",
+        "Mark a voicemail handled",
+        Role.AGENT,
+        "Voicemails",
+        ref("Voicemail"),
+        description="Recorded once, with who and when, on the audit trail.",
+        errors={
+            403: "The voicemail was left for another named contact.",
+            404: "No voicemail has this id.",
+            409: "The voicemail was already marked handled.",
+        },
+    ),
+    Operation(
+        "get",
         "/openapi.json",
         "getOpenAPIDocument",
         "This description of the API (OpenAPI 3.1)",
@@ -900,6 +959,41 @@ def schemas() -> dict[str, Schema]:
         },
         ["id", "source", "call_sid", "event", "sequence_number", "received_at", "attempts"],
     )
+    voicemail_out = obj(
+        {
+            "id": {"type": "integer"},
+            "call_sid": maybe({"type": "string"}),
+            "customer": maybe(
+                obj(
+                    {"reference": {"type": "string"}, "name": {"type": "string"}},
+                    ["reference", "name"],
+                    "The customer who called, when the number is theirs.",
+                )
+            ),
+            "from": maybe(text("The caller's number, as Twilio gave it.")),
+            "spoc": maybe(text("The named contact: client:<user name> or a phone number.")),
+            "recorded_at": DATE_TIME,
+            "duration_seconds": {"type": "integer"},
+            "transcription": maybe(text("Twilio's transcript, when transcription is on.")),
+            "status": {"type": "string", "enum": ["new", "handled"]},
+            "handled_at": maybe(dict(DATE_TIME)),
+            "handled_by": maybe({"type": "string"}),
+            "audio_url": text("Where its audio is fetched through callguard."),
+        },
+        [
+            "id",
+            "call_sid",
+            "customer",
+            "from",
+            "spoc",
+            "recorded_at",
+            "duration_seconds",
+            "transcription",
+            "status",
+            "audio_url",
+        ],
+        "A message a customer left for their named contact (SPOC).",
+    )
     return {
         "Error": obj(
             {"error": text("What is wrong, for a person.")}, ["error"], "Every error answer."
@@ -979,6 +1073,10 @@ def schemas() -> dict[str, Schema]:
         "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]),
         "LiveCall": live_call,
         "LiveCallList": obj({"calls": {"type": "array", "items": ref("LiveCall")}}, ["calls"]),
+        "Voicemail": voicemail_out,
+        "VoicemailList": obj(
+            {"voicemails": {"type": "array", "items": ref("Voicemail")}}, ["voicemails"]
+        ),
         "ParkedEvent": event_out,
         "ParkedEventList": obj(
             {"events": {"type": "array", "items": ref("ParkedEvent")}}, ["events"]

@@ -133,6 +133,7 @@ def agent_action(a: AgentAction) -> dict[str, Any]:
         "reason": a.reason,
         "outcome": a.outcome,
         "error": a.error,
+        "detail": a.detail,
         "at": _iso(a.created_at),
     }
 

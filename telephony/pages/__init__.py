@@ -9,9 +9,10 @@ def init_app(app: Flask) -> None:
     # A customer's record and a restriction's life: pages on the supervisor blueprint, so they
     # are added to it before it is registered.
     import telephony.pages.customers  # noqa: F401
-    from telephony.pages import agent, auth, incidents, supervisor
+    from telephony.pages import agent, auth, incidents, supervisor, voicemails
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(supervisor.bp)
     app.register_blueprint(agent.bp)
     app.register_blueprint(incidents.bp)
+    app.register_blueprint(voicemails.bp)

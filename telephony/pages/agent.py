@@ -47,4 +47,4 @@ def press(call_sid: str, kind: str) -> Any:
         return json_error(exc.message, exc.status)
     except GatewayError as exc:
         return json_error(str(exc), 502)
-    return jsonify(outcome=action.outcome, kind=action.kind)
+    return jsonify(outcome=action.outcome, kind=action.kind, detail=action.detail)

@@ -24,10 +24,21 @@
       outcome.textContent = data.error || "Something went wrong";
       return false;
     }
-    outcome.textContent = kind === "warn" ? "Warning played. The call continues." : "Call ended.";
-    if (kind === "warn") call.warned = true;
+    if (kind === "warn") {
+      // Twilio says later whether it played: the next polls bring its word
+      card._warning = data.outcome;
+      outcome.textContent = WARNING_WORDS[data.outcome] || "";
+    } else {
+      outcome.textContent = data.detail ? "Call ended: " + data.detail + "." : "Call ended.";
+    }
     return true;
   }
+
+  const WARNING_WORDS = {
+    pending: "Warning sent: waiting for Twilio to say it has played…",
+    ok: "Warning played. The call continues.",
+    failed: "The warning did not play. Ending the call now needs a reason.",
+  };
 
   function render(call) {
     let card = cards.get(call.call_sid);
@@ -60,7 +71,7 @@
     card._call = call;
     const who = call.customer ? call.customer.name + " (" + call.customer.reference + ")" : call.from;
     card.querySelector(".caller").textContent = who;
-    const since = call.since ? new Date(call.since).toLocaleTimeString("en-GB") : "";
+    const since = new Date(call.since || call.started).toLocaleTimeString("en-GB");
     const adjustments = call.customer && call.customer.adjustments.slow_speech ? " · speak slowly" : "";
     const language = call.customer ? " · " + call.customer.language : "";
     card.querySelector(".meta").textContent =
@@ -73,6 +84,15 @@
       return li;
     }));
     card.querySelector(".end").textContent = call.warned ? "End call" : "End call (reason needed)";
+    const waiting = call.state === "waiting";
+    card.querySelector(".controls").hidden = waiting;
+    card.querySelector(".state").textContent = waiting
+      ? "Waiting to be put through to " + (call.agent || "the contact centre") + "…"
+      : "";
+    if (call.warning && call.warning !== card._warning) {
+      card._warning = call.warning;
+      card.querySelector(".outcome").textContent = WARNING_WORDS[call.warning] || "";
+    }
   }
 
   async function refresh() {

@@ -89,7 +89,13 @@ class NoSessionForTwilio(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     from telephony.auth import limiter
-    from telephony.webhooks import conference, status, voice  # noqa: F401  (routes on bp)
+    from telephony.webhooks import (  # noqa: F401  (routes on bp)
+        conference,
+        dial_results,
+        status,
+        voice,
+        whisper,
+    )
 
     limiter.exempt(bp)  # staff sign-in is throttled; Twilio's requests are signed instead
     app.session_interface = NoSessionForTwilio()

@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from flask import Response, abort, current_app, request
+from flask import Response, current_app, request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from restrictions import counting
 from restrictions.calls import apply_conference_record
 from restrictions.errors import DomainError
 from restrictions.events import EventRecord, sid, store_record, whole
-from restrictions.models import AgentAction, CallEvent
+from restrictions.models import Call, CallEvent
 from restrictions.resilience import fail_open
-from telephony import callbacks, twiml
-from telephony.database import session
+from restrictions.speech import say
+from telephony import callbacks, current_settings, twiml, waiting
 from telephony.errors import json_error
 from telephony.inputs import is_sid
-from telephony.live import speech_for
 from telephony.redis_store import redis_client
+from telephony.urls import listener_from
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.conference")
@@ -55,23 +56,38 @@ def conference_events() -> Response:
         payload=form.to_dict(),
     )
 
-    def store_and_apply(sess: Session) -> bool:
+    def store_and_apply(sess: Session) -> tuple[bool, str | None]:
         stored = store_record(sess, record)
         if stored is None:  # a retry of an event already applied changes nothing
-            return False
+            return False, None
         row = sess.get(CallEvent, stored)
         assert row is not None
-        return apply_conference_record(sess, row)
+        reached = apply_conference_record(sess, row)
+        call = sess.scalar(select(Call).where(Call.call_sid == caller_sid))
+        return reached, leg_left_ringing(call, event, participant)
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        reached_person = callbacks.keep(app, record, store_and_apply)
+        applied = callbacks.keep(app, record, store_and_apply)
     except callbacks.NotKept:
         log.exception("conference event %s for %s was not kept", event, name)
         return json_error("the event could not be stored; try again", 503)
+    reached_person, ringing = applied or (False, None)
     if reached_person:
         use_allowance(caller_sid)
+    if ringing:
+        waiting.cancel_leg(ringing, fast=True)
     return Response(status=204)
+
+
+def leg_left_ringing(call: Call | None, event: str, participant: str | None) -> str | None:
+    """The leg still being rung (or hearing the whisper) for a caller who has just left their
+    conference: it must stop, or it rings a person for nobody."""
+    if call is None or participant != call.call_sid or event != "participant-leave":
+        return None
+    if call.answered_at is not None or call.person_present_since is not None:
+        return None  # they were together: the caller leaving ends the conference for both
+    return call.agent_call_sid
 
 
 @fail_open(default=None)
@@ -83,8 +99,7 @@ def use_allowance(call_sid: str) -> None:
 
 @bp.post("/conference/announce/<id:action_id>")
 def announce(action_id: int) -> Response:
-    """What Twilio plays into the conference for an agent's Warn, in the caller's language."""
-    action = session().get(AgentAction, action_id)
-    if action is None:
-        abort(404)
-    return Response(twiml.announcement(speech_for(action.call, "warning")), mimetype="text/xml")
+    """What Twilio plays into the conference for an agent's Warn, in the caller's language and
+    pace: all of it from the URL we gave Twilio (signed), so it plays while PostgreSQL stalls."""
+    speech = say("warning", listener_from(request.args), current_settings())
+    return Response(twiml.announcement(speech), mimetype="text/xml")

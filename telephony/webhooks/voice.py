@@ -8,14 +8,25 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Response, current_app, request
+from sqlalchemy.orm import Session
 
+from restrictions import voicemails
 from restrictions.destination import Destination
 from restrictions.errors import DomainError
+from restrictions.events import EventRecord, store_record
+from restrictions.models import CallEvent
 from restrictions.speech import danger, say
-from telephony import current_settings, inbound, jobs, messages, twiml, waiting
+from telephony import callbacks, current_settings, inbound, jobs, messages, twiml, waiting
 from telephony.errors import json_error
 from telephony.inputs import clean_form, is_sid
-from telephony.urls import conference_status_url, hold_url, listener_from
+from telephony.urls import (
+    after_conference_url,
+    conference_status_url,
+    dial_result_url,
+    emergency_result_url,
+    hold_url,
+    listener_from,
+)
 from telephony.webhooks import bp
 
 log = logging.getLogger("callguard.voice")
@@ -65,19 +76,31 @@ def key_pressed() -> Response:
         if not jobs.enqueue(jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True):
             inbound.record_emergency_now(app, call_sid, chosen_at)
         connecting = say("emergency_connecting", listener, settings)
-        return twiml_response(twiml.emergency_dial(settings.emergency_line, connecting))
+        return twiml_response(
+            twiml.emergency_dial(
+                settings.emergency_line,
+                connecting,
+                settings.emergency_ring_seconds,
+                action=emergency_result_url(call_sid, listener, 1),
+            )
+        )
     if source == messages.SPOC_WAIT:
         since, ring = _whole("since"), _whole("ring", settings.spoc_ring_seconds)
         wait = hold_url(call_sid, waiting.SPOC, since, ring, listener)
-        return twiml_response(twiml.conference_only(call_sid, conference_status_url(), wait))
+        after = after_conference_url(call_sid, waiting.SPOC, listener)
+        return twiml_response(
+            twiml.conference_only(call_sid, conference_status_url(), wait, after)
+        )
     if source == messages.DIRECT:
         try:
             onward = Destination.parse(request.args.get("to", ""))
         except DomainError:
             return twiml_response(messages.goodbye(listener, settings))
         ring = _whole("ring", settings.agent_ring_seconds)
+        kind = waiting.SPOC if request.args.get("kind") == waiting.SPOC else waiting.AGENT
+        result = dial_result_url(call_sid, listener, kind=kind)
         return twiml_response(
-            twiml.direct_twiml(onward, say("unavailable", listener, settings), ring)
+            twiml.direct_twiml(onward, say("unavailable", listener, settings), ring, action=result)
         )
     if source == messages.VOICEMAIL:
         return twiml_response(messages.voicemail(listener, settings, call_sid, replay=1))
@@ -124,7 +147,7 @@ def participant() -> Response:
     status = request.form.get("CallStatus", "")
     if not is_sid(call_sid):
         return json_error("call_sid must be a Twilio CallSid", 400)
-    if status in UNANSWERED:
+    if status in UNANSWERED or status == "completed":  # the job knows whether they talked
         jobs.enqueue(
             jobs.PARTICIPANT_UNANSWERED, call_sid, kind, status, job_id=f"unanswered-{call_sid}"
         )
@@ -133,17 +156,86 @@ def participant() -> Response:
 
 @bp.post("/voice/voicemail")
 def voicemail() -> Response:
-    """A message left for the SPOC: keep the recording's address on the call."""
+    """The ``<Record>`` ended: the caller is told only what is true. With a recording (a
+    RecordingUrl and a RecordingDuration above 0) their message is recorded for the SPOC (the
+    voicemail itself is stored from the recording status callback, ``/voice/recording``);
+    without one, that no message was recorded. Then the danger line and goodbye."""
     call_sid = request.args.get("call_sid") or request.form.get("CallSid", "")
     url = request.form.get("RecordingUrl", "")
-    if is_sid(call_sid) and url.startswith("https://"):
+    duration = request.form.get("RecordingDuration", "")
+    recorded = url.startswith("https://") and duration.isdigit() and int(duration[:9]) > 0
+    if recorded and is_sid(call_sid):
         jobs.enqueue(jobs.RECORD_VOICEMAIL, call_sid, url[:500])
     listener = listener_from(request.args)
     settings = current_settings()
+    words = "voicemail_thanks" if recorded else "voicemail_not_recorded"
     return twiml_response(
         twiml.spoken_then_hangup(
-            say("voicemail_thanks", listener, settings),
+            say(words, listener, settings),
             danger(listener, settings),
             say("goodbye", listener, settings),
         )
     )
+
+
+def _keep_voicemail_event(record: EventRecord) -> Response:
+    """Store a recording or transcription callback and apply it to the voicemail in one
+    transaction, under the callbacks' deadline (kept in Redis when PostgreSQL cannot take it,
+    and applied when the sweep moves it across); 204, or 503 when neither could keep it."""
+
+    def store_and_apply(sess: Session) -> None:
+        stored = store_record(sess, record)
+        if stored is None:  # a retry or a duplicate: stored once already
+            return
+        event = sess.get(CallEvent, stored)
+        assert event is not None
+        voicemails.apply_event(sess, event)
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        callbacks.keep(app, record, store_and_apply)
+    except callbacks.NotKept:
+        log.exception("%s callback for %s was not kept", record.source, record.resource_sid)
+        return json_error("the callback could not be stored; try again", 503)
+    return Response(status=204)
+
+
+@bp.post("/voice/recording")
+def recording() -> Response:
+    """Twilio's recording status callback for a SPOC's voicemail: stored once per RecordingSid
+    (only a ``completed`` recording becomes a voicemail); 400 for a RecordingSid or CallSid
+    that is not one."""
+    try:
+        found = voicemails.recording_from(request.form, request.args.get("call_sid"))
+    except DomainError as exc:
+        return json_error(exc.message, 400)
+    record = EventRecord(
+        source=voicemails.RECORDING,
+        resource_sid=found.recording_sid,
+        call_sid=found.call_sid,
+        sequence=0,
+        event=found.status or "unknown",
+        payload=request.form.to_dict(),
+    )
+    return _keep_voicemail_event(record)
+
+
+@bp.post("/voice/transcription")
+def transcription() -> Response:
+    """Twilio's transcript of a voicemail (``[voicemail] transcribe = true``)."""
+    recording_sid = request.form.get("RecordingSid", "")
+    call_sid = request.form.get("CallSid") or request.args.get("call_sid", "")
+    status = request.form.get("TranscriptionStatus", "")
+    if not is_sid(recording_sid) or not recording_sid.startswith("RE"):
+        return json_error("RecordingSid must be a Twilio RecordingSid", 400)
+    if not is_sid(call_sid) or len(status) > 40:
+        return json_error("CallSid must be a Twilio CallSid", 400)
+    record = EventRecord(
+        source=voicemails.TRANSCRIPTION,
+        resource_sid=recording_sid,
+        call_sid=call_sid,
+        sequence=0,
+        event=status or "unknown",
+        payload=request.form.to_dict(),
+    )
+    return _keep_voicemail_event(record)

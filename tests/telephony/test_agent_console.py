@@ -80,6 +80,7 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     sign_in: Callable[..., None],
     connect_call: Callable[[], None],
     fake_twilio: Any,
+    twilio: Any,
 ) -> None:
     sign_in(page, agent)
     assert page.get_by_role("heading", name="Live calls").is_visible()
@@ -95,12 +96,20 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     warn = card.get_by_role("button", name="Warn")
     warn.focus()
     page.keyboard.press("Enter")  # keyboard-reachable
-    page.get_by_text("Warning played. The call continues.").wait_for()
+    page.get_by_text("waiting for Twilio to say it has played").wait_for()  # in flight
     (announce,) = fake_twilio.posts("/Conferences/")
     assert announce.path.endswith(f"/Conferences/{CONFERENCE}.json")
-    assert announce.param(
-        "AnnounceUrl",
-    ).endswith("/twilio/conference/announce/1")
+    assert "/twilio/conference/announce/1?" in (announce.param("AnnounceUrl") or "")
+    played = {
+        "AccountSid": ACCOUNT,
+        "ConferenceSid": CONFERENCE,
+        "FriendlyName": f"cg-{CALLER}",
+        "StatusCallbackEvent": "announcement-end",
+        "SequenceNumber": "4",
+    }
+    assert twilio.post("/twilio/conference/events", played).status_code == 204
+    page.clock.run_for(POLL_MS)
+    page.get_by_text("Warning played. The call continues.").wait_for()
 
     card.get_by_role("button", name="End call").click()  # warned already: no reason needed
     page.get_by_text("Call ended.").wait_for()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from restrictions.models import AgentAction, AuditEntry
 from telephony.database import database
+from tests.calls import twilio_now
 
 ACCOUNT = "AC" + "0" * 31 + "1"
 CALLER = "CA" + "c" * 32
@@ -26,14 +27,16 @@ def conference_event(twilio: Any) -> Callable[..., Any]:
     """Post a signed conference status callback as Twilio does."""
     seq = iter(range(1, 1000))
 
-    def post(event: str, participant: str | None = None, caller: str = CALLER) -> Any:
-        params = {
+    def post(
+        event: str, participant: str | None = None, caller: str = CALLER, **extra: str
+    ) -> Any:
+        params = {**extra,
             "AccountSid": ACCOUNT,
             "ConferenceSid": CONFERENCE,
             "FriendlyName": f"cg-{caller}",
             "StatusCallbackEvent": event,
             "SequenceNumber": str(next(seq)),
-            "Timestamp": "Tue, 02 Jun 2026 09:30:00 +0000",
+            "Timestamp": twilio_now(),
         }
         if participant:
             params.update(
@@ -92,7 +95,7 @@ def test_a_connected_call_is_listed_with_the_callers_flags(
     assert call["since"] is not None and call["warned"] is False
 
 
-def test_a_caller_still_waiting_for_an_agent_is_not_live(
+def test_a_caller_still_waiting_for_an_agent_is_listed_as_waiting_without_controls(
     client: Any,
     agent: Any,
     twilio: Any,
@@ -101,9 +104,11 @@ def test_a_caller_still_waiting_for_an_agent_is_not_live(
 ) -> None:
     twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100001", CallSid=CALLER))
     run_jobs()
-    conference_event("conference-start")
     conference_event("participant-join", CALLER)
-    assert client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"] == []
+    (call,) = client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"]
+    assert call["call_sid"] == CALLER and call["state"] == "waiting" and call["since"] is None
+    refused = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    assert refused.status_code == 409 and "not connected" in refused.get_json()["error"]
 
 
 def test_ended_calls_leave_the_list(
@@ -140,34 +145,108 @@ def test_a_malformed_conference_event_is_a_400(app: Flask, twilio: Any) -> None:
 
 
 def test_warn_plays_the_warning_to_both_parties_and_the_call_goes_on(
-    app: Flask, client: Any, agent: Any, live_call: str, fake_twilio: Any, twilio: Any
+    app: Flask,
+    client: Any,
+    agent: Any,
+    live_call: str,
+    fake_twilio: Any,
+    twilio: Any,
+    conference_event: Callable[..., Any],
 ) -> None:
     response = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["outcome"] == "ok"
+    assert response.get_json()["outcome"] == "pending"  # until Twilio says it played
     (request,) = fake_twilio.posts("/Conferences/")
     assert request.path == f"{BASE}/Conferences/{CONFERENCE}.json"
     action_id = response.get_json()["id"]
     assert request.param("AnnounceUrl") == (
-        f"https://calls.example.org/twilio/conference/announce/{action_id}"
+        f"https://calls.example.org/twilio/conference/announce/{action_id}?lang=cy-GB&slow=1"
     )
     assert request.param("AnnounceMethod") == "POST"
     assert fake_twilio.posts("/Calls/") == []  # nobody is disconnected
 
     # Twilio fetches the announcement: the warning, in the caller's language, slowly
-    played = twilio.post(f"/twilio/conference/announce/{action_id}", {"AccountSid": ACCOUNT})
+    announce = f"/twilio/conference/announce/{action_id}?lang=cy-GB&slow=1"
+    played = twilio.post(announce, {"AccountSid": ACCOUNT})
     say = ElementTree.fromstring(played.data).find("Say")
     assert say is not None and say.get("language") == "cy-GB" and say.find("prosody") is not None
     assert "barchus" in "".join(say.itertext())
-
     listed = client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"]
-    assert listed[0]["warned"] is True
+    assert (listed[0]["warned"], listed[0]["warning"]) == (False, "pending")
+
+    conference_event("announcement-end")
+    listed = client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"]
+    assert (listed[0]["warned"], listed[0]["warning"]) == (True, "ok")
+
+
+def test_a_warning_twilio_could_not_play_is_failed_and_end_still_needs_a_reason(
+    app: Flask, client: Any, agent: Any, live_call: str, conference_event: Callable[..., Any]
+) -> None:
+    client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    conference_event("announcement-fail", ReasonAnnouncementFailed="Timeout fetching URL")
+    listed = client.get("/api/v1/calls/active", headers=agent.headers).get_json()["calls"]
+    assert (listed[0]["warned"], listed[0]["warning"]) == (False, "failed")
+    with database(app).sessions() as sess:
+        action = sess.scalar(select(AgentAction))
+        assert action is not None and action.outcome == "failed"
+        assert action.error is not None and "Timeout fetching URL" in action.error
+    refused = client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
+    assert refused.status_code == 422 and "needs a reason" in refused.get_json()["error"]
+
+
+def test_a_warning_still_playing_does_not_let_end_go_without_a_reason(
+    client: Any, agent: Any, live_call: str
+) -> None:
+    client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    refused = client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
+    assert refused.status_code == 422
+
+
+def test_the_warning_is_served_while_postgresql_is_down(
+    app_with: Callable[..., Flask], twilio: Any
+) -> None:
+    broken = app_with(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    twilio.client = broken.test_client()
+    played = twilio.post("/twilio/conference/announce/7?lang=pl-PL&slow=0", {"AccountSid": ACCOUNT})
+    assert played.status_code == 200
+    say = ElementTree.fromstring(played.data).find("Say")
+    assert say is not None and say.get("language") == "pl-PL" and say.find("prosody") is None
+
+
+def test_end_on_a_caller_who_already_hung_up_closes_the_conference_and_says_so(
+    app: Flask,
+    client: Any,
+    agent: Any,
+    live_call: str,
+    fake_twilio: Any,
+    conference_event: Callable[..., Any],
+) -> None:
+    client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    conference_event("announcement-end")
+    fake_twilio.reset()
+    fake_twilio.fail(
+        f"/Calls/{CALLER}.json", 400, "Call is not in-progress. Cannot redirect.", code=21220
+    )
+    response = client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["outcome"] == "ok" and "already left" in body["detail"]
+    hang_up, close = fake_twilio.posts()
+    assert hang_up.path == f"{BASE}/Calls/{CALLER}.json"
+    assert close.path == f"{BASE}/Conferences/{CONFERENCE}.json"
+    assert close.param("Status") == "completed"  # the agent is not left in it alone
 
 
 def test_end_after_a_warning_plays_the_closing_statement_then_disconnects_and_frees_the_agent(
-    app: Flask, client: Any, agent: Any, live_call: str, fake_twilio: Any
+    app: Flask,
+    client: Any,
+    agent: Any,
+    live_call: str,
+    fake_twilio: Any,
+    conference_event: Callable[..., Any],
 ) -> None:
     client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    conference_event("announcement-end")
     fake_twilio.reset()
     response = client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
     assert response.status_code == 200, response.get_json()
@@ -199,9 +278,10 @@ def test_end_without_a_warning_needs_a_reason(
 
 
 def test_every_press_is_on_the_customers_record_and_audited(
-    app: Flask, client: Any, agent: Any, live_call: str
+    app: Flask, client: Any, agent: Any, live_call: str, conference_event: Callable[..., Any]
 ) -> None:
     client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
+    conference_event("announcement-end")
     client.post(f"/api/v1/calls/{CALLER}/end", headers=agent.headers)
     record = client.get("/api/v1/customers/HMS-0001", headers=agent.headers).get_json()
     assert [
@@ -217,6 +297,8 @@ def test_unknown_call_is_404_and_a_finished_call_is_409(
 ) -> None:
     unknown = client.post("/api/v1/calls/CA" + "0" * 32 + "/warn", headers=agent.headers)
     assert unknown.status_code == 404
+    conference_event("participant-leave", CALLER)
+    conference_event("participant-leave", AGENT_LEG)
     conference_event("conference-end")
     finished = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers)
     assert finished.status_code == 409 and "already ended" in finished.get_json()["error"]

@@ -53,24 +53,63 @@ def twiml_of(request: Any) -> ElementTree.Element:
 # --- 1. conference events arrive whoever joins first -------------------------------------------
 
 
-def test_the_person_rung_carries_the_conference_callback_and_does_not_beep(
+def test_the_person_rung_hears_who_is_calling_and_joins_only_by_pressing_1(
+    twilio: Any,
+    run_jobs: Callable[[], int],
+    fake_twilio: FakeTwilio,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    restrict(make_customer(name="Jo Bloggs"), kind="warning")
+    params = twilio.call_params(CUSTOMER)
+    twilio.post("/twilio/voice/incoming", params)
+    run_jobs()
+    caller = params["CallSid"]
+    (dial,) = fake_twilio.dial_outs(caller)
+    assert dial.param("Timeout") == "30" and dial.param("Method") == "POST"
+    assert dial.param("StatusCallback") == (
+        f"https://calls.example.org/twilio/voice/participant?call_sid={caller}&kind=agent"
+    )
+    assert dial.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    # they answer: who is calling, their restriction in words, press 1
+    whisper_path = urlsplit(dial.param("Url") or "")
+    heard = parse(
+        twilio.post(f"{whisper_path.path}?{whisper_path.query}", {"CallSid": AGENT_LEG})
+    )
+    gather = heard.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1"
+    words = spoken(heard)
+    assert "Jo Bloggs" in words and "HMS-0001" in words and "Press 1" in words
+    assert "warning" in words.lower()
+    assert [e.tag for e in heard][-1] == "Hangup"  # no key: they never reach the caller
+    accept = urlsplit(gather.get("action") or "")
+    accept_path = f"{accept.path}?{accept.query}"
+    # a machine (or a person) pressing nothing, or another key, hangs up
+    declined = parse(twilio.post(accept_path, {"CallSid": AGENT_LEG, "Digits": "2"}))
+    assert declined.find("Dial") is None and declined.find("Hangup") is not None
+    joined = parse(twilio.post(accept_path, {"CallSid": AGENT_LEG, "Digits": "1"}))
+    conference = conference_of(joined)
+    assert conference is not None and conference.text == f"cg-{caller}"
+    # whoever joins first carries the conference callback, announcements included
+    assert conference.get("statusCallback") == EVENTS
+    assert conference.get("statusCallbackEvent") == "start end join leave announcement"
+    assert conference.get("beep") == "false"
+    assert conference.get("startConferenceOnEnter") == "true"
+    assert conference.get("endConferenceOnExit") == "true"
+
+
+def test_a_person_who_accepts_after_the_caller_was_moved_on_joins_nobody(
     twilio: Any, run_jobs: Callable[[], int], fake_twilio: FakeTwilio
 ) -> None:
     params = twilio.call_params(CUSTOMER)
     twilio.post("/twilio/voice/incoming", params)
     run_jobs()
-    (dial,) = fake_twilio.posts("/Participants.json")
-    assert dial.param("ConferenceStatusCallback") == EVENTS
-    assert dial.param("ConferenceStatusCallbackMethod") == "POST"
-    assert dial.form["ConferenceStatusCallbackEvent"] == [
-        "start",
-        "end",
-        "join",
-        "leave",
-        "announcement",
-    ]
-    assert dial.param("Beep") == "false"
-    assert dial.param("StartConferenceOnEnter") == "true"
+    caller = params["CallSid"]
+    status_event(twilio, caller, "completed", 5, CallDuration="20")
+    run_jobs()
+    accept = f"/twilio/voice/whisper/accept?call_sid={caller}&kind=agent"
+    late = parse(twilio.post(accept, {"CallSid": AGENT_LEG, "Digits": "1"}))
+    assert late.find("Dial") is None and "no longer waiting" in spoken(late)
 
 
 @pytest.mark.parametrize("agent_first", [True, False], ids=["agent-first", "caller-first"])
@@ -167,7 +206,7 @@ def test_after_the_agent_rang_out_the_caller_hears_the_team_is_busy(
     params = twilio.call_params(CUSTOMER)
     twilio.post("/twilio/voice/incoming", params)
     run_jobs()
-    leg = fake_twilio.posts("/Participants.json")[0]
+    leg = fake_twilio.dial_outs()[0]
     assert leg.param("To") == DEFAULT_LINE
     path = f"/twilio/voice/participant?call_sid={params['CallSid']}&kind=agent"
     twilio.post(path, {"CallSid": AGENT_LEG, "CallStatus": "no-answer"})
@@ -194,7 +233,7 @@ def test_a_dial_out_happens_once_however_often_the_job_runs(
     queue(app).connection.xadd(CALLS, {b"record": fields[b"record"]})  # handed over twice
     assert run_jobs() == 2
     start_inbound_call(json.loads(fields[b"record"]))  # and its job run once more by hand
-    assert len(fake_twilio.posts("/Participants.json")) == 1
+    assert len(fake_twilio.dial_outs()) == 1
 
 
 def test_a_late_dial_out_rings_nobody(
@@ -205,7 +244,7 @@ def test_a_late_dial_out_rings_nobody(
     # the worker comes back after the ring time: the caller has been moved on by then
     with time_machine.travel(TUESDAY + timedelta(seconds=settings.agent_ring_seconds + 1)):
         run_jobs()
-    assert fake_twilio.posts("/Participants.json") == []
+    assert fake_twilio.dial_outs() == []
 
 
 def test_a_dial_out_for_a_caller_who_hung_up_rings_nobody(
@@ -215,7 +254,7 @@ def test_a_dial_out_for_a_caller_who_hung_up_rings_nobody(
     twilio.post("/twilio/voice/incoming", params)
     status_event(twilio, params["CallSid"], "completed", 3, CallDuration="4")
     run_jobs()  # the status job runs first? either way: nobody is rung for a call that is over
-    posts = fake_twilio.posts("/Participants.json")
+    posts = fake_twilio.dial_outs()
     cancels = [p for p in fake_twilio.posts("/Calls/") if p.param("Status") == "canceled"]
     assert len(posts) == len(cancels), "a leg rung for a caller who had gone is cancelled"
 
@@ -226,20 +265,21 @@ def test_when_the_caller_hangs_up_while_the_agent_rings_the_agent_leg_is_cancell
     params = twilio.call_params(CUSTOMER)
     twilio.post("/twilio/voice/incoming", params)
     run_jobs()
-    (dial,) = fake_twilio.posts("/Participants.json")
+    (dial,) = fake_twilio.dial_outs()
     leg = call_leg_of(dial, fake_twilio)
     conference_event(twilio, params["CallSid"], "participant-join", params["CallSid"])
     conference_event(twilio, params["CallSid"], "participant-leave", params["CallSid"], sequence=2)
     status_event(twilio, params["CallSid"], "completed", 3, CallDuration="12")
     run_jobs()
-    (cancel,) = [p for p in fake_twilio.posts(f"/Calls/{leg}.json")]
-    assert cancel.param("Status") == "canceled"
+    # stopped whatever state it is in: canceled while ringing, completed if hearing the whisper
+    cancel, hang_up = fake_twilio.posts(f"/Calls/{leg}.json")
+    assert (cancel.param("Status"), hang_up.param("Status")) == ("canceled", "completed")
 
 
 def call_leg_of(dial: Any, fake_twilio: FakeTwilio) -> str:
-    """The CallSid the fake Twilio gave the participant it created."""
+    """The CallSid the fake Twilio gave the call it created."""
     assert dial.answer is not None
-    return str(dial.answer["call_sid"])
+    return str(dial.answer["sid"])
 
 
 # --- 4. keys during a message -------------------------------------------------------------------
@@ -306,9 +346,9 @@ def test_a_spoc_caller_may_choose_emergency_repairs_before_the_spoc_rings(
     emergency = parse(twilio.post(f"{action.path}?{action.query}", {**params, "Digits": "1"}))
     assert emergency.findtext("Dial") == "+441332000999"
     run_jobs()
-    leg = call_leg_of(fake_twilio.posts("/Participants.json")[0], fake_twilio)
-    (cancel,) = fake_twilio.posts(f"/Calls/{leg}.json")
-    assert cancel.param("Status") == "canceled"
+    leg = call_leg_of(fake_twilio.dial_outs()[0], fake_twilio)
+    stopped = [r.param("Status") for r in fake_twilio.posts(f"/Calls/{leg}.json")]
+    assert stopped == ["canceled", "completed"]
 
 
 # --- 5. status callbacks: only the customer's call counts, and completed is final --------------
@@ -453,12 +493,13 @@ def test_counted_emergency_calls_are_marked_in_the_evidence(
     make_customer()
     for n in range(5):
         sid = f"CA{n:032x}"
-        if n == 2:
-            key = f"/twilio/voice/emergency?call_sid={sid}&msg=route&replay=0"
-            twilio.post(key, {"CallSid": sid, "Digits": "1", "From": CUSTOMER})
+        with time_machine.travel(TUESDAY + timedelta(minutes=n), tick=False):
+            if n == 2:
+                key = f"/twilio/voice/emergency?call_sid={sid}&msg=route&replay=0"
+                twilio.post(key, {"CallSid": sid, "Digits": "1", "From": CUSTOMER})
+                run_jobs()
+            status_event(twilio, sid, "completed", 3, CallDuration="30")
             run_jobs()
-        status_event(twilio, sid, "completed", 3, CallDuration="30")
-        run_jobs()
     with database(app).sessions() as sess:
         (alert,) = sess.scalars(select(ContactAlert)).all()
     marks = [c["emergency"] for c in alert.evidence["calls"]]
@@ -526,7 +567,7 @@ def test_when_twilio_does_not_answer_a_dial_out_nobody_is_rung_a_second_time(
     twilio.post("/twilio/voice/incoming", params)
     run_jobs()  # the dial-out times out: Twilio may have rung them
     fake_twilio.delay = 0
-    assert len(fake_twilio.posts("/Participants.json")) == 1
+    assert len(fake_twilio.dial_outs()) == 1
     assert fake_twilio.posts(f"/Calls/{params['CallSid']}.json") == []  # no direct dial too
 
 

@@ -23,7 +23,14 @@ from restrictions.lifecycle import Actor
 from restrictions.models import Call, Restriction
 from telephony.database import database
 from telephony.redis_store import redis_client
-from tests.calls import call_row, conference_event, conference_of, handed_over, parse, spoken
+from tests.calls import (
+    call_row,
+    conference_of,
+    handed_over,
+    parse,
+    put_together,
+    spoken,
+)
 
 DEFAULT_LINE = "+441332000100"
 CUSTOMER_NUMBER = "+447400100001"
@@ -58,17 +65,19 @@ def test_caller_with_no_restrictions_waits_in_their_own_conference_while_an_agen
     conference = conference_of(root)
     assert conference is not None
     assert conference.text == f"cg-{params['CallSid']}"
-    assert conference.get("endConferenceOnExit") == "false"
+    # the caller leaving ends it for everyone: nobody is left in it alone
+    assert conference.get("endConferenceOnExit") == "true"
     assert conference.get("statusCallback") == "https://calls.example.org/twilio/conference/events"
     assert fake_twilio.posts() == [], "the dial-out must not happen inside the webhook"
 
     run_jobs()
-    (dial,) = fake_twilio.posts("/Participants.json")
-    assert dial.path.endswith(f"/Conferences/cg-{params['CallSid']}/Participants.json")
+    (dial,) = fake_twilio.dial_outs(params["CallSid"])
+    assert dial.path.endswith("/Calls.json")
     assert dial.param("To") == DEFAULT_LINE
     assert dial.param("From") == "+441332000000"
-    assert dial.param("Label") == "agent"
-    assert dial.param("EndConferenceOnExit") == "true"
+    assert dial.param("Url") == (
+        f"https://calls.example.org/twilio/voice/whisper?call_sid={params['CallSid']}&kind=agent"
+    )
     call = call_row(app, params["CallSid"])
     assert call.route == "default" and call.identified and call.customer_id is not None
     assert call.agent_call_sid is not None
@@ -154,7 +163,7 @@ def test_spoc_is_dialled_instead_of_the_general_line(
     assert "named contact" in spoken(root)
     assert conference_of(root) is not None
     run_jobs()
-    (dial,) = fake_twilio.posts("/Participants.json")
+    (dial,) = fake_twilio.dial_outs()
     assert dial.param("To") == "+441332000555"
     assert "kind=spoc" in (dial.param("StatusCallback") or "")
     assert call_row(app, params["CallSid"]).route == "spoc"
@@ -315,7 +324,7 @@ def test_limited_contact_with_a_spoc_is_routed_to_the_spoc_inside_the_window(
     with time_machine.travel(TUESDAY_BST, tick=False):
         parse(twilio.incoming(CUSTOMER_NUMBER))
         run_jobs()
-    (dial,) = fake_twilio.posts("/Participants.json")
+    (dial,) = fake_twilio.dial_outs()
     assert dial.param("To") == "+441332000555"
 
 
@@ -331,10 +340,7 @@ def test_weekly_allowance_routes_until_it_is_used_then_says_so(
         params = twilio.call_params(CUSTOMER_NUMBER)
         assert conference_of(parse(twilio.post("/twilio/voice/incoming", params))) is not None
         agent_leg = "CA" + "a" * 30 + params["CallSid"][-2:]
-        assert (
-            conference_event(twilio, params["CallSid"], "participant-join", agent_leg).status_code
-            == 204
-        )
+        put_together(twilio, params["CallSid"], agent_leg)
 
     with time_machine.travel(TUESDAY_BST, tick=False):
         answered_call()
@@ -485,7 +491,7 @@ def test_a_call_handed_over_with_its_cache_entry_is_recorded_as_the_caller_heard
     )
     assert call.customer_id == customer.id and call.flags["flags"] == ["spoc"]
     assert heard.find(".//Conference") is not None
-    (dial,) = fake_twilio.posts("/Participants.json")
+    (dial,) = fake_twilio.dial_outs()
     assert dial.param("To") == "+441332000555"
 
 

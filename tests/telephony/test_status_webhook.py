@@ -13,6 +13,7 @@ from restrictions.models import Call, CallEvent
 from telephony.database import database
 from telephony.jobs import READY_EVENTS
 from telephony.redis_store import queue
+from tests.calls import twilio_now
 
 SID = "CA" + "a" * 32
 
@@ -30,7 +31,7 @@ def status(
         "To": "+441332000000",
         "SequenceNumber": str(seq),
         "CallbackSource": "call-progress-events",
-        "Timestamp": "Tue, 02 Jun 2026 09:30:00 +0000",
+        "Timestamp": twilio_now(),
     }
     if call_status == "completed":
         params["CallDuration"] = "95"

@@ -57,13 +57,17 @@ def test_conference_name_is_per_call_and_read_back() -> None:
 
 
 def test_the_caller_waits_in_their_conference_hearing_our_hold_url() -> None:
-    root = parse(twiml.join_conference("CA123", HELLO, EVENTS, HOLD))
+    after = "https://calls.example.org/twilio/voice/after-conference?call_sid=CA123"
+    root = parse(twiml.join_conference("CA123", HELLO, EVENTS, HOLD, after=after))
     assert [e.tag for e in root] == ["Say", "Dial"]
+    dial = root.find("Dial")
+    assert dial is not None and dial.get("action") == after  # never a dead end
     conference = root.find("./Dial/Conference")
     assert conference is not None and conference.text == "cg-CA123"
     # the person rung starts the conference; until then the caller hears our waitUrl heartbeat
     assert conference.get("startConferenceOnEnter") == "false"
-    assert conference.get("endConferenceOnExit") == "false"
+    # the caller leaving (or being moved on) ends it: nobody is left in it alone
+    assert conference.get("endConferenceOnExit") == "true"
     assert (conference.get("waitUrl"), conference.get("waitMethod")) == (HOLD, "POST")
     assert conference.get("beep") == "false"
     assert conference.get("statusCallback") == EVENTS
@@ -73,7 +77,9 @@ def test_the_caller_waits_in_their_conference_hearing_our_hold_url() -> None:
 def test_a_spoc_caller_is_offered_emergency_repairs_before_the_spoc_rings() -> None:
     spoc_offer = prompts.speech("spoc_emergency_offer", "en-GB")
     root = parse(
-        twiml.join_conference("CA1", HELLO, EVENTS, HOLD, offer=spoc_offer, key_action=KEYS)
+        twiml.join_conference(
+            "CA1", HELLO, EVENTS, HOLD, offer=spoc_offer, key_action=KEYS, after=HOLD
+        )
     )
     assert [e.tag for e in root] == ["Gather", "Dial"]
     gather = root.find("Gather")
