@@ -15,6 +15,7 @@ from restrictions import alerts, counting, rebuild, voicemails
 from restrictions.calls import apply_conference_record, apply_status, is_customer_call
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
+from restrictions.resilience import database_unavailable
 from telephony import current_settings, waiting
 from telephony.database import database, session
 from telephony.jobs import READY_EVENTS, READY_EVENTS_QUEUED
@@ -99,7 +100,11 @@ def process_ready_events(batch: int = 200) -> int:
 
 def note_failure(event_id: int, exc: BaseException) -> None:
     """An event that failed: tried again by later sweeps, then parked with its reason for an
-    admin (``GET /api/v1/events/parked``) instead of being retried forever."""
+    admin (``GET /api/v1/events/parked``) instead of being retried forever. An event PostgreSQL
+    could not take is not counted against it: it waits for PostgreSQL, however long."""
+    if database_unavailable(exc):  # not the event's fault: the next sweep tries it again
+        log.warning("event %s waits for PostgreSQL: %s", event_id, exc)
+        return
     sess = session()
     sess.rollback()
     event = sess.get(CallEvent, event_id)

@@ -118,3 +118,21 @@ class Breaker:
 
 class DependencyDown(RuntimeError):
     """A dependency is being skipped by its breaker."""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says PostgreSQL could not do the work now (down, refusing, hung, out of
+    connections), as opposed to a bug or bad data: such work is tried again until it succeeds,
+    never given up after a number of tries."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout | DeadlineExceeded | DependencyDown):
+        return True
+    if isinstance(exc, DBAPIError):
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, OperationalError | InterfaceError
+        )
+    return False

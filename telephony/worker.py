@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from rq import SimpleWorker
 from rq.utils import import_attribute
 
+from restrictions.resilience import database_unavailable
 from telephony import jobs
 from telephony.inbound import record_from_hand_over
 from telephony.redis_store import queue, queues
@@ -43,7 +44,7 @@ DIALLER_RETRY_SECONDS = 1.0  # a dialler is back within a second of Redis: calle
 RECLAIM_MS = 10_000  # a call taken by a worker that died is another's after this long
 CALLS_PER_READ = 1  # one at a time: a call waits for the next free worker, not behind others
 CALLS_BLOCK_MS = 1000  # how long a read waits for a call before checking whether to stop
-ATTEMPTS = 3  # a call's job that fails is tried again at once, then logged and left
+ATTEMPTS = 3  # a call's job that fails for a bug is tried again at once, then logged and left
 
 
 class BurstWorker(SimpleWorker):
@@ -84,16 +85,21 @@ def _consumer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-    """Run the inbound call's job for one entry: tried ATTEMPTS times, then logged and left (the
-    caller's hold heartbeat moves them on; Twilio's logs still have the call)."""
+def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
+    """Run the inbound call's job for one entry; returns whether the entry is done with.
+
+    A bug or bad data is tried ATTEMPTS times, then logged and left (the caller's hold heartbeat
+    moves them on; Twilio's logs still have the call). Work PostgreSQL refused (down, hung, out
+    of connections) is never given up: the entry stays unacknowledged in the consumer group and
+    is taken again after RECLAIM_MS, by this worker or another, until it succeeds, so every
+    call's route is recorded however long the outage."""
     start_inbound_call = import_attribute(jobs.START_INBOUND_CALL)
     try:
         call: dict[str, Any] = json.loads(fields.get(b"record") or fields[b"call"])
         sid = call["call_sid"]
     except (KeyError, ValueError, TypeError):
         log.error("entry %s is not a call; left: %r", entry_id.decode(), fields)
-        return
+        return True
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with app.app_context():
@@ -102,10 +108,19 @@ def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> None
                 else:  # handed over with the caller's cache entry: decide as the webhook did
                     record = record_from_hand_over(dict(call), fields[b"entry"])
                 start_inbound_call(record)
-            return
-        except Exception:
+            return True
+        except Exception as exc:
+            if database_unavailable(exc):
+                log.warning(
+                    "call %s: PostgreSQL could not take it (%s); trying again in %.0f s",
+                    sid,
+                    exc,
+                    RECLAIM_MS / 1000,
+                )
+                return False
             log.exception("call %s: try %d of %d failed", sid, attempt, ATTEMPTS)
     log.error("call %s: giving up on entry %s", sid, entry_id.decode())
+    return True
 
 
 def take_calls(
@@ -139,15 +154,20 @@ def take_calls(
         if not entries and burst:
             break
         for entry_id, fields in entries:
-            if fields:  # an entry deleted after it was claimed comes back empty
-                _start_call(app, entry_id, fields)
+            # an entry deleted after it was claimed comes back empty
+            if fields and not _start_call(app, entry_id, fields):
+                if burst:
+                    return taken  # left for a later pass, after RECLAIM_MS
+                continue  # unacknowledged: reclaimed and tried again after RECLAIM_MS
             pipe = redis.pipeline(transaction=False)
             pipe.xack(jobs.CALLS, jobs.CALLS_GROUP, entry_id)
             pipe.xdel(jobs.CALLS, entry_id)
             pipe.execute()
             taken += 1
-    # every call this consumer took is acknowledged: its name need not stay in the group
-    redis.xgroup_delconsumer(jobs.CALLS, jobs.CALLS_GROUP, me)
+    # a consumer with nothing left unacknowledged need not stay in the group (deleting one that
+    # holds calls PostgreSQL refused would lose them: they stay, for another to reclaim)
+    if not redis.xpending_range(jobs.CALLS, jobs.CALLS_GROUP, "-", "+", 1, consumername=me):
+        redis.xgroup_delconsumer(jobs.CALLS, jobs.CALLS_GROUP, me)
     return taken
 
 

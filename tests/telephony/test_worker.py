@@ -19,6 +19,7 @@ from telephony import worker
 from telephony.database import database
 from telephony.jobs import CALLS, CALLS_GROUP
 from telephony.redis_store import queue, redis_client
+from tests.calls import call_row
 
 
 class Stop(Exception):
@@ -255,6 +256,40 @@ def test_a_call_whose_job_keeps_failing_is_tried_three_times_then_left(
     assert tries == [params["CallSid"]] * worker.ATTEMPTS
     assert f"call {params['CallSid']}: giving up" in caplog.text
     assert redis.xlen(CALLS) == 0  # left, not retried for ever
+
+
+def test_a_call_postgresql_refused_is_kept_and_tried_again_until_its_route_is_recorded(
+    app: Flask,
+    twilio: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from handlers import calls
+
+    restrict(make_customer(), kind="warning")
+    real, refusals = calls.start_inbound_call, [0]
+
+    def stalled(record: dict[str, Any]) -> None:
+        if refusals[0] < 2 * worker.ATTEMPTS:  # longer than any fixed number of tries
+            refusals[0] += 1
+            raise OperationalError("INSERT", {}, Exception("canceling statement: timeout"))
+        real(record)
+
+    monkeypatch.setattr("handlers.calls.start_inbound_call", stalled)
+    params = twilio.call_params("+447400100001")
+    twilio.post("/twilio/voice/incoming", params)
+    redis = queue(app).connection
+    monkeypatch.setattr(worker, "RECLAIM_MS", 0)  # the back-off, without waiting it out
+    for _ in range(2 * worker.ATTEMPTS):
+        assert worker.take_calls(app, redis, burst=True) == 0  # kept, unacknowledged
+        assert redis.xpending(CALLS, CALLS_GROUP)["pending"] == 1
+    assert worker.take_calls(app, redis, burst=True) == 1
+    call = call_row(app, params["CallSid"])
+    assert call.route == "default" and call.flags["flags"][0].startswith("warning")
+    assert redis.xlen(CALLS) == 0 and redis.xpending(CALLS, CALLS_GROUP)["pending"] == 0
 
 
 def test_calls_handed_over_after_redis_lost_everything_are_still_taken(
