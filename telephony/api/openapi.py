@@ -460,7 +460,10 @@ OPERATIONS: tuple[Operation, ...] = (
         Role.AGENT,
         "Calls",
         ref("LiveCallList"),
-        description="Calls answered by a person and not yet over, with what the agent must know.",
+        description=(
+            "Calls in progress, with what the agent must know: connected to a person, or "
+            "waiting to be put through (a call stays listed while it is handed between people)."
+        ),
         parameters=(
             query(
                 "mine",
@@ -477,7 +480,10 @@ OPERATIONS: tuple[Operation, ...] = (
         Role.AGENT,
         "Calls",
         ref("AgentAction"),
-        description="The call goes on (policy 9.2). The press is on the record with its outcome.",
+        description=(
+            "The call goes on (policy 9.2). The press is on the record: pending until Twilio "
+            "reports the announcement played (ok) or failed."
+        ),
         body="WarnCall",
         body_required=False,
         errors={
@@ -853,11 +859,20 @@ def schemas() -> dict[str, Schema]:
             "call_sid": maybe({"type": "string"}),
             "agent": maybe({"type": "string"}),
             "reason": maybe({"type": "string"}),
-            "outcome": {"type": "string", "enum": ["pending", "ok", "failed"]},
+            "outcome": {
+                **text(
+                    "A Warn is pending until Twilio reports the announcement played (ok) or "
+                    "failed; an End is ok once the caller is off the line."
+                ),
+                "enum": ["pending", "ok", "failed"],
+            },
             "error": maybe(text("What Twilio said, when the outcome is failed.")),
+            "detail": maybe(
+                text("What happened beyond the outcome (the caller had already left, say).")
+            ),
             "at": maybe(dict(DATE_TIME)),
         },
-        ["id", "kind", "call_sid", "agent", "reason", "outcome", "error", "at"],
+        ["id", "kind", "call_sid", "agent", "reason", "outcome", "error", "detail", "at"],
         "An agent's Warn or End press, with its outcome.",
     )
     audit_out = obj(
@@ -940,10 +955,43 @@ def schemas() -> dict[str, Schema]:
             },
             "route": {"type": "string"},
             "agent": maybe({"type": "string"}),
-            "since": maybe(dict(DATE_TIME)),
-            "warned": {"type": "boolean"},
+            "state": {
+                **text(
+                    "connected: a person is with the caller (Warn and End work); waiting: the "
+                    "caller is being put through."
+                ),
+                "enum": ["connected", "waiting"],
+            },
+            "since": maybe(
+                {**DATE_TIME, "description": "When a person and the caller were put together."}
+            ),
+            "started": DATE_TIME,
+            "warned": {
+                "type": "boolean",
+                "description": "A Warn on this call has played (End then needs no reason).",
+            },
+            "warning": maybe(
+                {
+                    **text(
+                        "The latest Warn: pending until Twilio says it played (ok) or could "
+                        "not (failed)."
+                    ),
+                    "enum": ["pending", "ok", "failed"],
+                }
+            ),
         },
-        ["call_sid", "from", "customer", "identified", "flags", "flag_texts", "warned"],
+        [
+            "call_sid",
+            "from",
+            "customer",
+            "identified",
+            "flags",
+            "flag_texts",
+            "state",
+            "started",
+            "warned",
+            "warning",
+        ],
         "A live call, with what the agent must know about it.",
     )
     event_out = obj(
