@@ -40,11 +40,15 @@ def live_calls(sess: Session, agent: User | None = None, now: datetime | None = 
     )
     query = select(Call).where(Call.ended_at.is_(None), or_(connected, waiting))
     if agent is not None:
+        mine = f"client:{agent.name}"
         query = query.where(
             or_(
-                Call.agent_label == f"client:{agent.name}",
-                Call.agent_label.is_(None),
-                ~Call.agent_label.startswith("client:"),
+                Call.agent_label == mine,
+                Call.route_destination == mine,
+                and_(
+                    Call.route != SPOC_ROUTE,
+                    or_(Call.agent_label.is_(None), ~Call.agent_label.startswith("client:")),
+                ),
             )
         )
     return list(sess.scalars(query.order_by(Call.started_at, Call.id)))
@@ -70,13 +74,22 @@ def live_call(sess: Session, call_sid: str, kind: str = WARN) -> Call:
     return call
 
 
+SPOC_ROUTE = "spoc"
+
+
 def may_press(user: User, call: Call) -> bool:
-    """Supervisors may press on any call; an agent only on a call they are on: their own
-    (``client:<name>``) or the contact centre's, which any agent may have picked up."""
+    """Supervisors may press on any call; an agent only on a call they are on. A call belongs
+    to the person it was routed to, whatever form their destination takes: a SPOC's call is
+    theirs alone (``client:<name>``; one routed to a SPOC's phone number is no agent's: their
+    supervisors act for them); the contact centre's calls are any agent's, who may have picked
+    them up."""
     if user.role_enum.may(Role.SUPERVISOR):
         return True
+    mine = f"client:{user.name}"
+    if call.route == SPOC_ROUTE or (call.route_destination or "").startswith("client:"):
+        return mine in (call.route_destination, call.agent_label)
     label = call.agent_label or ""
-    return not label.startswith("client:") or label == f"client:{user.name}"
+    return not label.startswith("client:") or label == mine
 
 
 def was_warned(sess: Session, call: Call) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from restrictions import kinds
@@ -70,6 +70,23 @@ def customers() -> list[dict[str, Any]]:
             else []
         )
     return specs
+
+
+def refusal(sess: Session, database_url: str) -> str | None:
+    """Why demonstration data (with its published passwords) must not go into this database,
+    or None: only the zero-setup SQLite database, holding nothing but the demo's own data."""
+    if not database_url.startswith("sqlite"):
+        return "DATABASE_URL is not the zero-setup SQLite database (it may be production)"
+    ours = {spec["reference"] for spec in customers()}
+    theirs = sess.scalar(
+        select(func.count()).select_from(Customer).where(Customer.reference.not_in(ours))
+    )
+    staff = sess.scalar(
+        select(func.count()).select_from(User).where(User.name.not_in([s[0] for s in STAFF]))
+    )
+    if theirs or staff:
+        return f"the database holds {theirs} customers and {staff} staff who are not the demo's"
+    return None
 
 
 def seed(sess: Session) -> Iterator[str]:

@@ -288,11 +288,19 @@ def import_customers_command(csv_file: Path) -> None:
 
 
 @main.command("demo")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Seed a database that is not the empty zero-setup one (its staff get known passwords).",
+)
 @with_app
-def demo() -> None:
+def demo(force: bool) -> None:
     """Seed demonstration customers, restrictions and staff (safe to run again)."""
-    from restrictions.demo import seed
+    from restrictions.demo import refusal, seed
 
+    why = None if force else refusal(session(), str(_app().config["DATABASE_URL"]))
+    if why:
+        raise click.ClickException(f"not seeding demonstration data: {why}; --force to do it")
     for line in seed(session()):
         click.echo(line)
 

@@ -339,3 +339,31 @@ def test_twilio_timing_out_is_a_502(
 def test_calls_need_an_agent_token(client: Any, live_call: str) -> None:
     assert client.get("/api/v1/calls/active").status_code == 401
     assert client.post(f"/api/v1/calls/{CALLER}/warn").status_code == 401
+
+
+@pytest.mark.parametrize("spoc", ["+441332000555", "sam.spoc"], ids=["by-number", "by-user"])
+def test_a_spocs_call_is_theirs_alone_whatever_form_their_destination_takes(
+    client: Any,
+    twilio: Any,
+    make_staff: Callable[..., Any],
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+    conference_event: Callable[..., Any],
+    spoc: str,
+) -> None:
+    sam = make_staff("agent", "sam.spoc")
+    other = make_staff("agent", "olly.other")
+    supervisor = make_staff("supervisor")
+    restrict(make_customer(), kind="spoc", spoc=spoc)
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100001", CallSid=CALLER))
+    run_jobs()
+    conference_event("participant-join", CALLER)
+    conference_event("participant-join", AGENT_LEG)
+    listed = client.get("/api/v1/calls/active?mine=1", headers=other.headers).get_json()
+    assert listed["calls"] == []  # not the contact centre's
+    refused = client.post(f"/api/v1/calls/{CALLER}/warn", headers=other.headers)
+    assert refused.status_code == 403
+    theirs = client.post(f"/api/v1/calls/{CALLER}/warn", headers=sam.headers)
+    assert theirs.status_code == (200 if spoc == "sam.spoc" else 403)
+    assert client.post(f"/api/v1/calls/{CALLER}/warn", headers=supervisor.headers).status_code == 200

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,15 +52,36 @@ def test_users_add_refuses_a_duplicate_name_and_an_unknown_role(runner: Any) -> 
 # --- demo --------------------------------------------------------------------------------------
 
 
+def test_demo_refuses_a_production_or_non_empty_database_unless_forced(
+    app: Flask, runner: Any, make_customer: Callable[..., Any], tmp_path: Path
+) -> None:
+    refused = runner.invoke(main, ["demo"])  # the tests' PostgreSQL: it may be production
+    assert refused.exit_code == 1 and "not the zero-setup SQLite database" in refused.output
+    assert count(app, Customer) == 0
+    sqlite = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'try.db'}"}
+    sqlite.pop("REDIS_URL", None)
+
+    def callguard(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from telephony.cli import main; main()", *args]
+        return subprocess.run(command, env=sqlite, capture_output=True, text=True, timeout=60)
+
+    assert callguard("db", "upgrade").returncode == 0
+    assert callguard("demo").returncode == 0, "the zero set-up is seeded"
+    assert callguard("demo").returncode == 0, "and again"
+    make_customer(numbers=("+447400199999",))  # real data, in the tests' database
+    forced = runner.invoke(main, ["demo", "--force"])
+    assert forced.exit_code == 0, forced.output
+
+
 def test_demo_seeds_every_kind_of_restriction_and_can_run_again(app: Flask, runner: Any) -> None:
-    first = runner.invoke(main, ["demo"])
+    first = runner.invoke(main, ["demo", "--force"])
     assert first.exit_code == 0, first.output
     assert "demo.supervisor" in first.output and "API token" in first.output
     with database(app).sessions() as sess:
         seeded = set(sess.scalars(select(Restriction.kind)))
     assert seeded == {k.name for k in kinds.all_kinds()} and len(seeded) >= 6
     customers = count(app, Customer)
-    second = runner.invoke(main, ["demo"])
+    second = runner.invoke(main, ["demo", "--force"])
     assert second.exit_code == 0 and "already there" in second.output
     assert count(app, Customer) == customers
 
