@@ -37,7 +37,7 @@ log = logging.getLogger("callguard.worker")
 
 TICK_SECONDS = 15
 TICK_KEY = "cg:sweep-tick"
-TICK_TTL_SECONDS = 45
+TICK_TTL_SECONDS = TICK_SECONDS - 1  # one sweep per period, whichever worker ticks first
 DAILY_KEY = "cg:daily"
 MAX_BACKOFF_SECONDS = 30.0
 DIALLER_RETRY_SECONDS = 1.0  # a dialler is back within a second of Redis: callers are on hold

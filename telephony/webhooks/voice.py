@@ -5,18 +5,22 @@ check) and all answering TwiML in the caller's language and pace."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from restrictions import voicemails
+from restrictions.db import Database
 from restrictions.destination import Destination
 from restrictions.errors import DomainError
 from restrictions.events import EventRecord, store_record
-from restrictions.models import CallEvent
+from restrictions.models import Call, CallEvent
 from restrictions.speech import danger, say
 from telephony import callbacks, current_settings, inbound, jobs, messages, twiml, waiting
+from telephony.database import database
 from telephony.errors import json_error
 from telephony.inputs import clean_form, is_sid
 from telephony.urls import (
@@ -147,11 +151,41 @@ def participant() -> Response:
     status = request.form.get("CallStatus", "")
     if not is_sid(call_sid):
         return json_error("call_sid must be a Twilio CallSid", 400)
+    leg = request.form.get("CallSid", "")
+    if is_sid(leg) and status in LEG_STARTED:
+        remember_leg(current_app._get_current_object(), call_sid, leg)  # type: ignore[attr-defined]
     if status in UNANSWERED or status == "completed":  # the job knows whether they talked
         jobs.enqueue(
             jobs.PARTICIPANT_UNANSWERED, call_sid, kind, status, job_id=f"unanswered-{call_sid}"
         )
     return Response(status=204)
+
+
+LEG_STARTED = frozenset({"initiated", "ringing", "in-progress"})
+
+
+def remember_leg(app: Flask, call_sid: str, leg: str) -> None:
+    """Twilio's own word on the leg rung for this caller: kept on the call, so the leg can be
+    stopped even if the worker that asked for it died before storing the answer."""
+
+    def write(sess: Session) -> None:
+        sess.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid, Call.agent_call_sid.is_(None))
+            .values(agent_call_sid=leg)
+        )
+        sess.commit()
+
+    db = database(app)
+    try:
+        db.breaker.call(0.3, "callbacks", _in_session, db, write)
+    except Exception as exc:
+        log.warning("could not note the leg rung for call %s: %s", call_sid, exc)
+
+
+def _in_session(db: Database, work: Callable[[Session], None]) -> None:
+    with db.sessions() as sess:
+        work(sess)
 
 
 @bp.post("/voice/voicemail")

@@ -369,3 +369,33 @@ def test_times_are_twilios_and_events_apply_in_sequence_whatever_order_they_arri
     assert row.answered_at == TUESDAY + timedelta(seconds=20)  # when Twilio said they met
     assert row.ended_at == TUESDAY + timedelta(seconds=95)  # when Twilio said the caller left
     assert row.duration_seconds == 95
+
+
+def test_a_leg_whose_worker_died_before_storing_it_is_learnt_from_twilio_and_stopped(
+    app: Flask, call: Callable[[], Call], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import calls as jobs
+
+    def killed_after_twilio_answered(*args: Any, **kwargs: Any) -> str:
+        real(*args, **kwargs)
+        raise SystemExit("kill -9")  # the leg's SID never reaches PostgreSQL
+
+    real = jobs.twilio_gateway.ring_person
+    monkeypatch.setattr(jobs.twilio_gateway, "ring_person", killed_after_twilio_answered)
+    with time_machine.travel(TUESDAY, tick=False):
+        c = call()
+        with pytest.raises(SystemExit):
+            c.run_jobs()
+        (dial,) = c.fake.dial_outs(c.sid)
+        assert dial.answer is not None
+        leg = str(dial.answer["sid"])
+        assert call_row(app, c.sid).agent_call_sid is None
+        # Twilio's first callback for the leg names it
+        sent = c.twilio.post(
+            path_of(dial.param("StatusCallback")), {"CallSid": leg, "CallStatus": "initiated"}
+        )
+        assert sent.status_code == 204
+        assert call_row(app, c.sid).agent_call_sid == leg
+        c.conference("participant-join", c.sid, 1)
+        c.conference("participant-leave", c.sid, 2)
+    assert c.stops(leg) == ["canceled", "completed"]
