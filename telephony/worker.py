@@ -25,11 +25,13 @@ from typing import Any, cast
 from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
-from rq import SimpleWorker
+from rq import Queue
+from rq import SimpleWorker as RqSimpleWorker
+from rq.job import Job
 from rq.utils import import_attribute
 
 from restrictions.resilience import database_unavailable
-from telephony import jobs
+from telephony import jobs, logs
 from telephony.inbound import record_from_hand_over
 from telephony.redis_store import queue, queues
 
@@ -45,6 +47,37 @@ RECLAIM_MS = 10_000  # a call taken by a worker that died is another's after thi
 CALLS_PER_READ = 1  # one at a time: a call waits for the next free worker, not behind others
 CALLS_BLOCK_MS = 1000  # how long a read waits for a call before checking whether to stop
 ATTEMPTS = 3  # a call's job that fails for a bug is tried again at once, then logged and left
+DEQUEUE_SECONDS = 3  # rq waits for a job this long at a time: within the client's 5 s timeout
+
+
+class SimpleWorker(RqSimpleWorker):
+    """rq's worker that runs jobs in its own process, with two changes.
+
+    It waits for a job DEQUEUE_SECONDS at a time, inside the Redis client's 5 s socket timeout.
+    rq's own wait (405 s) outlasted that timeout, so every idle wait ended in a TimeoutError that
+    rq logged as ``ERROR … could not connect to Redis instance`` every few seconds while Redis was
+    healthy; and rq raised the shared client's timeout for connections made afterwards to 415 s,
+    letting a hung Redis hold the worker's other uses of it that long.
+
+    Each job runs in the log context of the call it is about (``call_sid``, when its arguments
+    name one), with ``rq:<job id>`` as its ``request_id``, rq's own lines about it included.
+    """
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return DEQUEUE_SECONDS
+
+    @property
+    def connection_timeout(self) -> int:
+        return DEQUEUE_SECONDS + 1  # at most the client's: rq then leaves the client as it is
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            call_sid = logs.call_sid_in(job.args)
+        except Exception:  # arguments that cannot be read fail in the job, not here
+            call_sid = None
+        with logs.context(call_sid=call_sid, request_id=f"rq:{job.id}"):
+            super().execute_job(job, queue)
 
 
 class BurstWorker(SimpleWorker):
@@ -100,6 +133,18 @@ def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> bool
     except (KeyError, ValueError, TypeError):
         log.error("entry %s is not a call; left: %r", entry_id.decode(), fields)
         return True
+    with logs.context(call_sid=str(sid), request_id=f"calls:{entry_id.decode()}"):
+        return _start(app, start_inbound_call, call, sid, entry_id, fields)
+
+
+def _start(
+    app: Flask,
+    start_inbound_call: Any,
+    call: dict[str, Any],
+    sid: str,
+    entry_id: bytes,
+    fields: dict[bytes, bytes],
+) -> bool:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with app.app_context():
@@ -123,6 +168,18 @@ def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> bool
     return True
 
 
+def _read_new(
+    redis: Redis, me: str, block_ms: int | None
+) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    read = cast(
+        list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+        redis.xreadgroup(
+            jobs.CALLS_GROUP, me, {jobs.CALLS: ">"}, count=CALLS_PER_READ, block=block_ms
+        ),
+    )
+    return read[0][1] if read else []
+
+
 def take_calls(
     app: Flask, redis: Redis, *, burst: bool, stop: threading.Event | None = None
 ) -> int:
@@ -135,22 +192,16 @@ def take_calls(
             raise
     me, taken = _consumer(), 0
     while stop is None or not stop.is_set():
-        # first what a dead worker had taken and not finished, then what is new
-        entries = redis.xautoclaim(
-            jobs.CALLS, jobs.CALLS_GROUP, me, RECLAIM_MS, "0-0", count=CALLS_PER_READ
-        )[1]
+        # new calls first (a caller is waiting on each: a dial-out must not queue behind
+        # calls PostgreSQL refused during an outage), then what a dead worker had taken or
+        # PostgreSQL refused, then wait for the next new one
+        entries = _read_new(redis, me, None)
         if not entries:
-            read = cast(
-                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
-                redis.xreadgroup(
-                    jobs.CALLS_GROUP,
-                    me,
-                    {jobs.CALLS: ">"},
-                    count=CALLS_PER_READ,
-                    block=None if burst else CALLS_BLOCK_MS,
-                ),
-            )
-            entries = read[0][1] if read else []
+            entries = redis.xautoclaim(
+                jobs.CALLS, jobs.CALLS_GROUP, me, RECLAIM_MS, "0-0", count=CALLS_PER_READ
+            )[1]
+        if not entries and not burst:
+            entries = _read_new(redis, me, CALLS_BLOCK_MS)
         if not entries and burst:
             break
         for entry_id, fields in entries:

@@ -316,3 +316,28 @@ def test_an_entry_that_is_not_a_call_is_logged_and_left(
     assert "is not a call" in caplog.text
     assert len(fake_twilio.dial_outs()) == 1
     assert redis.xlen(CALLS) == 0
+
+
+def test_a_new_caller_is_started_before_calls_left_over_from_an_outage(
+    app: Flask, twilio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import calls
+
+    started: list[str] = []
+    real = calls.start_inbound_call
+
+    def noting(record: dict[str, Any]) -> None:
+        started.append(record["call_sid"])
+        real(record)
+
+    monkeypatch.setattr("handlers.calls.start_inbound_call", noting)
+    redis = queue(app).connection
+    old = twilio.call_params("+447400100098")
+    twilio.post("/twilio/voice/incoming", old)
+    redis.xgroup_create(CALLS, CALLS_GROUP, id="0", mkstream=True)
+    redis.xreadgroup(CALLS_GROUP, "refused-by-postgresql", {CALLS: ">"}, count=1)
+    new = twilio.call_params("+447400100099")
+    twilio.post("/twilio/voice/incoming", new)
+    monkeypatch.setattr(worker, "RECLAIM_MS", 0)
+    assert worker.take_calls(app, redis, burst=True) == 2
+    assert started == [new["CallSid"], old["CallSid"]]
