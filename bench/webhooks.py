@@ -52,7 +52,7 @@ DB = os.environ.get(
     "CALLGUARD_BENCH_WEBHOOKS_DATABASE_URL",
     "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench_webhooks",
 )
-REDIS_DB = int(os.environ.get("CALLGUARD_BENCH_WEBHOOKS_REDIS_DB", "13"))
+REDIS_DB = int(os.environ.get("CALLGUARD_BENCH_WEBHOOKS_REDIS_DB", "10"))
 SIZES = [int(s) for s in os.environ.get("BENCH_CUSTOMERS", "1000,100000,1000000").split(",")]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 20
