@@ -39,7 +39,7 @@ DB = os.environ.get(
     "CALLGUARD_BENCH_IMPORT_DATABASE_URL",
     "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench_import",
 )
-REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SIZES = [int(s) for s in os.environ.get("BENCH_IMPORT_SIZES", "1000,100000,1000000").split(",")]
 
 

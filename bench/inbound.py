@@ -26,7 +26,7 @@ from tests.faults import hung_server
 DB = os.environ.get(
     "CALLGUARD_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench"
 )
-REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 TOKEN = "bench-token"
 BASE = "https://calls.example.org"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
