@@ -374,14 +374,14 @@ def test_times_are_twilios_and_events_apply_in_sequence_whatever_order_they_arri
 def test_a_leg_whose_worker_died_before_storing_it_is_learnt_from_twilio_and_stopped(
     app: Flask, call: Callable[[], Call], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers import calls as jobs
+    from telephony import twilio_gateway
 
     def killed_after_twilio_answered(*args: Any, **kwargs: Any) -> str:
         real(*args, **kwargs)
         raise SystemExit("kill -9")  # the leg's SID never reaches PostgreSQL
 
-    real = jobs.twilio_gateway.ring_person
-    monkeypatch.setattr(jobs.twilio_gateway, "ring_person", killed_after_twilio_answered)
+    real = twilio_gateway.ring_person
+    monkeypatch.setattr(twilio_gateway, "ring_person", killed_after_twilio_answered)
     with time_machine.travel(TUESDAY, tick=False):
         c = call()
         with pytest.raises(SystemExit):
