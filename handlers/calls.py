@@ -15,7 +15,7 @@ from restrictions.calls import claim_dial, get_or_create_call, record_call
 from restrictions.destination import Destination
 from restrictions.models import Call
 from restrictions.speech import Listener, say
-from telephony import current_settings, messages, twilio_gateway, twiml, waiting
+from telephony import current_settings, messages, metrics, twilio_gateway, twiml, waiting
 from telephony.database import session
 from telephony.twilio_gateway import GatewayError
 from telephony.urls import dial_result_url, key_url, participant_url, whisper_url
@@ -47,6 +47,7 @@ def dial_out(call: Call) -> None:
     ring = settings.spoc_ring_seconds if spoc else settings.agent_ring_seconds
     if not call.route_destination or not claim_dial(sess, call.call_sid, datetime.now(UTC), ring):
         sess.commit()
+        metrics.dial_out("skipped")
         log.info("call %s: already dialled, over, or too late to ring anyone", call.call_sid)
         return
     sess.commit()
@@ -61,6 +62,7 @@ def dial_out(call: Call) -> None:
             status_callback=participant_url(call.call_sid, kind),
         )
     except GatewayError as exc:
+        metrics.dial_out("refused" if exc.refused else "unconfirmed")
         if not exc.refused:  # Twilio may have rung them after all: never ring twice
             log.warning(
                 "call %s: no answer from Twilio ringing %s (%s); the hold heartbeat takes over",
@@ -71,6 +73,7 @@ def dial_out(call: Call) -> None:
             return
         _connect_directly(call.call_sid, destination, ring, spoc, exc)
         return
+    metrics.dial_out("rung", since=call.started_at)  # its delay from the inbound webhook
     call.agent_call_sid = leg
     call.agent_label = str(destination)
     sess.commit()

@@ -16,8 +16,9 @@ from restrictions.calls import apply_conference_record, apply_status, is_custome
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import database_unavailable
-from telephony import current_settings, waiting
+from telephony import current_settings, logs, metrics, twiml, waiting
 from telephony.database import database, session
+from telephony.inputs import is_sid
 from telephony.jobs import READY_EVENTS, READY_EVENTS_QUEUED
 from telephony.redis_store import queue, redis_client
 
@@ -38,7 +39,7 @@ def count_and_check(sess: Session, call: Call) -> None:
     redis = redis_client()
     counting.count_call(redis, subject, call.call_sid, call.started_at, call.duration_seconds or 0)
     call.counted_at = call.counted_at or datetime.now(UTC)
-    alerts.evaluate(
+    opened = alerts.evaluate(
         sess,
         redis,
         settings.contact_rules,
@@ -47,6 +48,7 @@ def count_and_check(sess: Session, call: Call) -> None:
         call.from_e164,
         call.started_at,
     )
+    metrics.alerts_opened(alert.rule_name for alert in opened)
 
 
 @job
@@ -56,10 +58,14 @@ def process_call_event(event_id: int) -> None:
     event = sess.scalar(select(CallEvent).where(CallEvent.id == event_id).with_for_update())
     if event is None or event.processed_at is not None:
         return
+    # this job's lines name the caller's call (a conference's cg-<CallSid>), or the event's
+    caller_sid = twiml.call_sid_of_conference(str(event.payload.get("FriendlyName") or ""))
+    logs.set_call_sid(caller_sid if is_sid(caller_sid) else event.call_sid)
     ringing_leg = None
     if event.source == "conference":  # one kept in Redis while PostgreSQL was away
         reached_person = apply_conference_record(sess, event)
         sess.commit()
+        metrics.event_processed(event.source)
         if reached_person:
             caller = str(event.payload.get("FriendlyName", "")).removeprefix("cg-")
             counting.use_allowance(redis_client(), caller, datetime.now(UTC))
@@ -67,6 +73,7 @@ def process_call_event(event_id: int) -> None:
     if event.source in voicemails.SOURCES:  # a voicemail's callback kept in Redis a while
         voicemails.apply_event(sess, event)
         sess.commit()
+        metrics.event_processed(event.source)
         return
     if event.source == "status" and is_customer_call(event.payload):
         call = apply_status(sess, event)
@@ -76,6 +83,7 @@ def process_call_event(event_id: int) -> None:
                 ringing_leg = call.agent_call_sid  # the caller hung up while a person was rung
     event.processed_at = datetime.now(UTC)
     sess.commit()
+    metrics.event_processed(event.source)
     if ringing_leg:
         waiting.cancel_leg(ringing_leg)
 
@@ -113,6 +121,7 @@ def note_failure(event_id: int, exc: BaseException) -> None:
     event.attempts = (event.attempts or 0) + 1
     if event.attempts >= PARK_AFTER:
         event.parked_reason = f"{type(exc).__name__}: {exc}"[:1000]
+        metrics.event_parked()
         log.error("event %s parked after %d attempts: %s", event_id, event.attempts, exc)
     else:
         log.warning("event %s failed (attempt %d): %s", event_id, event.attempts, exc)
@@ -120,15 +129,18 @@ def note_failure(event_id: int, exc: BaseException) -> None:
 
 
 def restore_redis_if_lost() -> bool:
-    """Redis restarted empty: rebuild from PostgreSQL what it held."""
+    """Redis restarted (empty or not) or failed over to a replica, which may lack the last writes
+    made to the old master: rebuild from PostgreSQL what it held."""
     redis = redis_client()
-    if not rebuild.lost(redis):
+    why = rebuild.why_lost(redis)
+    if why is None:
         return False
     sess = session()
     done = rebuild.rebuild(sess, redis, current_settings().contact_rules)
     sess.commit()
     log.warning(
-        "redis had lost its state: rebuilt %d numbers, %d counted calls, opened %d alerts",
+        "rebuilt redis from PostgreSQL because %s: %d numbers, %d counted calls, opened %d alerts",
+        why,
         done.numbers,
         done.calls,
         done.alerts_opened,

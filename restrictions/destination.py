@@ -4,11 +4,39 @@ splits these strings."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from restrictions.errors import Invalid
 from restrictions.phone import to_e164
+
+
+def public_https_url(url: str) -> str:
+    """A redirect: route's URL: https:// to a public host (Twilio fetches it and would hand it our
+    caller), never http://, localhost, a name without a dot or an internal IP address."""
+    problem = f"redirect:{url} must be an https:// URL on a public host"
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+    except ValueError as exc:
+        raise Invalid(f"{problem}: {exc}") from exc
+    if parts.scheme != "https":
+        given = f"{parts.scheme}://" if parts.scheme else "a URL without a scheme"
+        raise Invalid(f"{problem}, not {given}")
+    if not host:
+        raise Invalid(f"{problem}: it names no host")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        if not address.is_global:
+            raise Invalid(f"{problem}: {host} is a private, loopback or link-local address")
+    elif host == "localhost" or host.endswith(".localhost") or "." not in host:
+        raise Invalid(f"{problem}: {host} is not a public host name")
+    return url
 
 
 class Scheme(StrEnum):
@@ -35,8 +63,8 @@ class Destination:
             return cls(Scheme.CLIENT, rest)
         if prefix == "enqueue" and rest:
             return cls(Scheme.ENQUEUE, rest)
-        if prefix == "redirect" and rest.startswith(("https://", "http://")):
-            return cls(Scheme.REDIRECT, rest)
+        if prefix == "redirect":
+            return cls(Scheme.REDIRECT, public_https_url(rest))
         if text.startswith("+"):
             return cls._dialled(text, value)
         raise Invalid(

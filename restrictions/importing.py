@@ -16,6 +16,12 @@ which is also how any other database (SQLite) is served.
 A customer's numbers are a set: the same numbers in another order are no change, and a customer's
 numbers are kept in the order they were first recorded, new ones after them, which is what the
 audit entry's snapshot shows.
+
+Input is bounded as it streams: a field over the csv module's limit (``csv.field_size_limit()``,
+128 KiB), a line over MAX_LINE_CHARS, or text that is not UTF-8 (read with
+``errors="surrogateescape"``, as ``callguard import customers`` opens the file) is a bad row
+like any other, reported with its line number and skipped; what remains of a quoted field that
+ran over the limit is read past, never taken for rows of its own.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from restrictions import cache
 from restrictions.errors import DomainError, Invalid
 from restrictions.lifecycle import Actor, _language, create_customer, update_customer
 from restrictions.models import Customer
-from restrictions.phone import REGION, to_e164
+from restrictions.phone import MAX_NUMBERS, REGION, to_e164
 from restrictions.resilience import fail_open
 from restrictions.routing import CallerProfile
 from restrictions.validation import required_text
@@ -48,6 +54,8 @@ COLUMNS = ("reference", "name", "phone_numbers", "language")
 BATCH = 500  # good rows per commit, row by row
 SET_BATCH = 50_000  # rows per batch (one transaction) on PostgreSQL
 CACHE_CHUNK = 10_000  # customers read per statement when refreshing the routing cache
+MAX_LINE_CHARS = 1024 * 1024  # one line of the file; a row is a few hundred characters
+NOT_UTF8 = "the row is not valid UTF-8 (save the file as UTF-8)"
 
 
 @dataclass
@@ -144,14 +152,151 @@ class _Row:
     numbers_error: str | None
     reference_error: str | None
     fields_error: str | None  # the name's or the language's
+    row_error: str | None = None  # the row could not be read at all (its line is too long, say)
 
     @property
     def create_error(self) -> str | None:
         return self.reference_error or self.fields_error
 
 
-def _header(reader: Iterator[list[str]]) -> tuple[int, int, int, int]:
-    header = [h.strip() for h in next(reader, [])]
+class _LineTooLong(Exception):
+    pass
+
+
+class _Quotes:
+    """Whether the csv module's default dialect is inside a quoted field after the text fed so
+    far (from the start of a record): where a record that failed to read really ends."""
+
+    START, FIELD, QUOTED, QUOTE = range(4)  # QUOTE: just after a quote inside a quoted field
+    _FIELD_END = re.compile(r"[,\r\n]")
+
+    def __init__(self) -> None:
+        self.state = self.START
+
+    @property
+    def open(self) -> bool:
+        return self.state == self.QUOTED
+
+    def feed(self, text: str) -> None:
+        i, state = 0, self.state
+        while i < len(text):
+            if state == self.QUOTED:
+                i = text.find('"', i)
+                if i < 0:
+                    break
+                state, i = self.QUOTE, i + 1
+            elif state == self.FIELD:
+                found = self._FIELD_END.search(text, i)
+                if found is None:
+                    break
+                state, i = self.START, found.end()
+            else:  # a field's first character, or the one after a quote in a quoted field
+                ch = text[i]
+                if ch == '"':
+                    state = self.QUOTED
+                elif ch in ",\r\n":
+                    state = self.START
+                else:
+                    state = self.FIELD
+                i += 1
+        self.state = state
+
+
+class _Lines:
+    """The file's lines for csv.reader, counted (the header is line 1), each at most
+    MAX_LINE_CHARS (a longer one is read past in pieces and raises _LineTooLong), noting
+    whether the record being read holds text that was not UTF-8."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.line = 0  # lines read
+        self.start = 1  # the line the record being read began on
+        self.record: list[str] = []  # its lines as read
+        self.undecodable = False
+        self.quotes: _Quotes | None = None  # where an overlong line left the record
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def begin(self) -> None:
+        self.start, self.record, self.undecodable, self.quotes = self.line + 1, [], False, None
+
+    def _read(self) -> str:
+        try:
+            return self.stream.readline(MAX_LINE_CHARS + 1)
+        except UnicodeDecodeError:
+            raise DomainError(
+                f"the file is not valid UTF-8 at or after line {self.line + 1}; nothing from"
+                " there on was read (save the file as UTF-8)"
+            ) from None
+
+    def __next__(self) -> str:
+        line = self._read()
+        if not line:
+            raise StopIteration
+        self.line += 1
+        if len(line) > MAX_LINE_CHARS:  # read past the rest of it, in pieces
+            self.quotes = self._quotes_so_far()
+            while line and not line.endswith(("\n", "\r")):
+                self.quotes.feed(line)
+                line = self._read()
+            self.quotes.feed(line)
+            raise _LineTooLong
+        if not line.isascii() and _SURROGATE.search(line):
+            self.undecodable = True
+        self.record.append(line)
+        return line
+
+    def _quotes_so_far(self) -> _Quotes:
+        quotes = _Quotes()
+        for line in self.record:
+            quotes.feed(line)
+        return quotes
+
+    def finish_bad_record(self) -> None:
+        """The record failed to read: read past what remains of it when it failed inside a
+        quoted field (csv.reader would take the rest of that field for rows)."""
+        quotes = self.quotes or self._quotes_so_far()
+        while quotes.open:
+            line = self._read()
+            if not line:
+                return
+            if line.endswith(("\n", "\r")) or len(line) <= MAX_LINE_CHARS:
+                self.line += 1
+            quotes.feed(line)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # what surrogateescape makes of bytes not UTF-8
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, _LineTooLong):
+        return f"the line is longer than {MAX_LINE_CHARS} characters"
+    if "field limit" in str(exc):
+        return f"a field is longer than {csv.field_size_limit()} characters"
+    return f"the row cannot be read as CSV ({exc})"
+
+
+def _records(reader: Iterator[list[str]], lines: _Lines) -> Iterator[list[str] | str]:
+    """Each record's values, or why it could not be read (the reason is then a str)."""
+    while True:
+        lines.begin()
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, _LineTooLong) as exc:
+            lines.finish_bad_record()
+            yield _unreadable(exc)
+            continue
+        yield NOT_UTF8 if lines.undecodable else values
+
+
+def _header(reader: Iterator[list[str] | str]) -> tuple[int, int, int, int]:
+    first = next(reader, [])
+    if isinstance(first, str):
+        raise DomainError(f"line 1, the header: {first}")
+    header = [h.strip() for h in first]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise DomainError(
@@ -165,14 +310,18 @@ def _header(reader: Iterator[list[str]]) -> tuple[int, int, int, int]:
 def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
     """Each data row read and checked on its own, ``progress(1)`` for each (blank lines are not
     rows; line numbers count them, and the header is line 1)."""
-    reader = csv.reader(stream)
-    i_ref, i_name, i_numbers, i_language = _header(reader)
+    lines = _Lines(stream)
+    records = _records(csv.reader(lines), lines)
+    i_ref, i_name, i_numbers, i_language = _header(records)
     width = max(i_ref, i_name, i_numbers, i_language) + 1
     languages = frozenset(prompts.languages())
-    for values in reader:
+    for values in records:
         if not values:
             continue
         progress(1)
+        if isinstance(values, str):  # not to be read: reported on the line it began
+            yield _Row(lines.start, "", "", "", [], None, None, None, row_error=values)
+            continue
         if len(values) < width:
             values += [""] * (width - len(values))
         ref = values[i_ref].strip()
@@ -189,6 +338,8 @@ def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
                         numbers.append(e164)
             if not numbers:
                 numbers_error = "phone_numbers is empty"
+            elif len(numbers) > MAX_NUMBERS:
+                numbers_error = f"phone_numbers may hold at most {MAX_NUMBERS} numbers"
         except DomainError as exc:
             numbers_error = exc.message
         # required_text's checks, asked of it only when one fails (for its words)
@@ -204,7 +355,7 @@ def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
             except Invalid as exc:
                 fields_error = exc.message
         yield _Row(
-            reader.line_num,
+            lines.line,
             ref,
             name,
             language,
@@ -283,6 +434,8 @@ class _Importer:
     def _in_file(self, row: _Row) -> str | None:
         """Why the row is bad on its own or against the file's earlier good rows, if it is (the
         checks made before the database is asked, in the order they are made)."""
+        if row.row_error is not None:
+            return row.row_error
         if row.reference in self.seen_refs:
             return f"reference {row.reference} is also on line {self.seen_refs[row.reference]}"
         if row.numbers_error is not None:

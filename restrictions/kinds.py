@@ -115,16 +115,28 @@ class Field:
     def schema(self) -> dict[str, Any]:
         """The field in JSON Schema terms (for the API description)."""
         if self.type is FieldType.COUNT:
-            return {"type": "integer", "minimum": 1, "description": self.label}
+            return {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": validation.MAX_INT,
+                "description": self.label,
+            }
         if self.type is FieldType.WINDOWS:
             return {
                 "type": "array",
                 "description": self.label,
+                "minItems": 1,
+                "maxItems": validation.MAX_WINDOWS,
                 "items": {
                     "type": "object",
                     "required": ["days", "start", "end"],
                     "properties": {
-                        "days": {"type": "array", "items": {"enum": list(validation.DAYS)}},
+                        "days": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": len(validation.DAYS),
+                            "items": {"enum": list(validation.DAYS)},
+                        },
                         "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
                         "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
                     },

@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
-from restrictions import cache, kinds
+from restrictions import cache, kinds, validation
 from restrictions.calendar import add_months, add_working_days
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction, User
-from restrictions.phone import to_e164
+from restrictions.phone import MAX_NUMBERS, to_e164
 from restrictions.validation import optional_date, required_text
 
 REVIEW_MONTHS = 12  # policy 10.4: at most 12 months between reviews
@@ -114,18 +114,14 @@ def _language(value: Any) -> str:
 
 
 def _adjustments(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise Invalid('adjustments must be an object, for example {"slow_speech": true}')
-    if "slow_speech" in value and not isinstance(value["slow_speech"], bool):
-        raise Invalid("adjustments.slow_speech must be true or false")
-    return dict(value)
+    return validation.adjustments(value)
 
 
 def normalise_numbers(raw: Any) -> list[str]:
     if not isinstance(raw, list) or not raw:
         raise Invalid("phone_numbers must be a non-empty list")
+    if len(raw) > MAX_NUMBERS:
+        raise Invalid(f"phone_numbers may hold at most {MAX_NUMBERS} numbers")
     numbers: list[str] = []
     for item in raw:
         if not isinstance(item, str):

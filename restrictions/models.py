@@ -92,10 +92,40 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Part of every page session; bumping it (sign-out, a new password, disabling) ends them all.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # token_hash above is the previous release's single token: kept (expand only) and set to the
+    # newest token's hash, or to an unusable one when the user's tokens are revoked; the tokens
+    # themselves are api_tokens rows.
+    api_tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", order_by="ApiToken.id", cascade="all, delete-orphan"
+    )
 
     @property
     def role_enum(self) -> Role:
         return Role(self.role)
+
+
+class ApiToken(Base):
+    """A staff member's API bearer token: only its SHA-256 is kept. It works until it expires
+    or is revoked (rotated, the password changed, signed out everywhere, the user disabled)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")
+
+    def state(self, now: datetime) -> str:
+        """``active``, ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.expires_at > now else "expired"
 
 
 class Customer(Base):

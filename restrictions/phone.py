@@ -9,6 +9,8 @@ import phonenumbers
 from restrictions.errors import Invalid
 
 REGION = "GB"
+MAX_NUMBER_LENGTH = 64  # as written (spaces, brackets, an extension): E.164 itself is 16 at most
+MAX_NUMBERS = 20  # a customer's numbers
 
 # What Twilio sends in From for a withheld or unknown caller; never a customer's number.
 WITHHELD = frozenset(
@@ -33,6 +35,8 @@ def to_e164(raw: str) -> str:
     text = (raw or "").strip()
     if not text:
         raise Invalid("phone number is empty")
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise Invalid(f"{text[:20]!r}… is not a phone number: over {MAX_NUMBER_LENGTH} characters")
     try:
         parsed = phonenumbers.parse(text, REGION)
     except phonenumbers.NumberParseException as exc:

@@ -6,13 +6,14 @@ route); anything on the call path runs under a deadline so a hung dependency can
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -26,7 +27,20 @@ T = TypeVar("T")
 _pools = {
     "call-path": ThreadPoolExecutor(max_workers=16, thread_name_prefix="callguard-call-path"),
     "callbacks": ThreadPoolExecutor(max_workers=16, thread_name_prefix="callguard-callbacks"),
+    # readiness and metrics probes: a hung dependency costs these, never a caller's threads
+    "health": ThreadPoolExecutor(max_workers=4, thread_name_prefix="callguard-health"),
 }
+
+
+_UNSET = object()
+_carried: list[contextvars.ContextVar[Any]] = []
+
+
+def carry_context(var: contextvars.ContextVar[Any]) -> None:
+    """Work run under a deadline sees ``var`` as its caller had it (the web layer's log context:
+    the call and request a line is about)."""
+    if var not in _carried:
+        _carried.append(var)
 
 
 class DeadlineExceeded(TimeoutError):
@@ -45,8 +59,16 @@ def within(seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 def within_pool(
     pool: str, seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
-    """``within``, on the named pool of threads."""
-    future = _pools[pool].submit(fn, *args, **kwargs)
+    """``within``, on the named pool of threads (carrying the context variables named by
+    ``carry_context``, so what it logs names the same call; nothing else of the caller's)."""
+    carried = [(var, value) for var in _carried if (value := var.get(_UNSET)) is not _UNSET]
+
+    def carrying() -> T:
+        for var, value in carried:
+            var.set(value)
+        return fn(*args, **kwargs)
+
+    future: Future[T] = _pools[pool].submit(contextvars.Context().run, carrying)
     try:
         return future.result(timeout=seconds)
     except FutureTimeout:
@@ -73,6 +95,24 @@ def fail_open(default: T) -> Callable[[Callable[P, T]], Callable[P, T]]:
     return decorate
 
 
+_breaker_listeners: list[Callable[[str, bool], None]] = []
+
+
+def on_breaker_change(listener: Callable[[str, bool], None]) -> None:
+    """Have ``listener(name, is_open)`` told when any breaker opens or closes, and when one is
+    made (closed): how the web layer's metrics see breakers without the domain knowing them."""
+    if listener not in _breaker_listeners:
+        _breaker_listeners.append(listener)
+
+
+def _tell(name: str, is_open: bool) -> None:
+    for listener in list(_breaker_listeners):
+        try:
+            listener(name, is_open)
+        except Exception:
+            log.exception("a breaker listener failed for %s", name)
+
+
 class Breaker:
     """A circuit breaker for one dependency of one process: after a failure, callers skip it for
     ``cooldown`` seconds (going straight to their fallback) instead of each waiting out its own
@@ -82,6 +122,12 @@ class Breaker:
         self.name = name
         self.cooldown = cooldown
         self._open_until = 0.0
+        _tell(name, False)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether its last use failed (skipped, or being probed again)."""
+        return bool(self._open_until)
 
     def allow(self) -> bool:
         now = time.monotonic()
@@ -92,14 +138,18 @@ class Breaker:
         return True
 
     def failed(self) -> None:
-        if not self._open_until:
+        opened = not self._open_until
+        if opened:
             log.warning("%s failing: skipping it for %.0f s at a time", self.name, self.cooldown)
         self._open_until = time.monotonic() + self.cooldown
+        if opened:
+            _tell(self.name, True)
 
     def succeeded(self) -> None:
         if self._open_until:
             log.info("%s is back", self.name)
-        self._open_until = 0.0
+            self._open_until = 0.0
+            _tell(self.name, False)
 
     def call(
         self, seconds: float, pool: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs

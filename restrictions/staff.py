@@ -1,65 +1,65 @@
-"""Staff users: who they are, their role, and their API token (only its hash is kept)."""
+"""Staff users: who they are, their role, their password and their API tokens (only hashes are
+kept)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+import threading
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from restrictions.errors import Conflict, Invalid
-from restrictions.models import Role, User
+from restrictions.models import ApiToken, Role, User
+from restrictions.passwords import MIN_LENGTH as MIN_LENGTH
+from restrictions.passwords import check_strength as check_strength
 from restrictions.validation import required_text
 
 # werkzeug's default (scrypt). Tests lower it to keep hundreds of sign-ins fast.
 PASSWORD_METHOD = "scrypt"
-
-
-COMMON = frozenset(
-    {"password", "passw0rd", "123456789012", "qwertyuiopas", "letmeinplease", "callguard123"}
-)
-MIN_LENGTH = 12
+# How long a new API token works (ASVS 3.5): the web app and the CLI pass their setting.
+TOKEN_DAYS = 90
 
 
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method=PASSWORD_METHOD)
 
 
-def check_strength(name: str, password: str) -> str:
-    """A password staff may use, or Invalid saying why not (length over complexity rules)."""
-    if len(password) < MIN_LENGTH:
-        raise Invalid(f"the password must be at least {MIN_LENGTH} characters")
-    if len(password) > 256:
-        raise Invalid("the password must be at most 256 characters")
-    lowered = password.lower()
-    if lowered in COMMON or len(set(password)) < 5:
-        raise Invalid("that password is too easy to guess")
-    if name and name.lower() in lowered:
-        raise Invalid("the password must not contain the user name")
-    return password
-
-
 _DUMMY: dict[str, str] = {}
+_DUMMY_LOCK = threading.Lock()
+
+
+def dummy_hash() -> str:
+    """A hash of no one's password, made once per process (and hashing method): checking a
+    password against it costs what checking a real one costs, and nothing more."""
+    dummy = _DUMMY.get(PASSWORD_METHOD)
+    if dummy is None:
+        with _DUMMY_LOCK:
+            dummy = _DUMMY.get(PASSWORD_METHOD)
+            if dummy is None:
+                dummy = _DUMMY[PASSWORD_METHOD] = hash_password(secrets.token_urlsafe(16))
+    return dummy
 
 
 def verify_password(user: User | None, password: str) -> bool:
-    """Whether ``password`` is this user's; an unknown user, a disabled one or one without a
-    password costs the same hash as a known one, so timing tells nothing."""
+    """Whether ``password`` is this user's. An unknown user, a disabled one or one without a
+    password costs exactly one hash, as a known one does, so timing tells nothing."""
     stored = user.password_hash if user is not None and user.active else None
     if stored is None:
-        dummy = _DUMMY.setdefault(PASSWORD_METHOD, hash_password("not anyone's password"))
-        check_password_hash(dummy, password)
+        check_password_hash(dummy_hash(), password)
         return False
     return check_password_hash(stored, password)
 
 
 def set_password(user: User, password: str) -> None:
-    """A new password ends every session the user had."""
+    """A new password ends every session the user had and revokes their API tokens."""
     user.password_hash = hash_password(check_strength(user.name, password))
     end_sessions(user)
+    revoke_tokens(user)
 
 
 def end_sessions(user: User) -> None:
@@ -67,17 +67,79 @@ def end_sessions(user: User) -> None:
     user.session_epoch = (user.session_epoch or 0) + 1
 
 
+def sign_out_everywhere(user: User) -> None:
+    """Every page session ends and every API token of the user stops working."""
+    end_sessions(user)
+    revoke_tokens(user)
+
+
 def disable(user: User) -> None:
     user.active = False
     end_sessions(user)
+    revoke_tokens(user)
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _new_token() -> str:
+    return "cg_" + secrets.token_urlsafe(32)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+def issue_token(
+    user: User, *, label: str, days: int = TOKEN_DAYS, now: datetime | None = None
+) -> str:
+    """A new API token for ``user`` (returned once; only its hash is kept), working for
+    ``days``. The previous release reads ``users.token_hash``: it gets the newest token."""
+    if days < 1:
+        raise Invalid("an API token must work for at least a day")
+    label = required_text(label, "label", max_length=80)
+    token, at = _new_token(), _now(now)
+    user.token_hash = hash_token(token)
+    user.api_tokens.append(
+        ApiToken(
+            token_hash=user.token_hash,
+            label=label,
+            created_at=at,
+            expires_at=at + timedelta(days=days),
+        )
+    )
+    return token
+
+
+def revoke_tokens(user: User, *, now: datetime | None = None) -> int:
+    """Every API token of ``user`` that still worked stops working; how many there were."""
+    at, revoked = _now(now), 0
+    for token in user.api_tokens:
+        if token.revoked_at is None:
+            token.revoked_at = at
+            revoked += token.expires_at > at
+    # the previous release's column: a hash no token has
+    user.token_hash = hash_token("revoked:" + secrets.token_urlsafe(32))
+    return revoked
+
+
+def rotate_token(
+    user: User, *, label: str, days: int = TOKEN_DAYS, now: datetime | None = None
+) -> str:
+    """Revoke the user's tokens and issue a new one (returned once)."""
+    at = _now(now)
+    revoke_tokens(user, now=at)
+    return issue_token(user, label=label, days=days, now=at)
+
+
 def create_user(
-    sess: Session, name: str, role: str, password: str | None = None
+    sess: Session,
+    name: str,
+    role: str,
+    password: str | None = None,
+    *,
+    token_days: int = TOKEN_DAYS,
 ) -> tuple[User, str]:
     """A new staff user and their API token (returned once; only its hash is kept)."""
     name = required_text(name, "user name", max_length=80)
@@ -87,21 +149,37 @@ def create_user(
         raise Invalid(f"role must be agent, supervisor or admin, not {role!r}") from None
     if sess.scalar(select(User.id).where(User.name == name)) is not None:
         raise Conflict(f"a user named {name!r} already exists")
-    token = "cg_" + secrets.token_urlsafe(32)
     user = User(
         name=name,
         role=role_value.value,
-        token_hash=hash_token(token),
         password_hash=hash_password(check_strength(name, password)) if password else None,
     )
+    token = issue_token(user, label="first token", days=token_days)
     sess.add(user)
     sess.flush()
     return user, token
 
 
-def user_for_token(sess: Session, token: str) -> User | None:
-    user = sess.scalar(select(User).where(User.token_hash == hash_token(token)))
-    if user is None or not user.active:
+def authenticate_token(
+    sess: Session, token: str, *, now: datetime | None = None
+) -> tuple[User, ApiToken] | None:
+    """The active user a bearer token belongs to, and the token's row; None for a token that is
+    unknown, expired or revoked, or whose user is disabled."""
+    digest = hash_token(token)
+    found = sess.execute(
+        select(ApiToken, User)
+        .join(User, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == digest)
+    ).first()
+    if found is None:
+        return None
+    row, user = found[0], found[1]
+    if row.state(_now(now)) != "active" or not user.active:
         return None
     # constant-time re-check of what the index found
-    return user if hmac.compare_digest(user.token_hash, hash_token(token)) else None
+    return (user, row) if hmac.compare_digest(row.token_hash, digest) else None
+
+
+def user_for_token(sess: Session, token: str) -> User | None:
+    found = authenticate_token(sess, token)
+    return found[0] if found else None

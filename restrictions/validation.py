@@ -3,6 +3,7 @@ with a sentence that says what is wrong. Shared by the API, the pages, the CLI a
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Any
@@ -13,6 +14,12 @@ from restrictions.errors import Invalid
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # PostgreSQL's integer: ids and counts outside it are bad input, not a database error.
 MAX_INT = 2**31 - 1
+# A customer's reasonable adjustments: shown to every agent on every call, so bounded.
+MAX_ADJUSTMENTS = 20
+MAX_ADJUSTMENT_KEY = 64
+MAX_ADJUSTMENT_VALUE = 200
+# Permitted contact times: a window per day and part of a day is plenty.
+MAX_WINDOWS = 28
 
 
 def clean_text(value: str) -> str:
@@ -62,12 +69,14 @@ def windows(value: Any, field: str = "windows") -> list[dict[str, Any]]:
     """Permitted contact times: ``[{days: ["mon", …], start: "10:00", end: "12:00"}]``."""
     if not isinstance(value, list) or not value:
         raise Invalid(f"{field} must be a non-empty list of {{days, start, end}}")
+    if len(value) > MAX_WINDOWS:
+        raise Invalid(f"{field} may hold at most {MAX_WINDOWS} times")
     found = []
     for i, w in enumerate(value):
         if not isinstance(w, dict):
             raise Invalid(f"{field}[{i}] must be an object with days, start and end")
         days = w.get("days")
-        if not isinstance(days, list) or not days:
+        if not isinstance(days, list) or not days or len(days) > len(DAYS):
             raise Invalid(f'{field}[{i}].days must list weekdays, for example ["mon", "wed"]')
         norm_days = []
         for d in days:
@@ -77,10 +86,39 @@ def windows(value: Any, field: str = "windows") -> list[dict[str, Any]]:
             norm_days.append(key)
         start, end = w.get("start"), w.get("end")
         for label, t in (("start", start), ("end", end)):
-            if not isinstance(t, str) or not _TIME.match(t):
+            if not isinstance(t, str) or not _TIME.fullmatch(t):
                 raise Invalid(f'{field}[{i}].{label} must be a time like "10:00"')
         assert isinstance(start, str) and isinstance(end, str)
         if start >= end:
             raise Invalid(f"{field}[{i}]: start {start} must be before end {end}")
         found.append({"days": sorted(set(norm_days), key=DAYS.index), "start": start, "end": end})
     return found
+
+
+def adjustments(value: Any) -> dict[str, Any]:
+    """A customer's reasonable adjustments: an object of at most MAX_ADJUSTMENTS entries, each
+    named in at most MAX_ADJUSTMENT_KEY characters, each true or false, a number, or text of at
+    most MAX_ADJUSTMENT_VALUE characters (every agent is shown them on every call);
+    ``slow_speech`` is true or false."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid('adjustments must be an object, for example {"slow_speech": true}')
+    if len(value) > MAX_ADJUSTMENTS:
+        raise Invalid(f"adjustments may hold at most {MAX_ADJUSTMENTS} entries, not {len(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_ADJUSTMENT_KEY:
+            raise Invalid(f"each adjustment is named in 1 to {MAX_ADJUSTMENT_KEY} characters")
+        clean_text(key)
+        if isinstance(item, str):
+            if len(item) > MAX_ADJUSTMENT_VALUE:
+                raise Invalid(f"adjustments.{key} is longer than {MAX_ADJUSTMENT_VALUE} characters")
+            clean_text(item)
+        elif item is not None and (
+            not isinstance(item, bool | int | float)
+            or (isinstance(item, float) and not math.isfinite(item))
+        ):
+            raise Invalid(f"adjustments.{key} must be true or false, a number or text")
+    if "slow_speech" in value and not isinstance(value["slow_speech"], bool):
+        raise Invalid("adjustments.slow_speech must be true or false")
+    return dict(value)

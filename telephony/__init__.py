@@ -6,7 +6,6 @@ a test's overrides. Each piece of infrastructure has an ``init_app``; nothing is
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from pathlib import Path
@@ -35,12 +34,29 @@ def default_database_url() -> str:
 ENV_KEYS = (
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_SENTINEL_PASSWORD",
+    "REDIS_SENTINEL_DB",
+    "REDIS_PASSWORD",
     "PUBLIC_BASE_URL",
     "TWILIO_ACCOUNT_SID",
     "TWILIO_AUTH_TOKEN",
     "TWILIO_API_BASE_URL",
+    "TWILIO_WEBHOOK_ALGORITHM",
     "CALLGUARD_CONFIG",
     "SECRET_KEY",
+)
+# Request bodies, in bytes, per family of routes (telephony.limits); whole numbers from the
+# environment.
+BODY_LIMIT_KEYS = ("MAX_WEBHOOK_BODY_BYTES", "MAX_API_BODY_BYTES", "MAX_PAGE_BODY_BYTES")
+# Sessions, API tokens and sign-in (telephony.auth, telephony.bulkhead): whole numbers.
+SIGN_IN_KEYS = (
+    "SESSION_IDLE_MINUTES",
+    "SESSION_MAX_HOURS",
+    "API_TOKEN_DAYS",
+    "DEVICE_COOKIE_DAYS",
+    "SIGN_IN_THREADS",
 )
 
 
@@ -62,6 +78,31 @@ def _signing_keys(raw: str | None) -> dict[str, str]:
     return keys
 
 
+# TWILIO_WEBHOOK_ALGORITHM as written in the environment -> twilio's name for it.
+WEBHOOK_ALGORITHMS = {"HMAC-SHA1": "HMAC_SHA1", "HMAC-SHA256": "HMAC_SHA256"}
+
+
+def _webhook_algorithm(raw: Any, signing_keys: dict[str, str]) -> str:
+    """How Twilio signs our webhooks, fixed here (never by a request's headers): HMAC-SHA1 with
+    the auth token, or HMAC-SHA256 with one of TWILIO_WEBHOOK_SIGNING_KEYS."""
+    name = str(raw or "HMAC-SHA1").strip().upper().replace("_", "-")
+    if name not in WEBHOOK_ALGORITHMS:
+        raise ConfigurationError(
+            f"TWILIO_WEBHOOK_ALGORITHM must be HMAC-SHA1 or HMAC-SHA256, not {raw!r}"
+        )
+    if name == "HMAC-SHA256" and not signing_keys:
+        raise ConfigurationError(
+            "TWILIO_WEBHOOK_ALGORITHM=HMAC-SHA256 needs TWILIO_WEBHOOK_SIGNING_KEYS "
+            "(key_id=secret,...)"
+        )
+    if name == "HMAC-SHA1" and signing_keys:
+        raise ConfigurationError(
+            "TWILIO_WEBHOOK_SIGNING_KEYS is set but webhooks are checked with HMAC-SHA1 and the "
+            "auth token: set TWILIO_WEBHOOK_ALGORITHM=HMAC-SHA256 to use the keys"
+        )
+    return WEBHOOK_ALGORITHMS[name]
+
+
 def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = True) -> Flask:
     """Build the app. ``serving=False`` (the CLI) does not need SECRET_KEY: nothing is signed."""
     app = Flask(__name__, instance_path=str(INSTANCE))
@@ -75,9 +116,13 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
         TWILIO_ACCOUNT_SID=None,
         TWILIO_AUTH_TOKEN=None,
         TWILIO_API_BASE_URL="https://api.twilio.com",
+        TWILIO_WEBHOOK_ALGORITHM="HMAC-SHA1",
         CALLGUARD_CONFIG=None,
         SECRET_KEY=None,
         INBOUND_DEADLINE_SECONDS=0.6,
+        MAX_WEBHOOK_BODY_BYTES=16 * 1024,
+        MAX_API_BODY_BYTES=64 * 1024,
+        MAX_PAGE_BODY_BYTES=64 * 1024,
         WTF_CSRF_TIME_LIMIT=None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -85,13 +130,17 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
     for key in ENV_KEYS:
         if os.environ.get(key):
             app.config[key] = os.environ[key]
-    if os.environ.get("WEB_THREADS", "").isdigit():
-        app.config["WEB_THREADS"] = int(os.environ["WEB_THREADS"])
+    for key in ("WEB_THREADS", *BODY_LIMIT_KEYS, *SIGN_IN_KEYS):
+        if os.environ.get(key, "").isdigit():
+            app.config[key] = int(os.environ[key])
     app.config["TWILIO_WEBHOOK_SIGNING_KEYS"] = _signing_keys(
         os.environ.get("TWILIO_WEBHOOK_SIGNING_KEYS")
     )
     if test_config:
         app.config.update(test_config)
+    app.config["TWILIO_WEBHOOK_ALGORITHM"] = _webhook_algorithm(
+        app.config["TWILIO_WEBHOOK_ALGORITHM"], app.config["TWILIO_WEBHOOK_SIGNING_KEYS"]
+    )
 
     zero_setup = not os.environ.get("DATABASE_URL") and not app.config.get("TESTING")
     if not app.config["SECRET_KEY"]:
@@ -112,28 +161,34 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
     settings = app.config.get("SETTINGS") or load_settings(app.config["CALLGUARD_CONFIG"])
     app.extensions[SETTINGS] = settings
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
     from telephony import (
         api,
         auth,
         bulkhead,
         errors,
         inputs,
+        limits,
+        logs,
+        metrics,
         pages,
+        readiness,
         redis_store,
+        security,
         twilio_gateway,
         webhooks,
     )
     from telephony import database as db
 
+    logs.init_app(app)  # first: every answer gets its access line (its hook reads no body)
+    limits.init_app(app)  # then: an oversize body is refused before anything reads it
     bulkhead.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     inputs.init_app(app)
+    metrics.init_app(app)  # before the breakers are made: they report to it
     db.init_app(app)
     redis_store.init_app(app)
+    readiness.init_app(app)
     db.database(app).attach_cache(redis_store.redis_client(app))
     twilio_gateway.init_app(app)
     auth.init_app(app)
@@ -143,11 +198,6 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
     pages.init_app(app)
     csrf.exempt(webhooks.bp)
     csrf.exempt(api.bp)
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     return app
 
 

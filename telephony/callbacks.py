@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from restrictions.db import Database
 from restrictions.events import EventRecord, buffer, store_record
-from telephony import jobs
+from telephony import jobs, metrics
 from telephony.database import database
 from telephony.redis_store import redis_client
 
@@ -58,7 +58,9 @@ def _keep(
 ) -> T | None:
     deadline = float(app.config.get("CALLBACK_DEADLINE_SECONDS", STORE_DEADLINE_SECONDS))
     try:
-        return db.breaker.call(deadline, "callbacks", run, *args)
+        stored = db.breaker.call(deadline, "callbacks", run, *args)
+        metrics.event_stored(record.source, "postgresql")
+        return stored
     except Exception as exc:  # the database is down, hung, or refused: keep the event anyway
         log.warning(
             "%s event %s for %s: PostgreSQL could not take it (%s); keeping it in Redis",
@@ -70,7 +72,9 @@ def _keep(
     try:
         buffer(redis_client(app), record)
     except RedisError as exc:
+        metrics.event_not_kept(record.source)
         raise NotKept(f"neither PostgreSQL nor Redis could keep the event: {exc}") from exc
+    metrics.event_stored(record.source, "redis")
     return None
 
 

@@ -125,7 +125,13 @@ def users_add(name: str, role: str, no_password: bool) -> None:
 
     sess = session()
     try:
-        user, token = create_user(sess, name, role, _password(prompt=not no_password))
+        user, token = create_user(
+            sess,
+            name,
+            role,
+            _password(prompt=not no_password),
+            token_days=int(current_app.config["API_TOKEN_DAYS"]),
+        )
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     sess.commit()
@@ -144,7 +150,8 @@ def _user(name: str) -> User:
 @click.argument("name")
 @with_app
 def users_password(name: str) -> None:
-    """Set a new password (asked, or from stdin); every session the user had ends."""
+    """Set a new password (asked, or from stdin); every session the user had ends and their
+    API tokens are revoked."""
     from restrictions.staff import set_password
 
     user = _user(name)
@@ -156,7 +163,10 @@ def users_password(name: str) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     session().commit()
-    click.echo(f"password changed for {name!r}; their sessions have ended")
+    click.echo(
+        f"password changed for {name!r}; their sessions have ended and their API tokens "
+        "are revoked (`callguard users token rotate` issues a new one)"
+    )
 
 
 @users.command("disable")
@@ -168,7 +178,74 @@ def users_disable(name: str) -> None:
 
     disable(_user(name))
     session().commit()
-    click.echo(f"{name!r} is disabled")
+    click.echo(f"{name!r} is disabled; their sessions have ended and their API tokens are revoked")
+
+
+@users.group("token")
+def users_token() -> None:
+    """A user's API tokens: list, rotate (a new one, printed once), revoke."""
+
+
+def _when(at: object) -> str:
+    from datetime import datetime
+
+    return at.strftime("%Y-%m-%d %H:%M UTC") if isinstance(at, datetime) else "never"
+
+
+@users_token.command("list")
+@click.argument("name")
+@with_app
+def users_token_list(name: str) -> None:
+    """List a user's API tokens: id, state, label, created, expires, last used."""
+    from datetime import UTC, datetime
+
+    user, now = _user(name), datetime.now(UTC)
+    if not user.api_tokens:
+        click.echo(f"{name!r} has no API tokens")
+    for token in user.api_tokens:
+        times = [
+            f"created {_when(token.created_at)}",
+            f"expires {_when(token.expires_at)}",
+            f"last used {_when(token.last_used_at)}",
+        ]
+        if token.revoked_at:
+            times.append(f"revoked {_when(token.revoked_at)}")
+        click.echo(f"#{token.id}  {token.state(now):<7}  {token.label!r}  " + "  ".join(times))
+
+
+@users_token.command("rotate")
+@click.argument("name")
+@click.option("--label", default="rotated from the command line", show_default=True)
+@with_app
+def users_token_rotate(name: str, label: str) -> None:
+    """Revoke a user's API tokens and print a new one once, alone on the last line."""
+    from restrictions.staff import rotate_token
+
+    user = _user(name)
+    if not user.active:
+        raise click.ClickException(f"{name!r} is disabled")
+    days = int(current_app.config["API_TOKEN_DAYS"])
+    try:
+        token = rotate_token(user, label=label, days=days)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    session().commit()
+    click.echo(
+        f"{name!r}: earlier tokens revoked; the new one works for {days} days (shown only now):"
+    )
+    click.echo(token)
+
+
+@users_token.command("revoke")
+@click.argument("name")
+@with_app
+def users_token_revoke(name: str) -> None:
+    """Revoke every API token of a user at once."""
+    from restrictions.staff import revoke_tokens
+
+    revoked = revoke_tokens(_user(name))
+    session().commit()
+    click.echo(f"{name!r}: {revoked} API token(s) revoked")
 
 
 @main.command("worker")
@@ -186,8 +263,13 @@ def worker(with_scheduler: bool, burst: bool, urgent_only: bool) -> None:
     from telephony.redis_store import queue
 
     if not queue().is_async:
-        raise click.ClickException("REDIS_URL is not set: jobs already run inline")
+        raise click.ClickException(
+            "neither REDIS_URL nor REDIS_SENTINELS is set: jobs already run inline"
+        )
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    from telephony import metrics
+
+    metrics.serve_for_worker(app)  # on WORKER_METRICS_PORT, when it is set
     sys.exit(worker_process.run(app, periodic=with_scheduler, burst=burst, urgent_only=urgent_only))
 
 
@@ -259,15 +341,17 @@ def import_customers_command(csv_file: Path) -> None:
         with db.sessions() as sess:
             refresh_cache_for(sess, redis, customer_ids, stale_numbers)
 
-    with csv_file.open(encoding="utf-8-sig", newline="") as fh:
-        total = max(sum(1 for _ in fh) - 1, 0)
+    with csv_file.open("rb") as raw:  # lines counted in pieces: no line is held whole
+        newlines = sum(piece.count(b"\n") for piece in iter(lambda: raw.read(1 << 20), b""))
+    total = max(newlines - 1, 0)
     sess = session()
     refreshes: list[Future[None]] = []
     # Each batch's customers go into the routing cache (in order, one batch at a time) while
     # the next batch is written; a failed refresh fails the command once the import is done.
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-cache") as refresher,
-        csv_file.open(encoding="utf-8-sig", newline="") as fh,
+        # bytes that are not UTF-8 are kept as surrogates: that row is reported, not a traceback
+        csv_file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh,
         tqdm(total=total, unit="row", desc="customers", file=sys.stderr, disable=None) as bar,
     ):
         try:

@@ -38,7 +38,7 @@ from restrictions.routing import (
 )
 from restrictions.settings import Settings
 from restrictions.speech import Listener, say
-from telephony import jobs, messages, twiml, waiting
+from telephony import jobs, messages, metrics, twiml, waiting
 from telephony.database import database
 from telephony.inputs import is_sid
 from telephony.redis_store import call_path_breaker, redis_client
@@ -331,7 +331,9 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
             # Redis lost its reply to a hand-over that a worker has taken and is ringing for:
             # the caller joins that conference rather than ringing someone a second time
             queued = True
-    return render(app, route, profile, settings, caller.call_sid, now, queued=queued)
+    xml = render(app, route, profile, settings, caller.call_sid, now, queued=queued)
+    metrics.inbound_call(str(route.kind), fallback=False)
+    return xml
 
 
 def replay(app: Flask, settings: Settings, form: Mapping[str, str], call_sid: str) -> str:
@@ -366,12 +368,13 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     guarded Redis GET at most), and never raises (a static answer if even rendering fails)."""
     caller = Caller.from_form(form)
     call_sid = caller.call_sid if is_sid(caller.call_sid) else ""  # else Twilio's form says
+    metrics.inbound_call("default", fallback=True)
     try:
         xml = _fallback_twiml(app, settings, call_sid, _cached_listener(app, caller.e164))
     except Exception:
         log.exception("call %s: could not render the fallback; a static answer", call_sid or "?")
         xml = _static_fallback(app, settings, call_sid)
-    if caller.call_sid:
+    if call_sid:  # a CallSid that is not one is neither recorded nor logged as it is
         try:
             route = default_route(
                 routing_settings(settings), identified=caller.e164 is not None, flags=("fallback",)
@@ -383,9 +386,9 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
             # on the spot first: the row then stops any dial-out a hand-over made before the
             # failure would start; through a worker only when PostgreSQL cannot take it now
             if _record_now(app, record) is None and not jobs.hand_over_call(record):
-                log.error("call %s was connected directly and not recorded", caller.call_sid)
+                log.error("call %s was connected directly and not recorded", call_sid)
         except Exception:
-            log.exception("could not record fallback call %s", caller.call_sid)
+            log.exception("could not record fallback call %s", call_sid)
     return xml
 
 

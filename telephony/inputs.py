@@ -1,7 +1,8 @@
 """The edge: what comes in is checked here, once, before any view sees it.
 
 Bad input gets a 4xx that says what is wrong, never a 500: ids in paths are PostgreSQL integers
-(anything larger is simply not found), text carries no NUL characters, JSON bodies are objects of
+(anything larger is simply not found), text carries no NUL characters (nor, in JSON, lone
+surrogates such as "\\ud800": PostgreSQL can store neither), JSON bodies are objects of
 bounded depth, and Twilio's ids look like Twilio's ids. The inbound-call webhook is the exception
 that proves the rule: a call is never refused, so its odd input is cleaned, not rejected.
 """
@@ -22,7 +23,10 @@ from telephony.errors import json_error
 
 SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 MAX_JSON_DEPTH = 20
-MAX_BODY_BYTES = 1024 * 1024
+# A UTF-16 surrogate on its own (JSON's "\ud800"): no character, and no encoding can store it.
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+NUL_TEXT = "text must not contain NUL characters"
+SURROGATE_TEXT = "text must not contain lone surrogates (\\ud800 to \\udfff are not characters)"
 INBOUND = "/twilio/voice/incoming"
 
 
@@ -40,19 +44,43 @@ class SidConverter(BaseConverter):
 
 
 def is_sid(value: str | None) -> bool:
-    return bool(value) and SID.match(value or "") is not None
+    """Whether ``value`` is a Twilio id, all of it (``$`` alone would let a newline end it)."""
+    return bool(value) and SID.fullmatch(value or "") is not None
+
+
+def sid_for_log(value: str | None) -> str:
+    """A Twilio id as a log line may show it: itself when it is one, else never raw (a newline
+    in a signed field must not forge a line of the log): its repr, cut short."""
+    if is_sid(value):
+        return str(value)
+    if not value:
+        return "?"
+    return f"(not a CallSid: {value[:40]!r})"
+
+
+def _check_text(value: str) -> None:
+    if "\x00" in value:
+        raise DomainError(NUL_TEXT).with_status(400)
+    if SURROGATE.search(value):
+        raise DomainError(SURROGATE_TEXT).with_status(400)
 
 
 def _depth(value: Any, limit: int) -> int:
     if limit < 0:
         raise DomainError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels").with_status(400)
     if isinstance(value, dict):
+        for key in value:  # keys are text too: stored as they are in adjustments, say
+            _check_text(key)
         return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
     if isinstance(value, list):
         return 1 + max((_depth(v, limit - 1) for v in value), default=0)
-    if isinstance(value, str) and "\x00" in value:
-        raise DomainError("text must not contain NUL characters").with_status(400)
+    if isinstance(value, str):
+        _check_text(value)
     return 0
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def json_object(*, required: bool = True) -> dict[str, Any]:
@@ -67,7 +95,7 @@ def json_object(*, required: bool = True) -> dict[str, Any]:
     if not request.is_json:
         raise DomainError("send a JSON object with Content-Type: application/json").with_status(415)
     try:
-        data = json.loads(request.get_data(as_text=True))
+        data = json.loads(request.get_data(as_text=True), parse_constant=_not_a_number)
     except RecursionError:
         raise DomainError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels").with_status(
             400
@@ -104,5 +132,4 @@ def _check_request() -> Response | None:
 def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["sid"] = SidConverter
-    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_BODY_BYTES)
     app.before_request(_check_request)

@@ -11,7 +11,7 @@ import prompts
 from restrictions import agent_actions, kinds
 from restrictions.models import AgentAction, Call, Customer, User
 from restrictions.speech import Listener, danger, say
-from telephony import current_settings, twilio_gateway, twiml
+from telephony import current_settings, metrics, twilio_gateway, twiml
 from telephony.urls import announce_url
 
 
@@ -27,9 +27,14 @@ def warn(sess: Session, user: User, call_sid: str) -> AgentAction:
     url = announce_url(action.id, Listener.of(action.call.customer))
     conference_sid = action.call.conference_sid
     assert conference_sid is not None
-    agent_actions.carry_out(
-        sess, user, action, lambda: twilio_gateway.announce_to_conference(conference_sid, url)
-    )
+    try:
+        agent_actions.carry_out(
+            sess, user, action, lambda: twilio_gateway.announce_to_conference(conference_sid, url)
+        )
+    except Exception:
+        metrics.agent_action(agent_actions.WARN, "failed")
+        raise
+    metrics.agent_action(agent_actions.WARN, "sent")  # played or not: the console is told
     sess.refresh(action)  # Twilio may have said it played already
     return action
 
@@ -69,7 +74,12 @@ def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
             if exc.code != twilio_gateway.NOT_FOUND:
                 raise  # 20404: the conference had ended already (the caller's leaving did it)
 
-    agent_actions.carry_out(sess, user, action, do)
+    try:
+        agent_actions.carry_out(sess, user, action, do)
+    except Exception:
+        metrics.agent_action(agent_actions.END, "failed")
+        raise
+    metrics.agent_action(agent_actions.END, "caller_gone" if caller_gone else "ok")
     if caller_gone:
         action.detail = CALLER_GONE
         sess.commit()

@@ -38,7 +38,7 @@ def create() -> Any:
     return jsonify(serialize.customer(customer)), 201
 
 
-@bp.get("/customers/<reference>")
+@bp.get("/customers/<path:reference>")
 @api_role(Role.AGENT)
 def show(reference: str) -> Any:
     sess = session()
@@ -49,7 +49,7 @@ def show(reference: str) -> Any:
     )
 
 
-@bp.patch("/customers/<reference>")
+@bp.patch("/customers/<path:reference>")
 @api_role(Role.SUPERVISOR)
 def update(reference: str) -> Any:
     body = json_body()
@@ -68,7 +68,7 @@ def update(reference: str) -> Any:
     return jsonify(serialize.customer(customer))
 
 
-@bp.post("/customers/<reference>/restrictions")
+@bp.post("/customers/<path:reference>/restrictions")
 @api_role(Role.SUPERVISOR)
 def restrict(reference: str) -> Any:
     body = json_body()

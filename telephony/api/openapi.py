@@ -15,15 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, current_app, jsonify, render_template
+from flask import Response, current_app, has_app_context, jsonify, render_template
 
 import prompts
 from restrictions import kinds
 from restrictions.models import AlertStatus, Role
-from restrictions.validation import MAX_INT
+from restrictions.phone import MAX_NUMBER_LENGTH, MAX_NUMBERS
+from restrictions.validation import (
+    MAX_ADJUSTMENT_KEY,
+    MAX_ADJUSTMENT_VALUE,
+    MAX_ADJUSTMENTS,
+    MAX_INT,
+)
 from telephony.api import bp
 from telephony.auth import api_role
-from telephony.inputs import MAX_BODY_BYTES, MAX_JSON_DEPTH, SID
+from telephony.inputs import MAX_JSON_DEPTH, SID
+from telephony.limits import DEFAULTS as BODY_LIMITS
 
 Schema = dict[str, Any]
 
@@ -76,6 +83,9 @@ def obj(properties: Mapping[str, Schema], required: list[str], description: str 
 
 
 DATE = {"type": "string", "format": "date"}
+# An object whose fields are not listed here (a restriction's body inside another): the fields
+# a body of any kind can have, and then some (the body's size is bounded as well, 413).
+MAX_BODY_FIELDS = 40
 DATE_TIME = {"type": "string", "format": "date-time"}
 ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
 
@@ -620,9 +630,17 @@ OPERATIONS: tuple[Operation, ...] = (
 
 ADJUSTMENTS: Schema = {
     "type": "object",
-    "description": "Reasonable adjustments, for example slower speech.",
+    "description": (
+        f"Reasonable adjustments, for example slower speech: at most {MAX_ADJUSTMENTS}, each "
+        f"true or false, a number, or text of at most {MAX_ADJUSTMENT_VALUE} characters."
+    ),
     "properties": {"slow_speech": {"type": "boolean", "description": "Prompts spoken slowly."}},
-    "additionalProperties": True,
+    "maxProperties": MAX_ADJUSTMENTS,
+    "propertyNames": {"minLength": 1, "maxLength": MAX_ADJUSTMENT_KEY},
+    "additionalProperties": {
+        "type": ["string", "boolean", "number", "null"],
+        "maxLength": MAX_ADJUSTMENT_VALUE,
+    },
 }
 
 
@@ -630,9 +648,11 @@ def _phone_numbers(description: str) -> Schema:
     return {
         "type": "array",
         "minItems": 1,
+        "maxItems": MAX_NUMBERS,
         "description": description,
         "items": {
             "type": "string",
+            "maxLength": MAX_NUMBER_LENGTH,
             "description": "A phone number (E.164, or a UK number as dialled in the UK).",
         },
     }
@@ -1088,7 +1108,11 @@ def schemas() -> dict[str, Schema]:
                 "outcome": {"type": "string", "enum": ["continue", "vary", "end"]},
                 "notes": text("What the review found.", 5000),
                 "next_review_on": {**DATE, "description": "For continue: at most 12 months."},
-                "successor": {**ANY_OBJECT, "description": "For vary: a new restriction's body."},
+                "successor": {
+                    **ANY_OBJECT,
+                    "maxProperties": MAX_BODY_FIELDS,
+                    "description": "For vary: a new restriction's body.",
+                },
             },
             ["outcome", "notes"],
         ),
@@ -1096,7 +1120,11 @@ def schemas() -> dict[str, Schema]:
             {
                 "outcome": {"type": "string", "enum": ["upheld", "overturned", "varied"]},
                 "notes": text("Why.", 10000),
-                "successor": {**ANY_OBJECT, "description": "For varied: a new restriction's body."},
+                "successor": {
+                    **ANY_OBJECT,
+                    "maxProperties": MAX_BODY_FIELDS,
+                    "description": "For varied: a new restriction's body.",
+                },
             },
             ["outcome", "notes"],
         ),
@@ -1108,6 +1136,7 @@ def schemas() -> dict[str, Schema]:
         "DismissAlert": obj({"reason": text("Why no action is needed.", 5000)}, ["reason"]),
         "WarnCall": {
             "type": "object",
+            "maxProperties": MAX_BODY_FIELDS,
             "description": "Nothing is needed; a body, if sent, must be a JSON object.",
         },
         "EndCall": obj({"reason": text("Why; needed unless the call was warned first.", 2000)}, []),
@@ -1134,13 +1163,15 @@ def schemas() -> dict[str, Schema]:
 
 # --- responses ------------------------------------------------------------------------------
 
+API_LIMIT = "MAX_API_BODY_BYTES"
+
 ERRORS = {
     400: "Bad request: the path or the query holds NUL characters.",
     401: "No bearer token, or the token is not valid.",
     403: "The token's role may not do this.",
     404: "Not found.",
     409: "In conflict with the resource's current state.",
-    413: f"The body is larger than {MAX_BODY_BYTES / 2**20:g} MiB.",
+    413: f"The body is larger than the API takes ({API_LIMIT}: {{limit}} bytes).",
     415: "The body is not sent with Content-Type: application/json.",
     422: "A field is missing or invalid; the message says which.",
     502: "Twilio could not carry out the action.",
@@ -1185,7 +1216,8 @@ def error_answers(op: Operation) -> dict[int, str]:
         needs = f"The token's role is below {op.role.value}."
         found[403] = f"{needs} {op.errors[403]}" if 403 in op.errors else needs
     if op.body is not None:
-        found.setdefault(413, ERRORS[413])
+        limit = current_app.config.get(API_LIMIT) if has_app_context() else None
+        found.setdefault(413, ERRORS[413].format(limit=limit or BODY_LIMITS[API_LIMIT]))
         found.setdefault(415, ERRORS[415])
     return dict(sorted(found.items()))
 
@@ -1251,7 +1283,11 @@ def document(server_url: str = "/") -> Schema:
                 BEARER: {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A staff member's API token.",
+                    "description": (
+                        "A staff member's API token. It works for 90 days (API_TOKEN_DAYS) and "
+                        "stops working when it is rotated or revoked, when its owner signs out, "
+                        "gets a new password or is disabled: then the API answers 401."
+                    ),
                 }
             },
             "schemas": schemas(),
@@ -1287,6 +1323,10 @@ def describe_type(schema: Schema) -> str:
     limits = []
     if "maxLength" in schema:
         limits.append(f"at most {schema['maxLength']} characters")
+    if "maxItems" in schema:
+        limits.append(f"at most {schema['maxItems']} items")
+    if "maxProperties" in schema:
+        limits.append(f"at most {schema['maxProperties']} entries")
     if "minimum" in schema:
         limits.append(f"at least {schema['minimum']}")
     if "minItems" in schema:

@@ -9,10 +9,11 @@ def init_app(app: Flask) -> None:
     # A customer's record and a restriction's life: pages on the supervisor blueprint, so they
     # are added to it before it is registered.
     import telephony.pages.customers  # noqa: F401
-    from telephony.pages import agent, auth, incidents, supervisor, voicemails
+    from telephony.pages import agent, auth, incidents, staff, supervisor, voicemails
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(supervisor.bp)
     app.register_blueprint(agent.bp)
     app.register_blueprint(incidents.bp)
     app.register_blueprint(voicemails.bp)
+    app.register_blueprint(staff.bp)

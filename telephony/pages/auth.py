@@ -1,4 +1,12 @@
-"""Sign-in and sign-out for the pages (session cookie, CSRF-protected form)."""
+"""Sign-in and sign-out for the pages (session cookie, CSRF-protected form).
+
+Every sign-in attempt is counted in Redis before its password is checked (Flask-Limiter, one
+atomic script per limit), so attempts made in parallel check no more passwords than the limits
+allow: per address (``SIGN_IN_PER_ADDRESS``) and, from a browser not known to be the person's,
+per user name (``SIGN_IN_PER_NAME``). A browser its person signed in from before carries a
+signed device cookie and has an allowance of its own (``SIGN_IN_PER_DEVICE``), so a stranger's
+failures on a name never lock its owner out of their own desk. Redis unreachable: 503.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_limiter import RequestLimit
+from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
 from restrictions.models import Role, User
-from restrictions.staff import end_sessions, verify_password
-from telephony.auth import SIGN_IN_PER_ADDRESS, SIGN_IN_PER_NAME, LoginUser, limiter
+from restrictions.staff import sign_out_everywhere, verify_password
+from telephony.auth import (
+    SIGN_IN_PER_ADDRESS,
+    SIGN_IN_PER_DEVICE,
+    SIGN_IN_PER_NAME,
+    device_for,
+    limiter,
+    remember_device,
+    start_session,
+)
 from telephony.database import session
 
 bp = Blueprint("auth", __name__)
@@ -34,10 +51,15 @@ def home_for(user: User) -> str:
 
 
 def _safe_next(target: str | None) -> str | None:
-    if not target:
+    """``next`` when it is a path on this site, else None (the person's home page): never
+    another site (``//host``, ``/\\host``, which browsers read as ``//host``), and never a
+    control character (a CR or LF cannot go into the Location header; browsers drop tabs)."""
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
         return None
     parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc and target.startswith("/") else None
+    return None if parts.scheme or parts.netloc or target.startswith("//") else target
 
 
 @bp.route("/", methods=["GET"])
@@ -45,25 +67,65 @@ def index() -> Any:
     return redirect(url_for("auth.login"))
 
 
+def _name() -> str:
+    return (request.form.get("name") or "").strip().lower()[:80]
+
+
 def _name_key() -> str:
-    return "sign-in:" + (request.form.get("name") or "").strip().lower()[:80]
+    return "sign-in:" + _name()
 
 
-def _failed(response: Response) -> bool:
-    return response.status_code != 302
+def _device_key() -> str:
+    return "sign-in-device:" + (device_for(_name()) or "")
 
 
+def _known_device() -> bool:
+    return device_for(_name()) is not None
+
+
+def _unknown_device() -> bool:
+    return not _known_device()
+
+
+def _too_many(limit: RequestLimit) -> Response:
+    """429, the same words whether or not the name is anyone's."""
+    page = render_template(
+        "sign_in.html",
+        form=SignInForm(formdata=None),
+        refusal="Too many attempts to sign in: wait a few minutes, then try again.",
+    )
+    return Response(page, status=429, mimetype="text/html")
+
+
+# Each limit is counted (and checked) before the view runs, so before any password is hashed.
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(SIGN_IN_PER_ADDRESS, methods=["POST"], deduct_when=_failed)
-@limiter.limit(SIGN_IN_PER_NAME, methods=["POST"], key_func=_name_key, deduct_when=_failed)
+@limiter.limit(
+    SIGN_IN_PER_ADDRESS, methods=["POST"], exempt_when=_known_device, on_breach=_too_many
+)
+@limiter.limit(
+    SIGN_IN_PER_NAME,
+    methods=["POST"],
+    key_func=_name_key,
+    exempt_when=_known_device,
+    on_breach=_too_many,
+)
+@limiter.limit(
+    SIGN_IN_PER_DEVICE,
+    methods=["POST"],
+    key_func=_device_key,
+    exempt_when=_unknown_device,
+    on_breach=_too_many,
+)
 def login() -> Any:
     form = SignInForm()
     if form.validate_on_submit():
         user = session().scalar(select(User).where(User.name == form.name.data))
         if verify_password(user, form.password.data or ""):
             assert user is not None
-            login_user(LoginUser(user))
-            return redirect(_safe_next(request.args.get("next")) or home_for(user))
+            start_session(user)
+            response = redirect(_safe_next(request.args.get("next")) or home_for(user))
+            remember_device(response, user.name)
+            return response
         flash("That user name and password do not match.", "error")
         return render_template("sign_in.html", form=form), 401
     return render_template("sign_in.html", form=form)
@@ -71,12 +133,13 @@ def login() -> Any:
 
 @bp.route("/sign-out", methods=["POST"])
 def logout() -> Any:
-    """Signing out ends every session this person has, on every device."""
+    """Signing out signs this person out everywhere: every session they have, on every device,
+    ends, and their API tokens stop working."""
     if current_user.is_authenticated:
         sess = session()
         user = sess.get(User, current_user.user.id)
         if user is not None:
-            end_sessions(user)
+            sign_out_everywhere(user)
             sess.commit()
     logout_user()
     return redirect(url_for("auth.login"))

@@ -420,7 +420,7 @@ def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: i
     )
 
 
-@bp.route("/customers/<reference>")
+@bp.route("/customers/<path:reference>")
 @page_role(Role.SUPERVISOR)
 def customer(reference: str) -> Any:
     return _page(_customer(reference))
@@ -450,7 +450,7 @@ def _act(reference: str, key: str, form: FlaskForm, action: Action, anchor: str)
     return redirect(url_for("supervisor.customer", reference=reference, _anchor=anchor))
 
 
-@bp.route("/customers/<reference>/details", methods=["POST"])
+@bp.route("/customers/<path:reference>/details", methods=["POST"])
 @page_role(Role.SUPERVISOR)
 def edit_customer(reference: str) -> Any:
     found = _customer(reference)
@@ -473,7 +473,7 @@ def edit_customer(reference: str) -> Any:
     return _act(reference, "customer", form, action, "details")
 
 
-@bp.route("/customers/<reference>/restrictions", methods=["POST"])
+@bp.route("/customers/<path:reference>/restrictions", methods=["POST"])
 @page_role(Role.SUPERVISOR)
 def new_restriction(reference: str) -> Any:
     found = _customer(reference)

@@ -100,6 +100,11 @@
       const response = await fetch("/agent/live.json" + (showAll.checked ? "?all=1" : ""), {
         headers: {"Accept": "application/json"}, cache: "no-store",
       });
+      if (response.redirected) {
+        // the session has ended (idle, too old, or signed out elsewhere): sign in again
+        location.assign(response.url);
+        return;
+      }
       if (!response.ok) throw new Error(String(response.status));
       const data = await response.json();
       const seen = new Set();

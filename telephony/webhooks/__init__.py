@@ -2,25 +2,23 @@
 
 The signature check is written once, as this blueprint's ``before_request``: it runs before any
 view, fails closed (403), and checks against the public URL Twilio used (PUBLIC_BASE_URL + path +
-query), so it is right behind a TLS-terminating proxy.
+query), so it is right behind a TLS-terminating proxy. The algorithm is configuration's
+(TWILIO_WEBHOOK_ALGORITHM), never the unsigned X-Twilio-Webhooks-Signature-Settings header's.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
-from twilio.request_validator import (
-    HMAC_SHA1,
-    HMAC_SHA256,
-    RequestValidator,
-    compare,
-    get_signature_algorithm,
-)
+from twilio.request_validator import HMAC_SHA1, RequestValidator, compare
 
+from telephony import logs, twiml
+from telephony.inputs import is_sid
 from telephony.urls import public_url
 
 log = logging.getLogger("callguard.webhooks")
@@ -34,14 +32,19 @@ def requested_url() -> str:
     return public_url(request.path) + (f"?{query}" if query else "")
 
 
-def _signing_secret(settings_header: str | None) -> str | None:
-    """The auth token, or for HMAC-SHA256 the shared key named in the settings header."""
-    if not settings_header:
+def _settings(header: str | None) -> dict[str, str]:
+    """X-Twilio-Webhooks-Signature-Settings (``key=<id>,algorithm=<name>``), unsigned: it may
+    name the shared key to try, never the algorithm."""
+    parts = (p.strip().partition("=") for p in (header or "").split(","))
+    return {name.strip(): value.strip() for name, sep, value in parts if sep}
+
+
+def _signing_secret(algorithm: str, settings: dict[str, str]) -> str | None:
+    """The auth token for HMAC-SHA1; for HMAC-SHA256 the shared key the settings header names."""
+    if algorithm == HMAC_SHA1:
         return current_app.config.get("TWILIO_AUTH_TOKEN") or None
-    parts = dict(p.strip().partition("=")[::2] for p in settings_header.split(","))
-    key_id = parts.get("key", "")
     keys: dict[str, str] = current_app.config.get("TWILIO_WEBHOOK_SIGNING_KEYS", {})
-    return keys.get(key_id) or None
+    return keys.get(settings.get("key", "")) or None
 
 
 @functools.lru_cache(maxsize=16)
@@ -50,19 +53,28 @@ def _validator(secret: str) -> RequestValidator:
 
 
 def signature_is_valid() -> bool:
+    """The one check, with the configured algorithm (TWILIO_WEBHOOK_ALGORITHM): a settings header
+    that claims another is refused; a ``bodySHA256`` in the query must be the body's hash."""
     signature = request.headers.get("X-Twilio-Signature", "")
-    settings_header = request.headers.get("X-Twilio-Webhooks-Signature-Settings")
-    secret = _signing_secret(settings_header)
-    if not secret or not signature:
+    algorithm: str = current_app.config.get("TWILIO_WEBHOOK_ALGORITHM") or HMAC_SHA1
+    settings = _settings(request.headers.get("X-Twilio-Webhooks-Signature-Settings"))
+    claimed = settings.get("algorithm", algorithm).upper().replace("-", "_")
+    secret = _signing_secret(algorithm, settings)
+    if not secret or not signature or claimed != algorithm:
         return False
-    algorithm = get_signature_algorithm(settings_header)
     validator, url = _validator(secret), requested_url()
-    if "bodySHA256" not in request.args and algorithm.upper() in (HMAC_SHA1, HMAC_SHA256):
-        # The URL as we publish it is what Twilio signs: one HMAC. ``validate`` computes two
-        # (with and without the default port) and checks a JSON body's hash: the slow path.
-        if compare(validator.compute_signature(url, request.form, algorithm), signature):
-            return True
-    return bool(validator.validate(url, request.form, signature, algorithm))
+    params: Any = request.form
+    if "bodySHA256" in request.args:
+        # A JSON body: Twilio signs the URL, whose bodySHA256 is the body's hash.
+        body_hash = validator.compute_hash(request.get_data(as_text=True))
+        if not compare(body_hash, request.args["bodySHA256"]):
+            return False
+        params = {}
+    # The URL as we publish it is what Twilio signs: one HMAC. ``validate`` computes two (with
+    # and without the default port): the slow path.
+    if compare(validator.compute_signature(url, params, algorithm), signature):
+        return True
+    return bool(validator.validate(url, params, signature, algorithm))
 
 
 @bp.before_request
@@ -74,7 +86,18 @@ def require_twilio_signature() -> Response | None:
         return Response(
             "invalid or missing X-Twilio-Signature\n", status=403, mimetype="text/plain"
         )
+    _log_the_call()
     return None
+
+
+def _log_the_call() -> None:
+    """Signed: what is logged from here on names the caller's call (the query's ``call_sid``,
+    set already; a conference's ``cg-<CallSid>``; else the form's ``CallSid``), if it is one."""
+    if logs.CALL_SID.get() is not None:
+        return
+    form = request.form
+    caller = twiml.call_sid_of_conference(form.get("FriendlyName", "") or "")
+    logs.set_call_sid(caller if is_sid(caller) else form.get("CallSid"))
 
 
 class NoSessionForTwilio(SecureCookieSessionInterface):

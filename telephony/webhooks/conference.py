@@ -16,7 +16,7 @@ from restrictions.events import EventRecord, sid, store_record, whole
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import fail_open
 from restrictions.speech import say
-from telephony import callbacks, current_settings, twiml, waiting
+from telephony import callbacks, current_settings, metrics, twiml, waiting
 from telephony.errors import json_error
 from telephony.inputs import is_sid
 from telephony.redis_store import redis_client
@@ -72,6 +72,8 @@ def conference_events() -> Response:
     except callbacks.NotKept:
         log.exception("conference event %s for %s was not kept", event, name)
         return json_error("the event could not be stored; try again", 503)
+    if applied is not None:  # stored and applied at once (else kept in Redis, applied later)
+        metrics.event_processed(record.source)
     reached_person, ringing = applied or (False, None)
     if reached_person:
         use_allowance(caller_sid)

@@ -5,6 +5,7 @@ check) and all answering TwiML in the caller's language and pace."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,10 +20,19 @@ from restrictions.errors import DomainError
 from restrictions.events import EventRecord, store_record
 from restrictions.models import Call, CallEvent
 from restrictions.speech import danger, say
-from telephony import callbacks, current_settings, inbound, jobs, messages, twiml, waiting
+from telephony import (
+    callbacks,
+    current_settings,
+    inbound,
+    jobs,
+    messages,
+    metrics,
+    twiml,
+    waiting,
+)
 from telephony.database import database
 from telephony.errors import json_error
-from telephony.inputs import clean_form, is_sid
+from telephony.inputs import clean_form, is_sid, sid_for_log
 from telephony.urls import (
     after_conference_url,
     conference_status_url,
@@ -49,14 +59,17 @@ def _whole(name: str, default: int = 0) -> int:
 @bp.post("/voice/incoming")
 def incoming() -> Response:
     """Route an inbound call. Never drop it: any failure answers the default route (logged)."""
+    started = time.perf_counter()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         xml = inbound.answer(app, current_settings(), clean_form(request.form))
     except Exception:
         log.exception(
-            "inbound call %s: answering the default route instead", request.form.get("CallSid", "?")
+            "inbound call %s: answering the default route instead",
+            sid_for_log(request.form.get("CallSid")),
         )
         xml = inbound.fallback(app, current_settings(), clean_form(request.form))
+    metrics.inbound_latency(time.perf_counter() - started)
     return twiml_response(xml)
 
 

@@ -53,9 +53,12 @@ def test_the_session_cookie_carries_secure_and_httponly(
 ) -> None:
     staff_member = make_staff("agent", "alex")
     response = sign_in(app.test_client(), "alex", staff_member.password)
-    cookie = response.headers.get("Set-Cookie", "")
+    cookies = response.headers.getlist("Set-Cookie")
+    cookie = next(c for c in cookies if c.startswith("session="))
     assert response.status_code == 302
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    device = next(c for c in cookies if c.startswith("cg_device="))
+    assert "Secure" in device and "HttpOnly" in device and "Path=/sign-in" in device
 
 
 def test_signing_out_ends_every_session_of_that_person(

@@ -1,0 +1,281 @@
+"""``GET /healthz`` (alive: the process answers; nothing else is checked) and ``GET /readyz``
+(ready to take calls): PostgreSQL answers ``SELECT 1``, Redis takes a write (a ``SET`` with a
+short TTL, which a read-only replica refuses), the settings are usable with Twilio's auth token
+set, and no backlog is over its bound. 200 ``{"status": "ready", "checks": {…}}``, or 503 with
+each failing check's ``reason``. Both unauthenticated and never cached.
+
+Cheap whatever happens: each dependency is asked under a short deadline
+(``READY_DEADLINE_SECONDS``, 0.5 s) on a pool of threads of its own, through a breaker (PostgreSQL's
+is the one the webhooks use), so a dependency that just failed is reported at once, not waited on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, jsonify
+from redis import Redis
+from sqlalchemy import Connection, text
+
+from restrictions.events import BUFFER
+from restrictions.resilience import Breaker, DependencyDown, within_pool
+from telephony import current_settings, jobs
+from telephony.database import database
+from telephony.redis_store import QUEUE_NAME, URGENT_QUEUE_NAME, redis_client
+
+T = TypeVar("T")
+BREAKER = "callguard.readiness.redis"
+LAST_FAILURE = "callguard.readiness.last-failure"
+DEADLINE_SECONDS = 0.5
+PROBE_TTL_MS = 10_000
+
+# bound on each backlog, its configuration key, and its default
+BOUNDS = {
+    "calls_stream_length": ("READY_MAX_CALLS_WAITING", 50),
+    "ready_events_length": ("READY_MAX_READY_EVENTS", 1000),
+    "buffered_events_length": ("READY_MAX_BUFFERED_EVENTS", 1000),
+    "unprocessed_events": ("READY_MAX_UNPROCESSED_EVENTS", 1000),
+}
+BACKLOG_HELP = {
+    "calls_stream_length": f"Inbound calls waiting for a worker ({jobs.CALLS}, taken included)",
+    "calls_stream_pending": f"Inbound calls a worker has taken and not finished ({jobs.CALLS})",
+    "ready_events_length": f"Stored callbacks waiting for the worker ({jobs.READY_EVENTS})",
+    "buffered_events_length": f"Callbacks kept in Redis until PostgreSQL takes them ({BUFFER})",
+    "unprocessed_events": "Stored callbacks not yet processed nor parked (counted up to a cap)",
+    "parked_events": "Stored callbacks parked for an admin (GET /api/v1/events/parked)",
+    "rq_queue_length": "Jobs waiting on the urgent rq queue",
+    "rq_counting_queue_length": "Jobs waiting on the counting rq queue",
+}
+
+
+@dataclass
+class Backlog:
+    values: dict[str, int | None] = field(default_factory=dict)
+    unmeasured: dict[str, str] = field(default_factory=dict)
+
+
+def _deadline(app: Flask) -> float:
+    return float(app.config.get("READY_DEADLINE_SECONDS", DEADLINE_SECONDS))
+
+
+def _reason(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:300]
+
+
+def _through(app: Flask, name: str, breaker: Breaker, fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` under the deadline through ``breaker``; a breaker still open says why it opened."""
+    failures: dict[str, str] = app.extensions.setdefault(LAST_FAILURE, {})
+    try:
+        result = breaker.call(_deadline(app), "health", fn, *args)
+    except DependencyDown as exc:
+        last = failures.get(name)
+        raise DependencyDown(f"{exc}" + (f" ({last})" if last else "")) from None
+    except Exception as exc:
+        failures[name] = _reason(exc)
+        raise
+    return result
+
+
+def _select_one(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT 1")).scalar_one())
+
+
+def check_database(app: Flask) -> dict[str, Any]:
+    db = database(app)
+
+    def ask() -> int:
+        with db.engine.connect() as conn:
+            return _select_one(conn)
+
+    _through(app, "database", db.breaker, ask)
+    return {}
+
+
+def check_redis(app: Flask) -> dict[str, Any]:
+    client = redis_client(app)
+    key = f"cg:readyz:{socket.gethostname()}:{os.getpid()}"
+
+    def write() -> object:
+        return client.set(key, "1", px=PROBE_TTL_MS)  # a replica answers READONLY
+
+    _through(app, "redis", app.extensions[BREAKER], write)
+    return {}
+
+
+def check_settings(app: Flask) -> dict[str, Any]:
+    problems = []
+    for key, why in (
+        ("TWILIO_AUTH_TOKEN", "every webhook is refused"),
+        ("TWILIO_ACCOUNT_SID", "nobody can be rung"),
+    ):
+        if not app.config.get(key):
+            problems.append(f"{key} is not set: {why}")
+    base = urlsplit(str(app.config.get("PUBLIC_BASE_URL") or ""))
+    if base.scheme not in ("http", "https") or not base.netloc:
+        problems.append("PUBLIC_BASE_URL is not an http(s) origin")
+    try:
+        current_settings().default_destination  # noqa: B018  (parsed: it must parse)
+    except Exception as exc:
+        problems.append(f"routes.default: {_reason(exc)}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {}
+
+
+def _redis_lengths(client: Redis) -> dict[str, int]:
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(jobs.CALLS)
+    pipe.xpending(jobs.CALLS, jobs.CALLS_GROUP)
+    pipe.llen(jobs.READY_EVENTS)
+    pipe.xlen(BUFFER)
+    pipe.llen(f"rq:queue:{URGENT_QUEUE_NAME}")
+    pipe.llen(f"rq:queue:{QUEUE_NAME}")
+    calls, pending, ready, buffered, urgent, counting = pipe.execute(raise_on_error=False)
+    for value in (calls, ready, buffered, urgent, counting):
+        if isinstance(value, Exception):
+            raise value
+    # no consumer group yet (no worker has run): nothing is pending
+    taken = pending.get("pending", 0) if isinstance(pending, dict) else 0
+    return {
+        "calls_stream_length": int(calls),
+        "calls_stream_pending": int(taken or 0),
+        "ready_events_length": int(ready),
+        "buffered_events_length": int(buffered),
+        "rq_queue_length": int(urgent),
+        "rq_counting_queue_length": int(counting),
+    }
+
+
+def _unprocessed(conn: Connection, cap: int, parked: bool) -> dict[str, int]:
+    """Stored events waiting, counted up to ``cap`` (the count stops there: no index serves it,
+    so a table of millions costs the same as one of thousands)."""
+    found = {
+        "unprocessed_events": int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT 1 FROM call_events WHERE processed_at IS NULL"
+                    " AND parked_reason IS NULL LIMIT :cap) AS waiting"
+                ),
+                {"cap": cap},
+            ).scalar_one()
+        )
+    }
+    if parked:
+        found["parked_events"] = int(
+            conn.execute(
+                text("SELECT count(*) FROM call_events WHERE parked_reason IS NOT NULL")
+            ).scalar_one()
+        )
+    return found
+
+
+def bound(app: Flask, name: str) -> int:
+    key, default = BOUNDS[name]
+    return int(app.config.get(key, default))
+
+
+def backlog(app: Flask, *, parked: bool = False) -> Backlog:
+    """The backlogs as they are now; what could not be read within the deadline is named in
+    ``unmeasured`` with why."""
+    found = Backlog()
+    try:
+        found.values.update(
+            _through(app, "redis", app.extensions[BREAKER], _redis_lengths, redis_client(app))
+        )
+    except Exception as exc:
+        found.unmeasured["redis"] = _reason(exc)
+    db = database(app)
+    cap = bound(app, "unprocessed_events") + 1
+
+    def count() -> dict[str, int]:
+        with db.engine.connect() as conn:
+            return _unprocessed(conn, cap, parked)
+
+    # counted only while PostgreSQL is up, and outside its breaker: a count that fails (or a
+    # schema not migrated yet) is not PostgreSQL failing the webhooks
+    try:
+        if db.breaker.is_open:
+            raise DependencyDown(f"{db.breaker.name} is being skipped after a failure")
+        found.values.update(within_pool("health", _deadline(app), count))
+    except Exception as exc:
+        found.unmeasured["database"] = _reason(exc)
+    return found
+
+
+def check_backlog(app: Flask) -> dict[str, Any]:
+    measured = backlog(app)
+    over = [
+        f"{name} is {measured.values[name]} (over {bound(app, name)})"
+        for name in BOUNDS
+        if (measured.values.get(name) or 0) > bound(app, name)
+    ]
+    detail: dict[str, Any] = dict(measured.values)
+    if measured.unmeasured:
+        detail["unmeasured"] = measured.unmeasured
+    if over:
+        raise BacklogOver("; ".join(over), detail)
+    return detail
+
+
+class BacklogOver(RuntimeError):
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+CHECKS: dict[str, Callable[[Flask], dict[str, Any]]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "settings": check_settings,
+    "backlog": check_backlog,
+}
+
+
+def readiness(app: Flask) -> tuple[bool, dict[str, Any]]:
+    """Every check, each with ``ok``, how long it took, and ``reason`` when it failed."""
+    checks: dict[str, Any] = {}
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            outcome: dict[str, Any] = {"ok": True, **check(app)}
+        except BacklogOver as exc:
+            outcome = {"ok": False, "reason": str(exc), **exc.detail}
+        except Exception as exc:
+            outcome = {"ok": False, "reason": _reason(exc)}
+        outcome["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        checks[name] = outcome
+    return all(c["ok"] for c in checks.values()), checks
+
+
+def _uncached(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _healthz() -> Response:
+    return _uncached(jsonify(status="ok"))
+
+
+def _readyz() -> Response:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    ready, checks = readiness(app)
+    response = jsonify(status="ready" if ready else "not ready", checks=checks)
+    response.status_code = 200 if ready else 503
+    return _uncached(response)
+
+
+def init_app(app: Flask) -> None:
+    for key, default in BOUNDS.values():
+        if key not in app.config and os.environ.get(key, "").isdigit():
+            app.config[key] = int(os.environ[key])
+        app.config.setdefault(key, default)
+    app.extensions[BREAKER] = Breaker("redis (readiness)")
+    app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
