@@ -1,10 +1,12 @@
 """Where a call can be sent, parsed once: ``dial:<E.164>``, ``dial:sip:…``, ``client:<name>``
-(``dial:client:<name>`` too), ``enqueue:<queue>`` or ``redirect:<URL>``. Nothing else in callguard
+(``dial:client:<name>`` too), ``enqueue:<queue>``, ``taskrouter:<WorkflowSid>`` or
+``redirect:<URL>``. Nothing else in callguard
 splits these strings."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -45,6 +47,10 @@ class Scheme(StrEnum):
     CLIENT = "client"
     ENQUEUE = "enqueue"
     REDIRECT = "redirect"
+    TASKROUTER = "taskrouter"  # a TaskRouter Workflow (WW…) routes and bridges the call
+
+
+WORKFLOW_SID = re.compile(r"^WW[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,15 @@ class Destination:
             return cls(Scheme.ENQUEUE, rest)
         if prefix == "redirect":
             return cls(Scheme.REDIRECT, public_https_url(rest))
+        if prefix == "taskrouter":
+            if not WORKFLOW_SID.match(rest):
+                raise Invalid(f"{value!r}: taskrouter: takes a TaskRouter Workflow SID (WW…)")
+            return cls(Scheme.TASKROUTER, rest)
         if text.startswith("+"):
             return cls._dialled(text, value)
         raise Invalid(
             f"{value!r} is not a destination: expected dial:<number|sip:…|client:…>, "
-            "client:<name>, enqueue:<queue> or redirect:<URL>"
+            "client:<name>, enqueue:<queue>, taskrouter:<WorkflowSid> or redirect:<URL>"
         )
 
     @classmethod

@@ -73,9 +73,16 @@ class Role(StrEnum):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    # another system (a Studio flow, a Function, the housing system): asks for decisions only
+    INTEGRATION = "integration"
 
     def may(self, needed: Role) -> bool:
-        """Roles are ordered: admin may do what a supervisor may, a supervisor what an agent may."""
+        """Staff roles are ordered: admin may do what a supervisor may, a supervisor what an
+        agent may. An integration may only ask for decisions, which supervisors may too."""
+        if needed is Role.INTEGRATION:
+            return self in (Role.INTEGRATION, Role.SUPERVISOR, Role.ADMIN)
+        if self is Role.INTEGRATION:
+            return False
         order = [Role.AGENT, Role.SUPERVISOR, Role.ADMIN]
         return order.index(self) >= order.index(needed)
 

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from restrictions import kinds
-from restrictions.destination import Destination
+from restrictions.destination import Destination, Scheme
 from restrictions.errors import Invalid
 from restrictions.validation import DAYS
 
@@ -278,6 +278,9 @@ def decide(
             first_limit = first_limit if first_limit is not None else found[0].id
         if kind.effect is kinds.Effect.PERSON:
             destination = _person(found[0])
+            if destination is not None and settings.default_route.scheme is Scheme.TASKROUTER:
+                # TaskRouter routes and bridges: the task names the person as its first target
+                return Route(kind.name, settings.default_route, False, True, found[0].id, flags)
             if destination is not None:
                 return Route(kind.name, destination, False, True, found[0].id, flags)
     return Route(RouteKind.DEFAULT, settings.default_route, False, True, first_limit, flags)

@@ -112,7 +112,12 @@ def _password(prompt: bool) -> str | None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["agent", "supervisor", "admin", "integration"]),
+    required=True,
+    help="integration: another system that only asks for callers' decisions",
+)
 @click.option(
     "--no-password",
     is_flag=True,
@@ -406,3 +411,52 @@ def simulate_call(
             click.echo(line)
     except SimulationError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.group("twilio")
+def twilio_group() -> None:
+    """Twilio's side: the number's and the TaskRouter workspace's callback URLs."""
+
+
+@twilio_group.command("configure")
+@click.option("--apply", "apply_", is_flag=True, help="Make the changes (default: only show them).")
+@click.option("--number", default=None, help="The number, in E.164 (default: [routes] caller_id).")
+@click.option(
+    "--fallback-url",
+    default=None,
+    metavar="URL",
+    help="Set the number's VoiceFallbackUrl (a TwiML Bin); otherwise it is left as it is.",
+)
+@click.option("--force", is_flag=True, help="Overwrite URLs that point at another host.")
+@with_app
+def twilio_configure(
+    apply_: bool, number: str | None, fallback_url: str | None, force: bool
+) -> None:
+    """Show (and with --apply set) the number's and the TaskRouter workspace's callback URLs;
+    changes nothing without --apply."""
+    from telephony import twilio_setup
+    from telephony.twilio_gateway import GatewayError
+
+    try:
+        plan = twilio_setup.plan(number=number, fallback_url=fallback_url, force=force)
+    except (twilio_setup.SetupError, GatewayError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in plan.lines():
+        click.echo(line)
+    refused, changes = plan.refused(), plan.changes()
+    if refused:
+        names = ", ".join(s.name for s in refused)
+        why = f"{names}: on another host, not callguard's; --force to overwrite"
+        if apply_:
+            raise click.ClickException(f"nothing was changed: {why}")
+        click.echo(f"dry run, nothing was changed; --apply would refuse: {why}")
+    elif not changes:
+        click.echo("nothing to change: Twilio is already pointed at callguard")
+    elif not apply_:
+        click.echo(f"dry run, nothing was changed: --apply to make the {changes} change(s) marked")
+    else:
+        try:
+            done = twilio_setup.apply(plan)
+        except GatewayError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"changed {done} setting(s) on Twilio")

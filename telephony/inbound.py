@@ -22,10 +22,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from prompts import Speech
-from restrictions import cache, counting
+from restrictions import cache, counting, tasks
 from restrictions.calls import connected_directly, get_or_create_call, record_call
 from restrictions.db import Database
-from restrictions.destination import Destination
+from restrictions.destination import Destination, Scheme
 from restrictions.phone import caller_e164
 from restrictions.routing import (
     CallerProfile,
@@ -48,6 +48,7 @@ from telephony.urls import (
     dial_result_url,
     hold_url,
     key_url,
+    queue_url,
 )
 
 log = logging.getLogger("callguard.inbound")
@@ -197,6 +198,7 @@ def render(
     now: datetime,
     *,
     queued: bool,
+    caller: str | None = None,
 ) -> str:
     """The TwiML for a decided route. Without the queue (``queued=False``) connect directly.
 
@@ -204,6 +206,8 @@ def render(
     CallSid and start time put in: building the XML was a tenth of an inbound webhook's time.
     """
     listener = Listener.of(profile)
+    if route.destination is not None and route.destination.scheme is Scheme.TASKROUTER:
+        return _enqueue_task(app, route, profile, settings, call_sid, listener, caller)
     key = (
         app.config["PUBLIC_BASE_URL"],
         route.kind,
@@ -222,6 +226,35 @@ def render(
         xml = templates[key] = _render(app, route, listener, settings, queued=queued)
     since = f"since={int(now.timestamp())}"
     return xml.replace(_SID_MARK, call_sid).replace(_SINCE_MARK, since)
+
+
+TASK_TIMEOUT_SECONDS = 600  # how long TaskRouter may hold the task before the action moves on
+
+
+def _enqueue_task(
+    app: Flask,
+    route: Route,
+    profile: CallerProfile | None,
+    settings: Settings,
+    call_sid: str,
+    listener: Listener,
+    caller: str | None,
+) -> str:
+    """A ``taskrouter:`` route: the caller is queued as a task carrying callguard's decision
+    (restrictions.tasks), rendered per call since the attributes are the caller's own."""
+    assert route.destination is not None
+    spoc = route.kind == "spoc"
+    kind = waiting.SPOC if spoc else waiting.AGENT
+    task = tasks.attributes(profile, route, call_sid=call_sid, caller=caller)
+    return twiml.enqueue_task(
+        say("spoc_connecting" if spoc else "connecting", listener, settings),
+        route.destination.target,
+        tasks.encode(task),
+        priority=int(task["priority"]),
+        timeout=TASK_TIMEOUT_SECONDS,
+        wait_url=queue_url("wait", call_sid, kind, listener, app),
+        action=queue_url("result", call_sid, kind, listener, app),
+    )
 
 
 def _render(
@@ -331,7 +364,9 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
             # Redis lost its reply to a hand-over that a worker has taken and is ringing for:
             # the caller joins that conference rather than ringing someone a second time
             queued = True
-    xml = render(app, route, profile, settings, caller.call_sid, now, queued=queued)
+    xml = render(
+        app, route, profile, settings, caller.call_sid, now, queued=queued, caller=caller.e164
+    )
     metrics.inbound_call(str(route.kind), fallback=False)
     return xml
 

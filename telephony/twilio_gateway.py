@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
     for key, seconds in ((EXTENSION, timeout), (FAST, min(timeout, FAST_TIMEOUT_SECONDS))):
         client = Client(sid, token, http_client=TwilioHttpClient(timeout=seconds))
         client.api.base_url = app.config["TWILIO_API_BASE_URL"].rstrip("/")
+        client.taskrouter.base_url = client.api.base_url  # taskrouter.twilio.com; tests: the fake
         app.extensions[key] = client
 
 
@@ -227,3 +228,41 @@ def delete_recording(recording_sid: str) -> bool:
 
     deleted: bool = call_twilio("delete the recording", delete)
     return deleted
+
+
+# --- the number's and the TaskRouter workspace's callback URLs (`callguard twilio configure`) ---
+
+
+def find_number(e164: str) -> Any | None:
+    """The account's IncomingPhoneNumber whose number is exactly ``e164``, or None. Twilio's
+    ``PhoneNumber`` filter also matches partial numbers, so only an exact match counts."""
+    numbers = call_twilio(
+        f"look up the number {e164}",
+        client().incoming_phone_numbers.list,
+        phone_number=e164,
+        limit=50,
+    )
+    return next((n for n in numbers if n.phone_number == e164), None)
+
+
+def update_number(sid: str, **fields: str) -> Any:
+    """Set an IncomingPhoneNumber's fields (the library's names: ``voice_url``, ``voice_method``,
+    ``voice_fallback_url``, ``voice_fallback_method``, ``status_callback``,
+    ``status_callback_method``)."""
+    return call_twilio(
+        "update the phone number", client().incoming_phone_numbers(sid).update, **fields
+    )
+
+
+def workspace(sid: str) -> Any:
+    """The TaskRouter workspace (its ``event_callback_url``, ``events_filter``)."""
+    return call_twilio(
+        "fetch the TaskRouter workspace", client().taskrouter.v1.workspaces(sid).fetch
+    )
+
+
+def update_workspace(sid: str, **fields: str) -> Any:
+    """Set a TaskRouter workspace's fields (``event_callback_url``, ``events_filter``)."""
+    return call_twilio(
+        "update the TaskRouter workspace", client().taskrouter.v1.workspaces(sid).update, **fields
+    )

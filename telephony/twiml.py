@@ -18,6 +18,7 @@ CONFERENCE_EVENTS = "start end join leave announcement"
 CONFERENCE_EVENT_LIST = ["start", "end", "join", "leave", "announcement"]
 KEY_WINDOW_SECONDS = 6  # time to press a key after the words end; generous for slow speech
 CONFERENCE_PREFIX = "cg-"
+FALLBACK_TASK = '{"type":"inbound","direction":"inbound","callguard":{"fallback":true}}'
 
 
 def say(parent: VoiceResponse | Gather, sp: Speech) -> None:
@@ -203,6 +204,11 @@ def direct_twiml(
     if destination.scheme is Scheme.ENQUEUE:
         response.enqueue(destination.target)
         return str(response)
+    if destination.scheme is Scheme.TASKROUTER:
+        # no decision could be made: TaskRouter still routes the call, told only that
+        enqueue = response.enqueue(None, workflow_sid=destination.target)
+        enqueue.task(FALLBACK_TASK, priority=0)
+        return str(response)
     dial = Dial(timeout=timeout, action=action, method="POST" if action else None)
     if destination.scheme is Scheme.CLIENT:
         dial.client(destination.target)
@@ -324,3 +330,57 @@ def describe(xml: str) -> list[str]:
 
     walk(ElementTree.fromstring(xml))
     return lines
+
+
+def enqueue_task(
+    greeting: Speech,
+    workflow_sid: str,
+    attributes: str,
+    *,
+    priority: int,
+    timeout: int,
+    wait_url: str,
+    action: str,
+) -> str:
+    """TaskRouter routes and bridges: the caller is greeted and queued as a task of
+    ``workflow_sid`` carrying callguard's decision (``attributes``, JSON); they wait hearing
+    ``wait_url`` and, when they leave the queue however it happens, ``action`` says what next."""
+    response = VoiceResponse()
+    say(response, greeting)
+    enqueue = response.enqueue(
+        None,
+        workflow_sid=workflow_sid,
+        wait_url=wait_url,
+        wait_url_method="POST",
+        action=action,
+        method="POST",
+    )
+    enqueue.task(attributes, priority=priority, timeout=timeout)
+    return str(response)
+
+
+def queue_wait(words: Speech | None, offer: Speech, key_action: str, pause_seconds: int) -> str:
+    """What a caller queued for TaskRouter hears (the Enqueue's waitUrl, where ``<Gather>`` is
+    allowed): hold words with the emergency offer (1 leaves the queue for the emergency line),
+    then a pause; Twilio fetches it again when it ends."""
+    response = VoiceResponse()
+    gather = Gather(num_digits=1, action=key_action, method="POST", timeout=1)
+    if words is not None:
+        say(gather, words)
+    say(gather, offer)
+    response.append(gather)
+    response.pause(length=max(1, pause_seconds))
+    return str(response)
+
+
+def leave_queue() -> str:
+    """Out of the queue: the Enqueue's action is asked what comes next."""
+    response = VoiceResponse()
+    response.leave()
+    return str(response)
+
+
+def redirect_to(url: str) -> str:
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
+    return str(response)

@@ -142,3 +142,13 @@ def participant_url(call_sid: str, kind: str, app: Flask | None = None) -> str:
 def announce_url(action_id: int, listener: Listener, app: Flask | None = None) -> str:
     """The Warn's words, answered from the URL alone (no database on the call path)."""
     return public_url(f"/twilio/conference/announce/{action_id}", app, **_listener(listener))
+
+
+def queue_url(
+    what: str, call_sid: str, kind: str, listener: Listener, app: Flask | None = None
+) -> str:
+    """A TaskRouter-queued caller's callbacks: ``wait`` (hold words and the emergency offer),
+    ``key`` (a key pressed while waiting) and ``result`` (the Enqueue's action)."""
+    return public_url(
+        f"/twilio/voice/queue/{what}", app, call_sid=call_sid, kind=kind, **_listener(listener)
+    )

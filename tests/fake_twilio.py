@@ -5,6 +5,7 @@ the HTTP layer."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ class TwilioRequest:
     form: dict[str, list[str]]
     answer: dict[str, Any] | None = None  # what the fake answered (a created leg's call_sid …)
     at: float = field(default_factory=time.time)  # when it arrived
+    query: dict[str, list[str]] = field(default_factory=dict)  # the URL's query (a GET's filter)
 
     def param(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -41,9 +43,15 @@ class FakeTwilio:
     failures: list[tuple[str, int, str, int | None]] = field(default_factory=list)
     delay: float = 0.0
     _counter: int = 0
+    # The account's IncomingPhoneNumbers by E.164 (``add_number``) and TaskRouter workspaces by
+    # SID (made blank when first asked for): a POST updates them, as Twilio does.
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workspaces: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.requests.clear()
+        self.numbers.clear()
+        self.workspaces.clear()
         self.failures.clear()
         self.delay = 0.0
 
@@ -67,6 +75,7 @@ class FakeTwilio:
         request = Request(environ)
         body = request.get_data(as_text=True)
         record = TwilioRequest(request.method, request.path, parse_qs(body, keep_blank_values=True))
+        record.query = parse_qs(request.query_string.decode(), keep_blank_values=True)
         self.requests.append(record)
         if self.delay:
             time.sleep(self.delay)
@@ -90,6 +99,10 @@ class FakeTwilio:
 
     def _answer(self, req: TwilioRequest) -> dict[str, Any]:
         parts = req.path.strip("/").split("/")
+        if "IncomingPhoneNumbers" in parts or "IncomingPhoneNumbers.json" in parts:
+            return self._number_answer(req, parts)
+        if len(parts) == 3 and parts[:2] == ["v1", "Workspaces"]:
+            return self._workspace_answer(req, parts[2])
         base: dict[str, Any] = {
             "account_sid": ACCOUNT_SID,
             "date_created": None,
@@ -144,3 +157,81 @@ class FakeTwilio:
             if r.path.endswith("/Calls.json")
             and (caller_sid is None or f"call_sid={caller_sid}" in (r.param("Url") or ""))
         ]
+
+    # --- IncomingPhoneNumbers and TaskRouter workspaces (``callguard twilio configure``) -------
+
+    def add_number(self, e164: str, **fields: Any) -> dict[str, Any]:
+        """One of the account's numbers (sid PN…); ``fields`` (Twilio's JSON names: voice_url,
+        voice_method, status_callback …) set what it holds now. Returns it (updated in place)."""
+        number: dict[str, Any] = {
+            "account_sid": ACCOUNT_SID,
+            "sid": self._sid("PN"),
+            "phone_number": e164,
+            "friendly_name": e164,
+            "voice_url": None,
+            "voice_method": "POST",
+            "voice_fallback_url": None,
+            "voice_fallback_method": "POST",
+            "status_callback": None,
+            "status_callback_method": "POST",
+            "voice_application_sid": None,
+            "trunk_sid": None,
+        } | fields
+        self.numbers[e164] = number
+        return number
+
+    def workspace(self, sid: str, **fields: Any) -> dict[str, Any]:
+        """The TaskRouter workspace ``sid`` (made blank when missing), ``fields`` set on it."""
+        found = self.workspaces.setdefault(
+            sid,
+            {
+                "account_sid": ACCOUNT_SID,
+                "sid": sid,
+                "friendly_name": "callguard",
+                "event_callback_url": None,
+                "events_filter": None,
+                "multi_task_enabled": True,
+                "prioritize_queue_order": "FIFO",
+                "url": f"https://taskrouter.twilio.com/v1/Workspaces/{sid}",
+                "links": {},
+            },
+        )
+        found.update(fields)
+        return found
+
+    @staticmethod
+    def _updates(req: TwilioRequest) -> dict[str, str]:
+        """A POST's form as Twilio's JSON names (VoiceUrl -> voice_url)."""
+        return {
+            re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(): values[0]
+            for name, values in req.form.items()
+        }
+
+    def _number_answer(self, req: TwilioRequest, parts: list[str]) -> dict[str, Any]:
+        if parts[-1] == "IncomingPhoneNumbers.json":  # the list, filtered as Twilio does
+            wanted = (req.query.get("PhoneNumber") or [""])[0]
+            found = [n for e164, n in self.numbers.items() if wanted in e164]
+            return {
+                "incoming_phone_numbers": found,
+                "page": 0,
+                "page_size": 50,
+                "start": 0,
+                "end": max(len(found) - 1, 0),
+                "first_page_uri": req.path,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "uri": req.path,
+            }
+        sid = parts[-1].removesuffix(".json")
+        number = next((n for n in self.numbers.values() if n["sid"] == sid), None)
+        if number is None:  # not one of the account's: answered, kept nowhere
+            number = {"account_sid": ACCOUNT_SID, "sid": sid}
+        if req.method == "POST":
+            number.update(self._updates(req))
+        return dict(number)
+
+    def _workspace_answer(self, req: TwilioRequest, sid: str) -> dict[str, Any]:
+        found = self.workspace(sid)
+        if req.method == "POST":
+            found.update(self._updates(req))
+        return dict(found)

@@ -41,6 +41,7 @@ def _http_error(exc: HTTPException) -> Response:
 def init_app(app: Flask) -> None:
     from telephony.api import (  # noqa: F401  (routes on bp)
         alerts,
+        callers,
         calls,
         customers,
         events,

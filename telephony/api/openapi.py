@@ -46,6 +46,7 @@ WHO = {
     Role.AGENT: "any signed-in staff member (agent, supervisor or admin)",
     Role.SUPERVISOR: "a supervisor or an admin",
     Role.ADMIN: "an admin",
+    Role.INTEGRATION: "an integration (another system's token), a supervisor or an admin",
 }
 
 EFFECTS = {
@@ -121,7 +122,15 @@ PATH_PARAMETERS: dict[str, Schema] = {
         "description": "Twilio's CallSid of the caller's call (two letters and 32 hex digits).",
         "schema": {"type": "string", "pattern": SID.pattern},
     },
+    "number": {
+        "description": "The caller's number in E.164 form, for example +447400100001.",
+        "schema": {"type": "string", "pattern": r"^\+[0-9]{6,15}$", "maxLength": 16},
+    },
 }
+
+
+def text_bool(description: str) -> Schema:
+    return {"type": "boolean", "description": description}
 
 
 def query(name: str, description: str, schema: Schema) -> Schema:
@@ -163,6 +172,25 @@ class Operation:
 
 
 OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "get",
+        "/callers/{number}",
+        "getCallerDecision",
+        "What callguard would do with a call from this number",
+        Role.INTEGRATION,
+        "Callers",
+        ref("CallerDecision"),
+        description=(
+            "The routing decision, as the inbound webhook makes it (the routing cache first, "
+            "the same deadline and fail-safe): the route, whether the call must end and what the "
+            "caller would hear, the restrictions and flags in words, and TaskRouter task "
+            "attributes when the route is taskrouter:. For the landlord's other systems."
+        ),
+        errors={
+            404: "Not used: an unknown number is an unidentified caller's decision.",
+            422: "The number is not in E.164 form.",
+        },
+    ),
     Operation(
         "post",
         "/customers",
@@ -1149,6 +1177,60 @@ def schemas() -> dict[str, Schema]:
         "Alert": alert_out,
         "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]),
         "LiveCall": live_call,
+        "CallerDecision": obj(
+            {
+                "number": maybe({"type": "string"}),
+                "identified": {"type": "boolean"},
+                "customer": maybe(
+                    obj(
+                        {"reference": {"type": "string"}, "name": {"type": "string"}},
+                        ["reference", "name"],
+                    )
+                ),
+                "route": text("The route's name: default, spoc, written_only, outside_window …"),
+                "destination": maybe(text("Where the call goes (dial:…, taskrouter:WW…, …).")),
+                "ends_call": {"type": "boolean"},
+                "message": maybe(text("The message's key when the call ends.")),
+                "words": maybe(text("What the caller would hear, in their language.")),
+                "language": {"type": "string"},
+                "slow_speech": {"type": "boolean"},
+                "restrictions": {
+                    "type": "array",
+                    "items": obj(
+                        {"kind": {"type": "string"}, "label": {"type": "string"}},
+                        ["kind", "label"],
+                    ),
+                },
+                "flags": {"type": "array", "items": {"type": "string"}},
+                "flag_texts": {"type": "array", "items": {"type": "string"}},
+                "twiml_url": text("callguard's inbound webhook: hand the call to it whole."),
+                "fallback": text_bool(
+                    "The decision could not be made in time: the default route."
+                ),
+                "task_attributes": maybe(
+                    {**ANY_OBJECT, "description": "The task's attributes for a taskrouter: route."}
+                ),
+            },
+            [
+                "number",
+                "identified",
+                "customer",
+                "route",
+                "destination",
+                "ends_call",
+                "message",
+                "words",
+                "language",
+                "slow_speech",
+                "restrictions",
+                "flags",
+                "flag_texts",
+                "twiml_url",
+                "fallback",
+                "task_attributes",
+            ],
+            "callguard's decision for a caller.",
+        ),
         "LiveCallList": obj({"calls": {"type": "array", "items": ref("LiveCall")}}, ["calls"]),
         "Voicemail": voicemail_out,
         "VoicemailList": obj(

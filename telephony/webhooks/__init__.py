@@ -115,7 +115,9 @@ def init_app(app: Flask) -> None:
     from telephony.webhooks import (  # noqa: F401  (routes on bp)
         conference,
         dial_results,
+        queue,
         status,
+        studio,
         voice,
         whisper,
     )
