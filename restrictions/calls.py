@@ -161,16 +161,18 @@ def apply_conference_event(
     participant: str | None,
     at: datetime,
     sequence: int = 0,
+    reason: str | None = None,
 ) -> None:
     """Add one conference event to the call's log and work out, from the whole log in Twilio's
     order, who is in the caller's conference now.
 
     Twilio sends events late, twice and out of order, and the person rung may join (and leave)
     while the caller still hears the greeting, so the state is never moved by one event alone:
-    the log is sorted (each conference in the order it started, then by ``SequenceNumber``) and
-    replayed. The call is *answered* only at the moment the caller and a person were both in.
+    the log is replayed, each conference in ``SequenceNumber`` order. The call is *answered* only
+    at the moment the caller and a person were both in one conference. Announcements are kept
+    in the log too, so Warns are settled in Twilio's order (``settle_warnings``).
     """
-    if event not in PARTICIPANT_EVENTS:
+    if event not in PARTICIPANT_EVENTS | ANNOUNCEMENT_EVENTS:
         call.conference_sid = call.conference_sid or conference_sid
         return
     log = list(call.conference_log or [])
@@ -181,6 +183,8 @@ def apply_conference_event(
         "participant": participant,
         "at": at.isoformat(),
     }
+    if reason:
+        entry["reason"] = reason[:200]
     if entry in log:
         return  # a retry or a duplicate: nothing new
     if len(log) < LOG_LIMIT:
@@ -189,48 +193,55 @@ def apply_conference_event(
     _replay(call, log)
 
 
-def _ordered(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each conference in the order it began (a caller may meet a second one after the person
-    rung ended the first), each conference's events in ``SequenceNumber`` order."""
-    began: dict[str, str] = {}
-    for e in log:
-        began[e["conference"]] = min(began.get(e["conference"], e["at"]), e["at"])
-    return sorted(log, key=lambda e: (began[e["conference"]], e["conference"], e["sequence"]))
-
-
 def _replay(call: Call, log: list[dict[str, Any]]) -> None:
-    caller_in = False
-    people: dict[str, datetime] = {}  # who else is in, since when
+    """Each conference replayed on its own, in ``SequenceNumber`` order: the caller and a person
+    can only have been together inside one conference, so no ordering between conferences
+    (whose ``Timestamp``s tie within a second, and whose SIDs are random) can pair a caller in
+    one with a person in another."""
+    conferences: dict[str, list[dict[str, Any]]] = {}
+    for e in log:
+        if e["event"] in PARTICIPANT_EVENTS:
+            conferences.setdefault(e["conference"], []).append(e)
     answered: datetime | None = None
     left: datetime | None = None
     ended: datetime | None = None
     caller_joined: datetime | None = None
-    latest_person: str | None = None
-    conference: str | None = None
-    for e in _ordered(log):
-        at = datetime.fromisoformat(e["at"])
-        who, kind = e["participant"], e["event"]
-        conference = e["conference"]
-        if kind == "participant-join" and who == call.call_sid:
-            caller_in, caller_joined = True, caller_joined or at
-        elif kind == "participant-join" and who:
-            people.setdefault(who, at)
-            latest_person = who
-        elif kind == "participant-leave" and who == call.call_sid:
-            caller_in, ended = False, ended or at
-        elif kind == "participant-leave" and who:
-            if people.pop(who, None) is not None:
-                left = at
-        elif kind == "conference-end":
-            if people:
-                left = at
-            people.clear()
-            caller_in = False
-        if caller_in and people and answered is None:
-            answered = at
-    call.conference_sid = conference or call.conference_sid
-    call.agent_call_sid = latest_person or call.agent_call_sid
-    call.person_present_since = min(people.values()) if people else None
+    present: dict[str, datetime] = {}  # who else is in a conference now, since when
+    latest_person: tuple[datetime, str] | None = None
+    current: tuple[bool, str, str] | None = None  # (still open, began, sid): the newest wins
+    for sid, events in conferences.items():
+        caller_in, over = False, False
+        people: dict[str, datetime] = {}
+        for e in sorted(events, key=lambda e: e["sequence"]):
+            at = datetime.fromisoformat(e["at"])
+            who, kind = e["participant"], e["event"]
+            if kind == "participant-join" and who == call.call_sid:
+                caller_in = True
+                caller_joined = min(caller_joined or at, at)
+            elif kind == "participant-join" and who:
+                people.setdefault(who, at)
+                if latest_person is None or at >= latest_person[0]:
+                    latest_person = (at, who)
+            elif kind == "participant-leave" and who == call.call_sid:
+                caller_in = False
+                ended = min(ended or at, at)
+            elif kind == "participant-leave" and who:
+                if people.pop(who, None) is not None:
+                    left = max(left or at, at)
+            elif kind == "conference-end":
+                if people:
+                    left = max(left or at, at)
+                people.clear()
+                caller_in, over = False, True
+            if caller_in and people:
+                answered = min(answered or at, at)
+        present.update(people)
+        rank = (not over, min(e["at"] for e in events), sid)
+        if current is None or rank > current:
+            current = rank
+    call.conference_sid = current[2] if current else call.conference_sid
+    call.agent_call_sid = latest_person[1] if latest_person else call.agent_call_sid
+    call.person_present_since = min(present.values()) if present else None
     call.person_left_at = left
     call.caller_joined_at = caller_joined
     if answered is not None and (call.answered_at is None or answered < call.answered_at):
@@ -274,45 +285,110 @@ def claim_dial(sess: Session, call_sid: str, now: datetime, ring_seconds: int) -
     return claimed is not None
 
 
-def apply_conference_record(sess: Session, event: CallEvent) -> bool:
-    """Apply a stored conference event to its call; True when it is the moment a person joined
-    the caller (the call then uses a weekly allowance). Marks the event processed."""
+OURS = "cg-"  # the conferences callguard creates: cg-<CallSid>
+KNOWN_FOR = timedelta(days=1)  # another's conference belongs to a call begun this recently
+
+
+def conference_call(sess: Session, event: CallEvent) -> Call | None:
+    """The call a stored conference event is about. One of callguard's own (``cg-<CallSid>``)
+    names it; another's (Flex's, named after its task) belongs to a known call only when a
+    participant is that call's caller, or it is the conference already recorded on the call."""
     name = str(event.payload.get("FriendlyName", ""))
-    call = get_or_create_call(sess, name.removeprefix("cg-"), conference_name=name)
+    if name.startswith(OURS):
+        return get_or_create_call(sess, name.removeprefix(OURS), conference_name=name)
+    if event.call_sid:
+        call = sess.scalar(select(Call).where(Call.call_sid == event.call_sid))
+        if call is not None:
+            return call
+    return sess.scalar(
+        select(Call)
+        .where(
+            Call.started_at > event.received_at - KNOWN_FOR,
+            Call.conference_sid == event.resource_sid,
+        )
+        .order_by(Call.id.desc())
+        .limit(1)
+    )
+
+
+def apply_conference_record(sess: Session, event: CallEvent) -> str | None:
+    """Apply a stored conference event to its call; the caller's CallSid when it is the moment
+    a person joined them (the call then uses a weekly allowance), else None. Marks the event
+    processed (one about no known call is stored and changes nothing)."""
+    call = conference_call(sess, event)
+    if call is None:
+        event.processed_at = datetime.now(UTC)
+        return None
     sess.refresh(call, with_for_update=True)  # two events for one call: one replays at a time
     answered_before = call.answered_at is not None
     at = twilio_time(event.payload, event.received_at)
+    reason = event.payload.get("ReasonAnnouncementFailed") or event.payload.get("Reason")
     apply_conference_event(
-        call, event.event, event.resource_sid, event.call_sid, at, event.sequence_number
+        call,
+        event.event,
+        event.resource_sid,
+        event.call_sid,
+        at,
+        event.sequence_number,
+        str(reason) if reason else None,
     )
+    theirs = not str(event.payload.get("FriendlyName", "")).startswith(OURS)
+    if theirs and event.event in PARTICIPANT_EVENTS:
+        catch_up_conference(sess, call, event.resource_sid)  # its events before this one
     if event.event in ANNOUNCEMENT_EVENTS:
-        settle_warning(sess, call, event.event, event.payload)
+        settle_warnings(sess, call)
     event.processed_at = datetime.now(UTC)
-    return not answered_before and call.answered_at is not None
+    return call.call_sid if not answered_before and call.answered_at is not None else None
+
+
+def catch_up_conference(sess: Session, call: Call, conference_sid: str) -> None:
+    """A conference callguard did not create (Flex's) has just been found to be the call's: its
+    participant events that arrived before anything said so (stored, and let go as nobody's)
+    are applied now. The call's conference log takes each once, so this is safe to repeat."""
+    for e in sess.scalars(
+        select(CallEvent)
+        .where(
+            CallEvent.source == "conference",
+            CallEvent.resource_sid == conference_sid,
+            CallEvent.event.in_(PARTICIPANT_EVENTS),
+        )
+        .order_by(CallEvent.id)
+        .limit(LOG_LIMIT)
+    ):
+        at = twilio_time(e.payload, e.received_at)
+        apply_conference_event(call, e.event, conference_sid, e.call_sid, at, e.sequence_number)
 
 
 ANNOUNCEMENT_EVENTS = frozenset({"announcement-end", "announcement-fail"})
 
 
-def settle_warning(sess: Session, call: Call, event: str, payload: Mapping[str, Any]) -> None:
-    """Twilio says whether the Warn it was asked to play played: the oldest Warn on this call
-    still waiting for that word is ``ok`` (played) or ``failed`` (with Twilio's reason)."""
-    action = sess.scalar(
-        select(AgentAction)
-        .where(
-            AgentAction.call_id == call.id,
-            AgentAction.kind == "warn",
-            AgentAction.outcome == "pending",
-        )
-        .order_by(AgentAction.id)
-        .limit(1)
-        .with_for_update()
+PLAY_FAILED = "Twilio could not play the warning: "
+
+
+def settle_warnings(sess: Session, call: Call) -> None:
+    """Twilio says whether each Warn it was asked to play played: the announcements on the
+    call's log, in Twilio's order (``SequenceNumber``, whatever order they arrived in), settle
+    the Warns Twilio accepted, oldest first: ``ok`` (played) or ``failed`` (with its reason)."""
+    played = sorted(
+        (e for e in call.conference_log or [] if e["event"] in ANNOUNCEMENT_EVENTS),
+        key=lambda e: (e["at"], e["sequence"]),
     )
-    if action is None:
+    if not played:
         return
-    if event == "announcement-end":
-        action.outcome = "ok"
-    else:
-        reason = payload.get("ReasonAnnouncementFailed") or payload.get("Reason") or ""
-        action.outcome = "failed"
-        action.error = f"Twilio could not play the warning: {reason or 'no reason given'}"[:1000]
+    warns = sess.scalars(
+        select(AgentAction)
+        .where(AgentAction.call_id == call.id, AgentAction.kind == "warn")
+        .order_by(AgentAction.id)
+        .with_for_update()
+    ).all()
+    sent = [
+        w
+        for w in warns
+        if not (w.outcome == "failed" and not (w.error or "").startswith(PLAY_FAILED))
+    ]
+    for warn, announced in zip(sent, played, strict=False):
+        if announced["event"] == "announcement-end":
+            warn.outcome, warn.error = "ok", None
+        else:
+            warn.outcome = "failed"
+            warn.error = (PLAY_FAILED + (announced.get("reason") or "no reason given"))[:1000]

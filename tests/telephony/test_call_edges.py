@@ -399,3 +399,48 @@ def test_a_leg_whose_worker_died_before_storing_it_is_learnt_from_twilio_and_sto
         c.conference("participant-join", c.sid, 1)
         c.conference("participant-leave", c.sid, 2)
     assert c.stops(leg) == ["canceled", "completed"]
+
+
+def test_a_caller_and_a_person_in_two_conferences_in_the_same_second_were_never_together(
+    app: Flask,
+    call: Callable[[], Call],
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    customer = limited(make_customer, restrict)
+    first, second = "CF6b" + "0" * 30, "CF3f" + "0" * 30  # the later one's SID sorts first
+    with time_machine.travel(TUESDAY, tick=False):  # every Timestamp in one second
+        c = call()
+        leg = c.ring()
+        c.answers(leg, "1")
+        c.conference("participant-join", leg, 1, first)
+        c.conference("participant-leave", leg, 3, first)
+        c.conference("conference-end", None, 4, first)
+        c.conference("participant-join", c.sid, 1, second)
+    row = call_row(app, c.sid)
+    assert row.answered_at is None and row.person_present_since is None
+    assert allowance_used(app, customer) == 0
+
+
+def test_warns_are_settled_in_twilios_order_whatever_order_the_announcements_arrive(
+    app: Flask, call: Callable[[], Call], twilio: Any, client: Any, make_staff: Callable[..., Any]
+) -> None:
+    from sqlalchemy import select
+
+    from restrictions.models import AgentAction
+    from telephony.database import database
+
+    supervisor = make_staff("supervisor")
+    c = call()
+    leg = c.ring()
+    put_together(twilio, c.sid, leg)
+    for _ in range(2):
+        assert (
+            client.post(f"/api/v1/calls/{c.sid}/warn", headers=supervisor.headers).status_code
+            == 200
+        )
+    c.conference("announcement-end", None, 6)  # the second Warn's word comes first
+    c.conference("announcement-fail", None, 5)
+    with database(app).sessions() as sess:
+        outcomes = [a.outcome for a in sess.scalars(select(AgentAction).order_by(AgentAction.id))]
+    assert outcomes == ["failed", "ok"]
