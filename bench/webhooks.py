@@ -14,6 +14,7 @@ Per size of customer base (BENCH_CUSTOMERS, default ``1000,100000,1000000``; imp
 - inbound, unknown caller: req/s, p50, p99, and the ratio to the bare endpoint;
 - inbound, a caller who may only write (a restriction in force): the same;
 - status callbacks (``completed`` events of the calls just placed): the same;
+- inbound with a ``taskrouter:`` default route (the same unknown callers queued as tasks);
 - for each, the floor's req/s and its own ratio to the bare endpoint.
 
 Needs PostgreSQL, Redis and wrk on localhost (``make bench``).
@@ -62,6 +63,7 @@ BASE = "https://calls.example.org"
 ACCOUNT = "AC" + "0" * 32
 LANDLORD = "+441332000000"
 WRITERS = 100  # customers with a writing-only restriction in force
+WORKFLOW = "WW" + "0" * 32  # a TaskRouter Workflow, for the taskrouter: route
 REQUESTS = 60_000  # distinct signed requests per scenario (more than wrk sends in the time)
 
 
@@ -355,6 +357,26 @@ def main() -> None:
                     f"p99 {steady['p99']:6.1f} ms  errors {steady['errors']:.0f}",
                     flush=True,
                 )
+            # the same callers with a taskrouter: default route: the decision rendered per call
+            # as an <Enqueue workflowSid> with the task's attributes
+            name = "inbound, unknown caller"
+            if name in scripts:
+                routed = tmp / "taskrouter.toml"
+                routed.write_text(f'[routes]\ndefault = "taskrouter:{WORKFLOW}"\n', "utf-8")
+                with served(
+                    "telephony:create_app()", {**env, "CALLGUARD_CONFIG": str(routed)}, log
+                ) as url:
+                    wrk(url, warm_up, 2)
+                    enqueued = inbound_requests(unknown, 4)
+                    print(
+                        row(
+                            "inbound, taskrouter: route",
+                            wrk(url, lua(enqueued, tmp)),
+                            floor[name],
+                            bare[name],
+                        ),
+                        flush=True,
+                    )
             redis.flushdb()
 
 

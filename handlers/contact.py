@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from handlers import job
 from handlers.calls import dial_out
-from restrictions import alerts, counting, rebuild, voicemails
+from restrictions import alerts, counting, rebuild, task_events, voicemails
 from restrictions.calls import apply_conference_record, apply_status, is_customer_call
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
@@ -63,12 +63,20 @@ def process_call_event(event_id: int) -> None:
     logs.set_call_sid(caller_sid if is_sid(caller_sid) else event.call_sid)
     ringing_leg = None
     if event.source == "conference":  # one kept in Redis while PostgreSQL was away
-        reached_person = apply_conference_record(sess, event)
+        reached = apply_conference_record(sess, event)
         sess.commit()
         metrics.event_processed(event.source)
-        if reached_person:
-            caller = str(event.payload.get("FriendlyName", "")).removeprefix("cg-")
-            counting.use_allowance(redis_client(), caller, datetime.now(UTC))
+        if reached:  # the caller's CallSid: a person has just joined them
+            counting.use_allowance(redis_client(), reached, datetime.now(UTC))
+        return
+    if event.source == task_events.SOURCE:  # kept in Redis a while, or its call not yet known
+        reached = task_events.apply_record(sess, event)
+        processed = event.processed_at is not None
+        sess.commit()
+        if processed:
+            metrics.event_processed(event.source)
+        if reached:  # a worker accepted the caller: the call uses a weekly allowance
+            counting.use_allowance(redis_client(), reached, datetime.now(UTC))
         return
     if event.source in voicemails.SOURCES:  # a voicemail's callback kept in Redis a while
         voicemails.apply_event(sess, event)
@@ -79,7 +87,8 @@ def process_call_event(event_id: int) -> None:
         call = apply_status(sess, event)
         if event.event in FINAL:
             count_and_check(sess, call)
-            if call.agent_call_sid and call.answered_at is None and call.moved_on_at is None:
+            rang = call.conference_name is not None  # callguard rang them (not Flex)
+            if rang and call.agent_call_sid and not (call.answered_at or call.moved_on_at):
                 ringing_leg = call.agent_call_sid  # the caller hung up while a person was rung
     event.processed_at = datetime.now(UTC)
     sess.commit()

@@ -47,7 +47,13 @@ def live_calls(sess: Session, agent: User | None = None, now: datetime | None = 
                 Call.route_destination == mine,
                 and_(
                     Call.route != SPOC_ROUTE,
-                    or_(Call.agent_label.is_(None), ~Call.agent_label.startswith("client:")),
+                    or_(
+                        Call.agent_label.is_(None),
+                        and_(
+                            ~Call.agent_label.startswith("client:"),
+                            ~Call.agent_label.startswith(UNMAPPED_WORKER),
+                        ),
+                    ),
                 ),
             )
         )
@@ -75,6 +81,8 @@ def live_call(sess: Session, call_sid: str, kind: str = WARN) -> Call:
 
 
 SPOC_ROUTE = "spoc"
+# A TaskRouter worker whose contact_uri names no client:<user> (restrictions.task_events.WORKER)
+UNMAPPED_WORKER = "worker:"
 
 
 def may_press(user: User, call: Call) -> bool:
@@ -82,13 +90,16 @@ def may_press(user: User, call: Call) -> bool:
     to the person it was routed to, whatever form their destination takes: a SPOC's call is
     theirs alone (``client:<name>``; one routed to a SPOC's phone number is no agent's: their
     supervisors act for them); the contact centre's calls are any agent's, who may have picked
-    them up."""
+    them up. A call a TaskRouter worker accepted is theirs (``client:<name>``, their
+    contact_uri), or, for a worker who is no member of staff, no agent's."""
     if user.role_enum.may(Role.SUPERVISOR):
         return True
     mine = f"client:{user.name}"
     if call.route == SPOC_ROUTE or (call.route_destination or "").startswith("client:"):
         return mine in (call.route_destination, call.agent_label)
     label = call.agent_label or ""
+    if label.startswith(UNMAPPED_WORKER):
+        return False  # a TaskRouter worker who is no member of staff: their supervisors act
     return not label.startswith("client:") or label == mine
 
 

@@ -25,6 +25,7 @@ from telephony.urls import public_url
 STATUS_CALLBACK_OVERRIDES = "#rc=3&rp=all&ct=2000&rt=5000"
 WORKSPACE_EVENTS = (
     "task.created",
+    "task.updated",  # Flex writes its conference into the task's attributes
     "task.canceled",
     "task.completed",
     "task.wrapup",

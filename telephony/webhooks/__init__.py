@@ -118,6 +118,7 @@ def init_app(app: Flask) -> None:
         queue,
         status,
         studio,
+        taskrouter_events,
         voice,
         whisper,
     )

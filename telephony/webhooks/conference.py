@@ -29,15 +29,21 @@ log = logging.getLogger("callguard.conference")
 @bp.post("/conference/events")
 def conference_events() -> Response:
     """Stored and applied in one transaction, so the agent console is fresh within a second (or
-    kept in Redis while PostgreSQL cannot take it, and applied when it is moved across)."""
+    kept in Redis while PostgreSQL cannot take it, and applied when it is moved across).
+
+    A conference callguard did not create (Flex's, named after its task) is stored too, and used
+    only when it is a known call's (restrictions.calls.conference_call)."""
     form = request.form
     name = form.get("FriendlyName", "")
     caller_sid = twiml.call_sid_of_conference(name)
     conference_sid = form.get("ConferenceSid", "")
     event = form.get("StatusCallbackEvent", "")
-    if caller_sid is None or not is_sid(caller_sid) or not conference_sid or not event:
+    ours = name.startswith(twiml.CONFERENCE_PREFIX)
+    if (ours and not is_sid(caller_sid)) or not conference_sid or not event:
         return json_error(
-            "FriendlyName (cg-<CallSid>), ConferenceSid and StatusCallbackEvent are required", 400
+            "FriendlyName (cg-<CallSid>, or another's), ConferenceSid and StatusCallbackEvent"
+            " are required",
+            400,
         )
     try:
         sequence = whole(form.get("SequenceNumber"), "SequenceNumber") or 0
@@ -56,13 +62,15 @@ def conference_events() -> Response:
         payload=form.to_dict(),
     )
 
-    def store_and_apply(sess: Session) -> tuple[bool, str | None]:
+    def store_and_apply(sess: Session) -> tuple[str | None, str | None]:
         stored = store_record(sess, record)
         if stored is None:  # a retry of an event already applied changes nothing
-            return False, None
+            return None, None
         row = sess.get(CallEvent, stored)
         assert row is not None
         reached = apply_conference_record(sess, row)
+        if not ours:  # nobody callguard rang is in another's conference
+            return reached, None
         call = sess.scalar(select(Call).where(Call.call_sid == caller_sid))
         return reached, leg_left_ringing(call, event, participant)
 
@@ -74,9 +82,9 @@ def conference_events() -> Response:
         return json_error("the event could not be stored; try again", 503)
     if applied is not None:  # stored and applied at once (else kept in Redis, applied later)
         metrics.event_processed(record.source)
-    reached_person, ringing = applied or (False, None)
-    if reached_person:
-        use_allowance(caller_sid)
+    reached, ringing = applied or (None, None)
+    if reached:  # the caller's CallSid: a person has just joined them
+        use_allowance(reached)
     if ringing:
         waiting.cancel_leg(ringing, fast=True)
     return Response(status=204)

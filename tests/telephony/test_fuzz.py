@@ -102,6 +102,7 @@ WEBHOOKS = [
     "/twilio/voice/voicemail?call_sid={id}",
     "/twilio/conference/events",
     "/twilio/conference/announce/{id}",
+    "/twilio/taskrouter/events",
 ]
 FIELDS = [
     "CallSid",
@@ -118,6 +119,11 @@ FIELDS = [
     "StatusCallbackEvent",
     "CallerName",
     "RecordingUrl",
+    "EventType",
+    "Sid",
+    "TaskAttributes",
+    "WorkerAttributes",
+    "Timestamp",
 ]
 forms = st.dictionaries(st.sampled_from(FIELDS), text, max_size=10)
 

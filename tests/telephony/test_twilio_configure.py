@@ -20,7 +20,7 @@ INCOMING = f"{PUBLIC_BASE_URL}/twilio/voice/incoming"
 STATUS = f"{PUBLIC_BASE_URL}/twilio/voice/status#rc=3&rp=all&ct=2000&rt=5000"
 EVENTS = f"{PUBLIC_BASE_URL}/twilio/taskrouter/events"
 EVENTS_FILTER = (
-    "task.created,task.canceled,task.completed,task.wrapup,reservation.accepted,"
+    "task.created,task.updated,task.canceled,task.completed,task.wrapup,reservation.accepted,"
     "reservation.rejected,reservation.timeout,reservation.canceled,reservation.wrapup,"
     "reservation.completed"
 )
