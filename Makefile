@@ -47,7 +47,10 @@ browser: ## Debian's Chromium for the browser tests (installed when missing)
 sentinel: ## Debian's redis-sentinel for the Sentinel failover tests (installed when missing)
 	@bash scripts/sentinel.sh
 
-test: install services browser sentinel ## The whole suite against real PostgreSQL and Redis (fresh database each run)
+pgbouncer: ## Debian's pgbouncer for the PgBouncer tests (installed when missing)
+	@bash scripts/pgbouncer.sh
+
+test: install services browser sentinel pgbouncer ## The whole suite against real PostgreSQL and Redis (fresh database each run)
 	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict (package, tests, bench) and the import layers
@@ -66,4 +69,4 @@ bench: install services ## Benchmarks: print their figures
 	$(BIN)/python -m bench.import_customers
 	$(BIN)/python -m bench.call_flow
 
-.PHONY: help install run services browser sentinel test lint bench drills
+.PHONY: help install run services browser sentinel pgbouncer test lint bench drills

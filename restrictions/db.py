@@ -6,6 +6,7 @@ No web framework here: the Flask binding (one session per request or job) lives 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,24 @@ from restrictions.resilience import Breaker
 CACHE_REDIS = "callguard.cache_redis"
 T = TypeVar("T")
 
+# The bounds every PostgreSQL use is held to, in milliseconds.
+TIMEOUTS_MS = {
+    "statement_timeout": 5000,
+    "lock_timeout": 2000,
+    "idle_in_transaction_session_timeout": 30000,
+}
+# The most connections each pool opens, by default (a web process; the CLI and workers ask for
+# fewer: telephony.database, README "PostgreSQL connections and PgBouncer").
+POOL_SIZE = 8
+MAX_OVERFLOW = 4
+AUTOCOMMIT_POOL_SIZE = 4
+
+
+def _set_local(timeouts: dict[str, int]) -> str:
+    """One statement that sets ``timeouts`` for the current transaction only (SET LOCAL)."""
+    calls = ", ".join(f"set_config('{name}', '{ms}', true)" for name, ms in timeouts.items())
+    return f"SELECT {calls}"
+
 
 class Database:
     """An engine and its session factory, built from DATABASE_URL.
@@ -27,14 +46,29 @@ class Database:
     sick database costs a fast error, never a hung worker.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pgbouncer: bool = False,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = MAX_OVERFLOW,
+        autocommit_pool_size: int = AUTOCOMMIT_POOL_SIZE,
+    ) -> None:
         self.url = url
+        # Through PgBouncer in transaction pooling (DATABASE_PGBOUNCER): each transaction runs on
+        # whichever server connection is free, and PgBouncer refuses the ``options`` startup
+        # parameter. So the bounds are set inside every transaction (SET LOCAL, one round trip
+        # more), never for the session, and psycopg prepares no statement (one prepared on one
+        # server connection is missing on the next). Direct to PostgreSQL, the bounds are the
+        # session's, set once when a connection is made, and psycopg prepares what it repeats.
+        self.pgbouncer = pgbouncer and url.startswith("postgresql")
+        timeouts = dict(TIMEOUTS_MS)
+        self._set_local = _set_local(timeouts)
         options: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
-            options["connect_args"] = {
+            connect_args: dict[str, Any] = {
                 "connect_timeout": 2,  # libpq's smallest
-                "options": "-c statement_timeout=5000 -c lock_timeout=2000"
-                " -c idle_in_transaction_session_timeout=30000",
                 "application_name": "callguard",
                 # a peer that vanished is noticed in seconds, not hours
                 "keepalives": 1,
@@ -43,35 +77,78 @@ class Database:
                 "keepalives_count": 2,
                 "tcp_user_timeout": 5000,
             }
+            if self.pgbouncer:
+                connect_args["prepare_threshold"] = None
+            else:
+                connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in timeouts.items())
+            options["connect_args"] = connect_args
             options["pool_timeout"] = 1
-            options["pool_size"] = 10
-            options["max_overflow"] = 10
+            options["pool_size"] = pool_size
+            options["max_overflow"] = max_overflow
         elif url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 5}
         self.engine: Engine = create_engine(url, **options)
+        if self.pgbouncer:
+            event.listen(self.engine, "begin", self._bound_transaction)
         # webhooks that must answer in time skip PostgreSQL for a moment after it fails
         self.breaker = Breaker("postgresql")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         install_after_commit(self.sessions)
         # Writes that are one statement (a status callback's insert) on a small pool of their
-        # own: autocommit (no BEGIN, no COMMIT) and no ping before each use, three round trips
-        # fewer; a connection found dead is replaced and the statement tried once more.
+        # own: autocommit (no BEGIN, no COMMIT; through PgBouncer, see _bounded) and no ping
+        # before each use, three round trips fewer; a connection found dead is replaced and the
+        # statement tried once more.
         if url.startswith("postgresql"):
-            single = {**options, "pool_pre_ping": False, "pool_size": 8, "max_overflow": 0}
+            single = {
+                **options,
+                "pool_pre_ping": False,
+                "pool_size": autocommit_pool_size,
+                "max_overflow": 0,
+            }
             self._single: Engine = create_engine(url, isolation_level="AUTOCOMMIT", **single)
         else:
             self._single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    def _bound_transaction(self, conn: Connection) -> None:
+        """The bounds for the transaction ``conn`` begins (the engine's ``begin`` event: on the
+        DBAPI connection, as SQLAlchemy's own would begin another)."""
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None  # a connection that begins is checked out
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(self._set_local)
+        finally:
+            cursor.close()
+
     def one_statement(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work``, a single statement, in its own implicit transaction."""
+        """Run ``work``, a single statement, in its own implicit transaction (through PgBouncer,
+        an explicit one carrying the bounds)."""
         try:
             with self._single.connect() as conn:
-                return work(conn)
+                return self._bounded(conn, work)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         with self._single.connect() as conn:  # PostgreSQL restarted since this connection
+            return self._bounded(conn, work)
+
+    def _bounded(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        if not self.pgbouncer:
             return work(conn)
+        # Through PgBouncer a statement's bounds need a transaction to live in: BEGIN and the
+        # bounds in one round trip (a simple query, prepared by nobody), then the statement, then
+        # COMMIT: two round trips more than autocommit, two fewer than a session's (its ping,
+        # BEGIN, bounds, statement, COMMIT).
+        conn.exec_driver_sql(f"BEGIN; {self._set_local}")
+        try:
+            result = work(conn)
+        except BaseException:
+            if not conn.invalidated:  # else the connection is gone, and its transaction with it
+                with contextlib.suppress(DBAPIError):
+                    conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
+        return result
 
     def dispose(self) -> None:
         """Close every pooled connection (tests, and processes that fork)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
@@ -146,6 +147,18 @@ def validate_route(value: Any, key: str = "routes.default") -> str:
         raise SettingsError(f"{key}: {exc.message}") from exc
 
 
+def _timezone(value: Any) -> str:
+    """An IANA time zone name tzdata knows ("Europe/London"): a misspelt one would otherwise
+    surface only when the first call's permitted-contact window is worked out."""
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, too long
+        raise SettingsError(
+            f"timezone: {value!r} is not a time zone name (such as \"Europe/London\")"
+        ) from None
+    return str(value)
+
+
 def _rule(raw: Any, index: int) -> ContactRule:
     where = f"contact_rules[{index}]"
     if not isinstance(raw, dict):
@@ -245,7 +258,7 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         caller_id=_e164(routes.get("caller_id", defaults.caller_id), "routes.caller_id"),
         spoc_ring_seconds=int(routes.get("spoc_ring_seconds", defaults.spoc_ring_seconds)),
         agent_ring_seconds=int(routes.get("agent_ring_seconds", defaults.agent_ring_seconds)),
-        timezone=str(data.get("timezone", defaults.timezone)),
+        timezone=_timezone(data.get("timezone", defaults.timezone)),
         organisation=organisation,
         contact_rules=rules,
         count_emergency_calls=bool(contact.get("count_emergency_calls", False)),

@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from restrictions.settings import Settings, load_settings
+from restrictions.settings import Settings, SettingsError, load_settings
 
 SETTINGS = "callguard.settings"
 csrf = CSRFProtect()
@@ -33,6 +34,7 @@ def default_database_url() -> str:
 
 ENV_KEYS = (
     "DATABASE_URL",
+    "DATABASE_PGBOUNCER",
     "REDIS_URL",
     "REDIS_SENTINELS",
     "REDIS_SENTINEL_MASTER",
@@ -47,10 +49,18 @@ ENV_KEYS = (
     "TWILIO_WORKSPACE_SID",
     "CALLGUARD_CONFIG",
     "SECRET_KEY",
+    "TRUSTED_PROXY_HOPS",
 )
 # Request bodies, in bytes, per family of routes (telephony.limits); whole numbers from the
 # environment.
 BODY_LIMIT_KEYS = ("MAX_WEBHOOK_BODY_BYTES", "MAX_API_BODY_BYTES", "MAX_PAGE_BODY_BYTES")
+# The most connections each of a process's database pools opens (telephony.database): whole
+# numbers.
+DATABASE_POOL_KEYS = (
+    "DATABASE_POOL_SIZE",
+    "DATABASE_MAX_OVERFLOW",
+    "DATABASE_AUTOCOMMIT_POOL_SIZE",
+)
 # Sessions, API tokens and sign-in (telephony.auth, telephony.bulkhead): whole numbers.
 SIGN_IN_KEYS = (
     "SESSION_IDLE_MINUTES",
@@ -104,9 +114,21 @@ def _webhook_algorithm(raw: Any, signing_keys: dict[str, str]) -> str:
     return WEBHOOK_ALGORITHMS[name]
 
 
-def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = True) -> Flask:
-    """Build the app. ``serving=False`` (the CLI) does not need SECRET_KEY: nothing is signed."""
-    app = Flask(__name__, instance_path=str(INSTANCE))
+def _proxy_hops(raw: Any) -> int:
+    """TRUSTED_PROXY_HOPS: how many proxies in front of callguard add X-Forwarded-For,
+    -Proto and -Host (0: none is believed, the connecting address is the client)."""
+    text = str(raw if raw is not None else 0).strip()
+    if not text.isdigit():
+        raise ConfigurationError(
+            f"TRUSTED_PROXY_HOPS must be a whole number of proxies (0 for none), not {raw!r}"
+        )
+    return int(text)
+
+
+def configure(app: Flask, test_config: dict[str, Any] | None, *, serving: bool) -> Settings:
+    """``app.config`` from the defaults, the environment and ``test_config``, checked before
+    anything is built (``telephony.startup``); returns the organisation's settings. Raises
+    ConfigurationError or SettingsError naming the setting."""
     instance = INSTANCE
     instance.mkdir(parents=True, exist_ok=True)
 
@@ -131,7 +153,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
     for key in ENV_KEYS:
         if os.environ.get(key):
             app.config[key] = os.environ[key]
-    for key in ("WEB_THREADS", *BODY_LIMIT_KEYS, *SIGN_IN_KEYS):
+    for key in ("WEB_THREADS", *BODY_LIMIT_KEYS, *SIGN_IN_KEYS, *DATABASE_POOL_KEYS):
         if os.environ.get(key, "").isdigit():
             app.config[key] = int(os.environ[key])
     app.config["TWILIO_WEBHOOK_SIGNING_KEYS"] = _signing_keys(
@@ -160,6 +182,38 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
         app.config["REMEMBER_COOKIE_SECURE"] = True
 
     settings = app.config.get("SETTINGS") or load_settings(app.config["CALLGUARD_CONFIG"])
+
+    from telephony import startup
+
+    # the web refuses to serve (and ``callguard worker`` to start) on a setting that is wrong;
+    # any other command refuses only a REDIS_URL that is not Redis
+    refused = startup.refusals(app.config) if serving else startup.redis_refusals(app.config)
+    if refused:
+        raise ConfigurationError("; ".join(refused))
+    app.config["TRUSTED_PROXY_HOPS"] = _proxy_hops(app.config.get("TRUSTED_PROXY_HOPS"))
+    return settings
+
+
+def check_environment() -> None:
+    """What ``create_app()`` would refuse in this environment, found without building anything
+    (no connection, no extension). gunicorn's master calls it before forking any worker
+    (``telephony.gunicorn_config``), and prints a RuntimeError's message alone: a bad setting
+    is one line, not a traceback from each worker."""
+    app = Flask(__name__, instance_path=str(INSTANCE))
+    try:
+        configure(app, None, serving=True)
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
+    from telephony.redis_store import sentinel_settings
+
+    sentinel_settings(app.config)  # REDIS_SENTINELS and the rest: ConfigurationError
+
+
+def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = True) -> Flask:
+    """Build the app. ``serving=False`` (the CLI) does not need SECRET_KEY: nothing is signed,
+    and only a REDIS_URL that is not Redis is refused (``telephony.startup``)."""
+    app = Flask(__name__, instance_path=str(INSTANCE))
+    settings = configure(app, test_config, serving=serving)
     app.extensions[SETTINGS] = settings
 
     from telephony import (
@@ -175,19 +229,22 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
         readiness,
         redis_store,
         security,
+        startup,
         twilio_gateway,
         webhooks,
     )
     from telephony import database as db
 
     logs.init_app(app)  # first: every answer gets its access line (its hook reads no body)
+    if serving:
+        startup.log_warnings(app, settings, "web")
     limits.init_app(app)  # then: an oversize body is refused before anything reads it
     bulkhead.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     inputs.init_app(app)
     metrics.init_app(app)  # before the breakers are made: they report to it
-    db.init_app(app)
+    db.init_app(app, serving=serving)
     redis_store.init_app(app)
     readiness.init_app(app)
     db.database(app).attach_cache(redis_store.redis_client(app))
@@ -199,6 +256,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, serving: bool = Tru
     pages.init_app(app)
     csrf.exempt(webhooks.bp)
     csrf.exempt(api.bp)
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:  # outermost: every hook, the limiter and the logs see the client the proxy saw
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     return app
 
 

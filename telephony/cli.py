@@ -264,14 +264,20 @@ def users_token_revoke(name: str) -> None:
 @with_app
 def worker(with_scheduler: bool, burst: bool, urgent_only: bool) -> None:
     """Run callguard's worker: it survives Redis going away and restarts itself."""
+    from telephony import current_settings, startup
     from telephony import worker as worker_process
     from telephony.redis_store import queue
 
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # the web's checks (create_app(serving=False) made none of them): one line, no traceback
+    refused = startup.refusals(app.config)
+    if refused:
+        raise click.ClickException("; ".join(refused))
+    startup.log_warnings(app, current_settings(), "worker")
     if not queue().is_async:
         raise click.ClickException(
             "neither REDIS_URL nor REDIS_SENTINELS is set: jobs already run inline"
         )
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     from telephony import metrics
 
     metrics.serve_for_worker(app)  # on WORKER_METRICS_PORT, when it is set

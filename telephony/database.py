@@ -14,11 +14,42 @@ from restrictions.db import Database
 EXTENSION = "callguard.db"
 
 
-def init_app(app: Flask) -> None:
-    app.extensions[EXTENSION] = Database(app.config["DATABASE_URL"])
+# The most connections a process's pools open (README "Connections"): a web process's, and the
+# CLI's and workers' (create_app(serving=False)), who run a job, a call and a sweep at a time.
+POOL_SIZES = {
+    "DATABASE_POOL_SIZE": (8, 3),
+    "DATABASE_MAX_OVERFLOW": (4, 2),
+    "DATABASE_AUTOCOMMIT_POOL_SIZE": (4, 1),
+}
+
+
+def init_app(app: Flask, *, serving: bool = True) -> None:
+    """The app's Database; ``serving``: a web process (else the CLI or a worker)."""
+    sizes = {
+        key: int(app.config.get(key, web if serving else cli))
+        for key, (web, cli) in POOL_SIZES.items()
+    }
+    for key, size in sizes.items():
+        least = 0 if key == "DATABASE_MAX_OVERFLOW" else 1  # SQLAlchemy's pool_size=0: no limit
+        if size < least:
+            from telephony import ConfigurationError
+
+            raise ConfigurationError(f"{key} must be at least {least}, not {size}")
+    app.extensions[EXTENSION] = Database(
+        app.config["DATABASE_URL"],
+        pgbouncer=_flag(app.config.get("DATABASE_PGBOUNCER")),
+        pool_size=sizes["DATABASE_POOL_SIZE"],
+        max_overflow=sizes["DATABASE_MAX_OVERFLOW"],
+        autocommit_pool_size=sizes["DATABASE_AUTOCOMMIT_POOL_SIZE"],
+    )
     # A request ends its session even when its app context outlives it (as in tests).
     app.teardown_request(_close_session)
     app.teardown_appcontext(_close_session)
+
+
+def _flag(value: object) -> bool:
+    """DATABASE_PGBOUNCER: ``1``, ``true``, ``yes`` or ``on`` (or True, in a test's config)."""
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def database(app: Flask | None = None) -> Database:

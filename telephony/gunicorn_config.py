@@ -5,6 +5,8 @@ With ``PROMETHEUS_MULTIPROC_DIR`` set (``telephony.metrics``), each process keep
 files there: when gunicorn starts, the files of processes no longer running are removed (their
 counts would otherwise be added to this run's for ever), and a worker that exits is marked dead
 so its live gauges (breaker state) stop counting. Without it these hooks do nothing.
+
+Before that, the settings are checked (``telephony.check_environment``, ``telephony.startup``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def _running(pid: int) -> bool:
 
 
 def on_starting(server: Any) -> None:
+    # A wrong setting stops gunicorn here, before a worker is forked: gunicorn prints a
+    # RuntimeError's message alone ("Error: TWILIO_AUTH_TOKEN must be set …") and exits 1,
+    # where each worker failing in create_app would log a traceback.
+    from telephony import check_environment
+
+    check_environment()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return

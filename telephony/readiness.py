@@ -1,8 +1,9 @@
 """``GET /healthz`` (alive: the process answers; nothing else is checked) and ``GET /readyz``
 (ready to take calls): PostgreSQL answers ``SELECT 1``, Redis takes a write (a ``SET`` with a
-short TTL, which a read-only replica refuses), the settings are usable with Twilio's auth token
-set, and no backlog is over its bound. 200 ``{"status": "ready", "checks": {…}}``, or 503 with
-each failing check's ``reason``. Both unauthenticated and never cached.
+short TTL, which a read-only replica refuses), the settings pass the start-up checks
+(``telephony.startup``: Twilio's credentials set, among others), and no backlog is over its
+bound. 200 ``{"status": "ready", "checks": {…}}``, or 503 with each failing check's ``reason``.
+Both unauthenticated and never cached.
 
 Cheap whatever happens: each dependency is asked under a short deadline
 (``READY_DEADLINE_SECONDS``, 0.5 s) on a pool of threads of its own, through a breaker (PostgreSQL's
@@ -17,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, jsonify
 from redis import Redis
@@ -25,7 +25,7 @@ from sqlalchemy import Connection, text
 
 from restrictions.events import BUFFER
 from restrictions.resilience import Breaker, DependencyDown, within_pool
-from telephony import current_settings, jobs
+from telephony import current_settings, jobs, startup
 from telephony.database import database
 from telephony.redis_store import QUEUE_NAME, URGENT_QUEUE_NAME, redis_client
 
@@ -110,20 +110,10 @@ def check_redis(app: Flask) -> dict[str, Any]:
 
 
 def check_settings(app: Flask) -> dict[str, Any]:
-    problems = []
-    for key, why in (
-        ("TWILIO_AUTH_TOKEN", "every webhook is refused"),
-        ("TWILIO_ACCOUNT_SID", "nobody can be rung"),
-    ):
-        if not app.config.get(key):
-            problems.append(f"{key} is not set: {why}")
-    base = urlsplit(str(app.config.get("PUBLIC_BASE_URL") or ""))
-    if base.scheme not in ("http", "https") or not base.netloc:
-        problems.append("PUBLIC_BASE_URL is not an http(s) origin")
-    try:
-        current_settings().default_destination  # noqa: B018  (parsed: it must parse)
-    except Exception as exc:
-        problems.append(f"routes.default: {_reason(exc)}")
+    """The start-up checks again (``telephony.startup``): what is served on but must be fixed
+    (no Twilio credentials), and what would have refused a start (a test's app, a config
+    changed since)."""
+    problems = startup.problems(app, current_settings())
     if problems:
         raise ValueError("; ".join(problems))
     return {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
@@ -38,6 +40,36 @@ def _http_error(exc: HTTPException) -> Response:
     return error(exc.description or exc.name, exc.code or 400)
 
 
+@functools.cache
+def _documented_queries() -> dict[tuple[str, str], frozenset[str]]:
+    """Each operation's query parameters, as its OpenAPI document declares them."""
+    from telephony.api.openapi import OPERATIONS, PREFIX
+
+    return {
+        (op.method.upper(), PREFIX + op.path): frozenset(
+            p["name"] for p in op.parameters if p.get("in") == "query"
+        )
+        for op in OPERATIONS
+    }
+
+
+@bp.before_request
+def _known_queries_only() -> Response | None:
+    """A query parameter the operation does not take is a 400 naming it, never silently
+    ignored (a misspelt filter would otherwise return everything)."""
+    if not request.args or request.url_rule is None:
+        return None
+    path = re.sub(r"<(?:[^:>]*:)?(\w+)>", r"{\1}", request.url_rule.rule)
+    allowed = _documented_queries().get((request.method, path))
+    if allowed is None:
+        return None
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown[:3])
+        return error(f"unknown query parameter {named}; this takes {sorted(allowed)}", 400)
+    return None
+
+
 def init_app(app: Flask) -> None:
     from telephony.api import (  # noqa: F401  (routes on bp)
         alerts,
@@ -61,5 +93,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(405)
     def _method(exc: HTTPException) -> Any:
         if request.path.startswith("/api/"):
-            return error(f"{request.method} is not allowed here", 405)
+            answer = error(f"{request.method} is not allowed here", 405)
+            allowed = getattr(exc, "valid_methods", None) or []
+            answer.headers["Allow"] = ", ".join(sorted(allowed))  # what is, as HTTP asks
+            return answer
         return exc
