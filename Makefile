@@ -59,7 +59,8 @@ lint: install ## ruff, mypy --strict (package, tests, bench) and the import laye
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-drills: install services ## Fault drills: the Procfile processes through Redis and PostgreSQL failures
+drills: install sentinel pgbouncer ## Fault drills: the Procfile processes through failures, on infrastructure of their own
+	@bash bench/haproxy.sh
 	$(BIN)/python -m bench.drills
 
 bench: install services ## Benchmarks: print their figures

@@ -1,34 +1,37 @@
 """The daily job: mark what fell due or overdue (reviews, notices, appeals) on the audit trail,
-once each, so the Due page and the trail agree; then apply the retention rules."""
+once each, so the Due page and the trail agree; press overdue reviews on supervisors and admins,
+or let them lapse (``[reviews]``); then apply the retention rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from handlers import job
-from restrictions import decisions, retention, voicemails
+from restrictions import decisions, overdue, policy_dates
 from restrictions.lifecycle import SYSTEM, audit
 from restrictions.models import AuditEntry
-from telephony import current_settings, twilio_gateway
+from telephony import current_settings, purging
 from telephony.database import session
-from telephony.twilio_gateway import GatewayError
 
 log = logging.getLogger("callguard.jobs.daily")
 
 
 @job
 def daily() -> dict[str, int]:
-    """Returns how many items were newly marked, and what retention removed."""
+    """Returns how many items were newly marked, the overdue reviews pressed (``escalated_*``)
+    and lapsed, and what retention removed."""
     settings = current_settings()
-    today = datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date()
+    today = policy_dates.today(settings.timezone)  # the landlord's clock, as the API's
     sess = session()
     marked = 0
     for item in decisions.due(sess, today):
-        if item.what == "letter" or (item.what == "appeal" and not item.days_overdue):
+        if item.what in ("letter", "lapse_letter") or (
+            item.what == "appeal" and not item.days_overdue
+        ):
             continue
         action = f"due.{item.what}" + ("_overdue" if item.what == "appeal" else "")
         entity, entity_id = (
@@ -57,33 +60,37 @@ def daily() -> dict[str, int]:
                 note=note,
             )
             marked += 1
-    purged = retention.purge(sess, settings.retention)
+    pressed = overdue.press(sess, settings.reviews, today)
+    # Twilio's copies of old voicemails first, then every table: one audit entry, every count
+    purged = purging.purge(sess, settings.retention)
     sess.commit()
-    recordings = delete_voicemail_recordings(settings.voicemail_days)
+    recordings = purged.recordings_deleted
     log.info(
-        "daily: %d newly due or overdue; retention %s; %d voicemail recordings deleted",
+        "daily: %d newly due or overdue; overdue reviews pressed on supervisors %d, on admins "
+        "%d, lapsed %d; retention %s; %d voicemail recordings deleted",
         marked,
+        pressed.supervisors,
+        pressed.admins,
+        pressed.lapsed,
         purged,
         recordings,
     )
-    return {"marked": marked, **purged.__dict__, "voicemail_recordings_deleted": recordings}
+    return {
+        "marked": marked,
+        "escalated_to_supervisors": pressed.supervisors,
+        "escalated_to_admins": pressed.admins,
+        "lapsed": pressed.lapsed,
+        **{rule: n for rule, n in purged.__dict__.items() if rule != "tables"},
+        "voicemail_recordings_deleted": recordings,
+    }
 
 
 def delete_voicemail_recordings(days: int) -> int:
-    """Delete Twilio's copy of each voicemail handled more than ``days`` ago, once each (a
-    recording Twilio no longer has counts as deleted); one that fails is tried again the next
-    day. Returns how many were marked deleted."""
+    """Delete Twilio's copy of each voicemail handled more than ``days`` ago (or never handled
+    within ``[retention] voicemail_unhandled_days``), once each (``telephony.purging``; the
+    daily job does this through ``purging.purge``). Returns how many were marked deleted."""
+    rules = dataclasses.replace(current_settings().retention, voicemail_days=days)
     sess = session()
-    now = datetime.now(UTC)
-    done = 0
-    for voicemail in voicemails.due_for_deletion(sess, now, days):
-        try:
-            twilio_gateway.delete_recording(voicemail.recording_sid)
-        except GatewayError as exc:
-            log.warning("voicemail %s: Twilio's copy not deleted (%s)", voicemail.id, exc)
-            continue
-        if voicemails.mark_deleted(sess, voicemail, now):
-            done += 1
-        sess.commit()
+    done = purging.delete_recordings(sess, rules, datetime.now(UTC))
     sess.commit()
-    return done
+    return len(done)

@@ -1,5 +1,7 @@
 """Excessive-contact alerts (policy section 6): a rule that trips opens one alert per subject and
-rule, with its evidence, for a person to decide on. Nothing is restricted automatically."""
+rule, with its evidence, for a person to decide on. Nothing is restricted automatically. An alert
+is decided once: after a person dismissed (or escalated) it, only calls that started after that
+count towards the next alert of its rule for that subject."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from restrictions import counting
+from restrictions.db import CACHE_REDIS, after_commit
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import (
     SYSTEM,
@@ -96,19 +99,24 @@ def tripping_window(
 
 
 def _decided_until(sess: Session, subject: str, rule: ContactRule) -> float:
-    """The end of the latest window a person already decided on (dismissed or escalated): its
-    calls are not raised again, whichever order they are counted in."""
+    """When a person last decided on this subject's alert of this rule (dismissed or escalated
+    it; at the least the end of its window): calls that started until then are not counted
+    towards another, whichever order they are counted in. PostgreSQL is the truth here; the
+    counters' mark in Redis (``counting.note_decided``) only narrows what is read."""
     latest = 0.0
-    for (evidence_of,) in sess.execute(
-        select(ContactAlert.evidence).where(
+    for evidence_of, closed_at in sess.execute(
+        select(ContactAlert.evidence, ContactAlert.closed_at).where(
             ContactAlert.subject == subject,
             ContactAlert.rule_name == rule.name,
-            ContactAlert.status != AlertStatus.OPEN.value,
+            # a merged alert (its calls attached to a customer) was no one's decision
+            ContactAlert.status.in_((AlertStatus.DISMISSED.value, AlertStatus.ESCALATED.value)),
         )
     ):
         end = (evidence_of or {}).get("window_end")
         if end:
             latest = max(latest, datetime.fromisoformat(end).timestamp())
+        if closed_at is not None:
+            latest = max(latest, closed_at.timestamp())
     return latest
 
 
@@ -126,9 +134,11 @@ def evaluate(
     not on the order their callbacks were processed in."""
     opened = []
     t = at.timestamp()
+    decided = counting.decided_marks(redis, subject)
     for rule in rules:
         width = rule.window_minutes * 60
-        calls = counting.calls_between(redis, subject, t - width, t + width)
+        since = max(t - width, decided.get(rule.name, 0.0))
+        calls = counting.calls_between(redis, subject, since, t + width)
         ends = [c.at for c in calls if t <= c.at < t + width]
         alert = _open(sess, rule, subject, customer_id, e164, calls, ends)
         if alert is not None:
@@ -145,9 +155,12 @@ def evaluate_subject(
     """Every window of every counted call of this subject (after ``counters rebuild``)."""
     customer_id, e164 = counting.parse_subject(subject)
     calls = counting.calls_between(redis, subject, 0, float("inf"))
+    decided = counting.decided_marks(redis, subject)
     opened = []
     for rule in rules:
-        alert = _open(sess, rule, subject, customer_id, e164, calls, [c.at for c in calls])
+        since = decided.get(rule.name, 0.0)
+        counted = [c for c in calls if c.at > since]
+        alert = _open(sess, rule, subject, customer_id, e164, counted, [c.at for c in counted])
         if alert is not None:
             opened.append(alert)
     return opened
@@ -168,6 +181,7 @@ def _open(
     ends: Iterable[float],
 ) -> ContactAlert | None:
     decided = _decided_until(sess, subject, rule)
+    calls = [c for c in calls if c.at > decided]  # only calls after the last decision count
     found = tripping_window(rule, calls, [e for e in ends if e > decided])
     if found is None:
         return None
@@ -227,6 +241,15 @@ def _must_be_open(alert: ContactAlert) -> None:
         raise Conflict(f"alert {alert.id} is already {alert.status}")
 
 
+def _note_decided(sess: Session, alert: ContactAlert) -> None:
+    """Once the decision commits, the subject's counters count only calls after it."""
+    redis = sess.info.get(CACHE_REDIS)
+    if redis is not None and alert.closed_at is not None:
+        after_commit(
+            sess, counting.note_decided, redis, alert.subject, alert.rule_name, alert.closed_at
+        )
+
+
 def dismiss(sess: Session, actor: Actor, alert: ContactAlert, reason: Any) -> ContactAlert:
     """A person looked at the evidence and decided no action is needed, and says why."""
     _must_be_open(alert)
@@ -235,6 +258,7 @@ def dismiss(sess: Session, actor: Actor, alert: ContactAlert, reason: Any) -> Co
     alert.closed_at = datetime.now(UTC)
     alert.closed_by_id = actor.user_id
     alert.close_reason = text
+    _note_decided(sess, alert)
     audit(
         sess,
         actor,
@@ -260,6 +284,7 @@ def escalate(sess: Session, actor: Actor, alert: ContactAlert, body: dict[str, A
     alert.closed_at = datetime.now(UTC)
     alert.closed_by_id = actor.user_id
     alert.close_reason = f"escalated to restriction {restriction.id} ({restriction.kind})"
+    _note_decided(sess, alert)
     alert.restriction_id = restriction.id
     audit(
         sess,
@@ -283,9 +308,11 @@ def list_alerts(
 ) -> list[ContactAlert]:
     """Open first, then newest first."""
     query = select(ContactAlert)
-    if status:
+    if status is not None:  # given empty is as wrong as given misspelt
         if status not in {s.value for s in AlertStatus}:
-            raise Invalid(f"status must be open, dismissed or escalated, not {status!r}")
+            raise Invalid(
+                f"status must be open, dismissed or escalated (or merged), not {status!r}"
+            )
         query = query.where(ContactAlert.status == status)
     if rule:
         query = query.where(ContactAlert.rule_name == rule)

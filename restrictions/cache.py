@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
+from restrictions import adjustments
 from restrictions.db import CACHE_REDIS, after_commit
 from restrictions.models import Customer, PhoneNumber, Restriction
 from restrictions.resilience import fail_open
@@ -40,6 +41,24 @@ def key(e164: str) -> str:
     return PREFIX + e164
 
 
+def in_force(restrictions: Iterable[Restriction]) -> list[Restriction]:
+    """Those of a customer's restrictions that apply to calls: each ``active`` one, and one that
+    was varied while its successor awaits its notice (the old terms keep the line protected until
+    the new ones take effect), unless an appeal overturned it."""
+    every = list(restrictions)
+    waiting = {r.replaces_id for r in every if r.replaces_id and r.state == "awaiting_notice"}
+    return [
+        r
+        for r in every
+        if r.state == "active"
+        or (
+            r.id in waiting
+            and (r.notice_sent_on is not None or r.apply_now)
+            and not any(a.outcome == "overturned" for a in r.appeals)
+        )
+    ]
+
+
 def profile_of(customer: Customer) -> CallerProfile:
     """What routing needs to know about a customer: who they are and what is in force."""
     active = tuple(
@@ -51,16 +70,15 @@ def profile_of(customer: Customer) -> CallerProfile:
             under_appeal=r.under_appeal,
             notice_sent=r.notice_sent_on is not None,
         )
-        for r in customer.restrictions
-        if r.state == "active"  # a decision awaiting its notice does not apply yet
+        # a decision awaiting its notice does not apply yet (what it varies still does)
+        for r in in_force(customer.restrictions)
     )
-    adjustments = customer.adjustments or {}
     return CallerProfile(
         customer_id=customer.id,
         reference=customer.reference,
         name=customer.name,
         language=customer.language,
-        slow_speech=bool(adjustments.get("slow_speech", False)),
+        slow_speech=adjustments.slow_speech(customer.adjustments),
         restrictions=active,
     )
 
@@ -87,12 +105,18 @@ def profiles(
         if customer_ids is None
         else (customer_ids[i : i + CHUNK] for i in range(0, len(customer_ids), CHUNK))
     )
+    successor = aliased(Restriction)
+    varied = select(successor.replaces_id).where(  # still in force: see in_force
+        successor.ended_at.is_(None), successor.replaces_id.is_not(None)
+    )
     for chunk in chunks:
         query = select(Customer).options(
             selectinload(Customer.numbers),
-            selectinload(Customer.restrictions.and_(Restriction.ended_at.is_(None))).selectinload(
-                Restriction.appeals
-            ),
+            selectinload(
+                Customer.restrictions.and_(
+                    or_(Restriction.ended_at.is_(None), Restriction.id.in_(varied))
+                )
+            ).selectinload(Restriction.appeals),
         )
         if chunk is not None:
             query = query.where(Customer.id.in_(list(chunk)))

@@ -3,7 +3,9 @@
 Per subject, ``customer:<id>`` across all their numbers, or ``number:<E.164>`` when the caller is
 not a customer (a withheld number has nothing to count against). Two keys per subject: a sorted
 set of CallSids scored by when the call started, and a hash of CallSid → talk seconds. Both are
-keyed on the CallSid, so counting a call again changes nothing.
+keyed on the CallSid, so counting a call again changes nothing. A third, per subject, remembers
+when a person last decided an alert of each rule (dismissed or escalated it): the windows count
+only calls that started after that, so a decided alert never re-opens for the calls it covered.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from restrictions.models import Call
+from restrictions.models import AlertStatus, Call, ContactAlert
+from restrictions.resilience import fail_open
 
 CALLS = "cg:count:calls:"
 TALK = "cg:count:talk:"
 ALLOWANCE = "cg:allowance:customer:"
+DECIDED = "cg:count:decided:"  # hash per subject: rule name -> when its alert was last decided
 KEEP_SECONDS = 8 * 24 * 3600  # longer than the longest default window (7 days)
 
 
@@ -64,6 +68,39 @@ def count_call(
     pipe.execute()
 
 
+@dataclass(frozen=True)
+class Move:
+    """One call to move from the subject it was counted under (None: it was counted under
+    none) to another: ``seconds`` None when it is not to be counted there (not yet finished, an
+    emergency repair, older than the counters keep)."""
+
+    from_subject: str | None
+    call_sid: str
+    started_at: datetime
+    seconds: int | None
+
+
+def move_calls(
+    redis: Redis, to_subject: str, moves: list[Move], keep_seconds: int = KEEP_SECONDS
+) -> None:
+    """Move calls between subjects (a caller's calls attached to a customer) in one
+    transaction: gone from the old subject's counters, counted under the new one (idempotent on
+    the CallSid, like ``count_call``)."""
+    if not moves:
+        return
+    pipe = redis.pipeline(transaction=True)
+    for move in moves:
+        if move.from_subject is not None and move.from_subject != to_subject:
+            pipe.zrem(CALLS + move.from_subject, move.call_sid)
+            pipe.hdel(TALK + move.from_subject, move.call_sid)
+        if move.seconds is not None:
+            pipe.zadd(CALLS + to_subject, {move.call_sid: move.started_at.timestamp()})
+            pipe.hset(TALK + to_subject, move.call_sid, move.seconds)
+    pipe.expire(CALLS + to_subject, keep_seconds)
+    pipe.expire(TALK + to_subject, keep_seconds)
+    pipe.execute()
+
+
 def window(redis: Redis, subject: str, end: datetime, minutes: int) -> WindowStats:
     """Calls that started in (end - minutes, end], and their talk time."""
     low = (end - timedelta(minutes=minutes)).timestamp()
@@ -101,6 +138,51 @@ def calls_between(redis: Redis, subject: str, after: float, until: float) -> lis
         CountedCall(sid, float(score), int(talk) if talk is not None else 0)
         for sid, (_, score), talk in zip(sids, raw, seconds, strict=True)
     ]
+
+
+# --- alerts decided once ----------------------------------------------------------------------
+
+
+@fail_open(default=None)
+def note_decided(redis: Redis, subject: str, rule_name: str, at: datetime) -> None:
+    """A person decided the subject's alert of this rule at ``at``: from now on its windows count
+    only the calls that started after that (run after the decision commits; PostgreSQL's
+    ``closed_at`` stays the truth, and a rebuild writes this again from it)."""
+    key = DECIDED + subject
+    before = redis.hget(key, rule_name)
+    if before is not None and float(before) >= at.timestamp():
+        return
+    pipe = redis.pipeline(transaction=False)
+    pipe.hset(key, rule_name, at.timestamp())
+    pipe.expire(key, KEEP_SECONDS)  # no counted call is older than that
+    pipe.execute()
+
+
+def decided_marks(redis: Redis, subject: str) -> dict[str, float]:
+    """Rule name -> when the subject's alert of that rule was last decided (Unix time)."""
+    raw: dict[bytes | str, bytes | str] = redis.hgetall(DECIDED + subject)
+    return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items() if v}
+
+
+def rebuild_decided(sess: Session, redis: Redis) -> int:
+    """Write every subject's decided marks again from PostgreSQL's decided alerts."""
+    since = datetime.now(UTC) - timedelta(seconds=KEEP_SECONDS)
+    rows = sess.execute(
+        select(ContactAlert.subject, ContactAlert.rule_name, func.max(ContactAlert.closed_at))
+        .where(
+            # a person's decision (a merged alert was nobody's: see alerts._decided_until)
+            ContactAlert.status.in_((AlertStatus.DISMISSED.value, AlertStatus.ESCALATED.value)),
+            ContactAlert.closed_at.is_not(None),
+            ContactAlert.closed_at >= since,
+        )
+        .group_by(ContactAlert.subject, ContactAlert.rule_name)
+    )
+    done = 0
+    for subject, rule_name, closed_at in rows:
+        if closed_at is not None:
+            note_decided(redis, subject, rule_name, closed_at)
+            done += 1
+    return done
 
 
 def subjects(redis: Redis) -> list[str]:
@@ -168,9 +250,10 @@ def allowance_used_from_calls(sess: Session, customer_id: int, since: datetime) 
 
 def rebuild(sess: Session, redis: Redis) -> int:
     """Rebuild every counter and allowance from PostgreSQL; returns how many counted calls."""
-    for prefix in (CALLS, TALK, ALLOWANCE):
+    for prefix in (CALLS, TALK, ALLOWANCE, DECIDED):
         for key in redis.scan_iter(match=prefix + "*", count=1000):
             redis.delete(key)
+    rebuild_decided(sess, redis)
     since = datetime.now(UTC) - timedelta(seconds=KEEP_SECONDS)
     count = 0
     rows = sess.execute(

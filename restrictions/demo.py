@@ -22,6 +22,15 @@ STAFF = (
     ("demo.supervisor", "supervisor", "demo-supervisor-pass"),
     ("demo.agent", "agent", "demo-agent-pass"),
 )
+# How the letters name and sign as them.
+LETTER_DETAILS = {
+    "demo.supervisor": {"display_name": "Dana Price", "job_title": "Tenancy Services Manager"},
+    "demo.agent": {
+        "display_name": "Owen Jones",
+        "job_title": "Customer Liaison Officer",
+        "direct_line": "+441332000555",
+    },
+}
 
 # The people; each kind of restriction is tried on one of them (in declaration order), with the
 # example details its declaration gives. A kind declared later gets a person of its own.
@@ -63,6 +72,7 @@ def customers() -> list[dict[str, Any]]:
             )
     for i, spec in enumerate(specs, start=1):
         spec["phone_numbers"] = [f"+4474001{i:05d}"]
+        spec["postal_address"] = [f"{i} Demo Terrace", "Derby", f"DE1 {i}AA"]
         declared = kinds.find(spec["kind"] or "")
         spec["restrictions"] = (
             [{"kind": declared.name, "notice_sent_on": _today(), **declared.example}]
@@ -93,7 +103,16 @@ def seed(sess: Session) -> Iterator[str]:
     """Create what is missing; yields lines describing what there is to try."""
     for name, role, password in STAFF:
         if sess.scalar(select(User).where(User.name == name)) is None:
-            _, token = create_user(sess, name, role, password)
+            details = LETTER_DETAILS.get(name, {})
+            _, token = create_user(
+                sess,
+                name,
+                role,
+                password,
+                display_name=details.get("display_name"),
+                job_title=details.get("job_title"),
+                direct_line=details.get("direct_line"),
+            )
             sess.commit()
             yield f"staff {name} ({role}): password {password!r}, API token {token}"
         else:
@@ -109,6 +128,7 @@ def seed(sess: Session) -> Iterator[str]:
                 phone_numbers=spec["phone_numbers"],
                 language=spec.get("language"),
                 adjustments=spec.get("adjustments"),
+                postal_address=spec["postal_address"],
             )
             for body in spec["restrictions"]:
                 add_restriction(sess, DEMO, customer, body)

@@ -1,6 +1,8 @@
 """Importing customers from the housing management system's CSV export.
 
-Columns ``reference,name,phone_numbers,language`` (numbers separated by ``;``). Each row is
+Columns ``reference,name,phone_numbers,language`` (numbers separated by ``;``), and optionally
+``postal_address`` (its lines separated by ``|``; when the column is there, an empty one means no
+address, and when it is not, addresses are left as they are). Each row is
 validated whole, so a bad row is reported with its line number and skipped and never half-written;
 good rows land in batches, each committed. A re-run updates customers by reference instead of
 duplicating them, and audits only real changes.
@@ -48,9 +50,11 @@ from restrictions.models import Customer
 from restrictions.phone import MAX_NUMBERS, REGION, to_e164
 from restrictions.resilience import fail_open
 from restrictions.routing import CallerProfile
-from restrictions.validation import required_text
+from restrictions.validation import postal_address, required_text
 
 COLUMNS = ("reference", "name", "phone_numbers", "language")
+ADDRESS_COLUMN = "postal_address"  # optional
+ADDRESS_LINES = "|"  # what separates an address's lines in its column
 BATCH = 500  # good rows per commit, row by row
 SET_BATCH = 50_000  # rows per batch (one transaction) on PostgreSQL
 CACHE_CHUNK = 10_000  # customers read per statement when refreshing the routing cache
@@ -153,6 +157,7 @@ class _Row:
     reference_error: str | None
     fields_error: str | None  # the name's or the language's
     row_error: str | None = None  # the row could not be read at all (its line is too long, say)
+    address: tuple[str, ...] | None = None  # its lines (() none); None: no postal_address column
 
     @property
     def create_error(self) -> str | None:
@@ -292,7 +297,7 @@ def _records(reader: Iterator[list[str]], lines: _Lines) -> Iterator[list[str] |
         yield NOT_UTF8 if lines.undecodable else values
 
 
-def _header(reader: Iterator[list[str] | str]) -> tuple[int, int, int, int]:
+def _header(reader: Iterator[list[str] | str]) -> tuple[int, int, int, int, int | None]:
     first = next(reader, [])
     if isinstance(first, str):
         raise DomainError(f"line 1, the header: {first}")
@@ -304,7 +309,7 @@ def _header(reader: Iterator[list[str] | str]) -> tuple[int, int, int, int]:
         )
     where = {name: i for i, name in enumerate(header)}  # a repeated column: the last one
     ref, name, numbers, language = (where[c] for c in COLUMNS)
-    return ref, name, numbers, language
+    return ref, name, numbers, language, where.get(ADDRESS_COLUMN)
 
 
 def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
@@ -312,8 +317,8 @@ def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
     rows; line numbers count them, and the header is line 1)."""
     lines = _Lines(stream)
     records = _records(csv.reader(lines), lines)
-    i_ref, i_name, i_numbers, i_language = _header(records)
-    width = max(i_ref, i_name, i_numbers, i_language) + 1
+    i_ref, i_name, i_numbers, i_language, i_address = _header(records)
+    width = max(i_ref, i_name, i_numbers, i_language, -1 if i_address is None else i_address) + 1
     languages = frozenset(prompts.languages())
     for values in records:
         if not values:
@@ -354,6 +359,13 @@ def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
                 _language(language)
             except Invalid as exc:
                 fields_error = exc.message
+        address = None
+        if i_address is not None:
+            try:
+                lines_given = values[i_address].split(ADDRESS_LINES)
+                address = tuple(postal_address(lines_given) or ())
+            except Invalid as exc:
+                fields_error = fields_error or exc.message
         yield _Row(
             lines.line,
             ref,
@@ -363,6 +375,7 @@ def _parsed(stream: IO[str], progress: Callable[[int], Any]) -> Iterator[_Row]:
             numbers_error,
             reference_error,
             fields_error,
+            address=address,
         )
 
 
@@ -389,6 +402,7 @@ class _Existing:
     language: str
     adjustments: str  # JSON text
     numbers: tuple[str, ...]  # in the order they were recorded (PhoneNumber.id)
+    address: tuple[str, ...] = ()  # the postal address's lines (() none)
 
 
 @dataclass(slots=True)
@@ -401,6 +415,13 @@ class _Change:
     removed: list[str]
     added: list[str]
     id: int = 0  # the customer's (a new one's once allocated)
+
+    @property
+    def address(self) -> tuple[str, ...]:
+        """The postal address afterwards: the row's, or as it was when the file has none."""
+        if self.row.address is not None or self.found is None:
+            return self.row.address or ()
+        return self.found.address
 
 
 @dataclass
@@ -495,6 +516,7 @@ class _Importer:
                         name=row.name,
                         phone_numbers=row.numbers,
                         language=row.language,
+                        postal_address=None if row.address is None else list(row.address),
                         refresh_cache=False,
                     )
                     report.created += 1
@@ -510,6 +532,7 @@ class _Importer:
                         name=row.name,
                         phone_numbers=numbers,
                         language=row.language,
+                        postal_address=None if row.address is None else list(row.address),
                         refresh_cache=False,
                     ):
                         report.updated += 1
@@ -595,7 +618,9 @@ class _Importer:
             else:
                 added = [n for n in row.numbers if n not in found.numbers]
                 removed = [n for n in found.numbers if n not in row.numbers]
-                if added or removed or (row.name, row.language) != (found.name, found.language):
+                address = found.address if row.address is None else row.address
+                fields = (row.name, row.language, address)
+                if added or removed or fields != (found.name, found.language, found.address):
                     kept = [n for n in found.numbers if n in row.numbers]
                     plan.good.append(_Change(row, found, kept + added, removed, added, found.id))
                     for n in removed:
@@ -615,7 +640,8 @@ class _Importer:
 # as the table is large.
 _EXISTING = """
 SELECT c.reference, c.id, c.name, c.language, c.adjustments::text,
-       ARRAY(SELECT p.e164 FROM phone_numbers p WHERE p.customer_id = c.id ORDER BY p.id)
+       ARRAY(SELECT p.e164 FROM phone_numbers p WHERE p.customer_id = c.id ORDER BY p.id),
+       c.postal_address::text
 FROM unnest(%b::text[]) AS r(reference)
 CROSS JOIN LATERAL (
     SELECT c.* FROM customers c WHERE c.reference = r.reference LIMIT 1
@@ -637,8 +663,9 @@ def _look_up(cur: Any, batch: list[_Row]) -> tuple[dict[str, _Existing], dict[st
     cur.execute(_EXISTING, (list({r.reference for r in batch if "\x00" not in r.reference}),))
     existing: dict[str, _Existing] = {}
     owners: dict[str, str | None] = {}
-    for ref, id_, name, language, adjustments, numbers in cur:
-        existing[ref] = _Existing(id_, name, language, adjustments, tuple(numbers))
+    for ref, id_, name, language, adjustments, numbers, address in cur:
+        lines = tuple(json.loads(address) or ()) if address else ()
+        existing[ref] = _Existing(id_, name, language, adjustments, tuple(numbers), lines)
         owners.update(dict.fromkeys(numbers, ref))
     # the numbers not already known to be their row's customer's (on a re-run: hardly any)
     cur.execute(_OWNERS, (list({n for r in batch for n in r.numbers if n not in owners}),))
@@ -646,13 +673,25 @@ def _look_up(cur: Any, batch: list[_Row]) -> tuple[dict[str, _Existing], dict[st
     return existing, owners
 
 
-def _snapshot(ref: str, name: str, language: str, adjustments: str, numbers: Sequence[str]) -> str:
+def _snapshot(
+    ref: str,
+    name: str,
+    language: str,
+    adjustments: str,
+    numbers: Sequence[str],
+    address: Sequence[str] = (),
+) -> str:
     """lifecycle.customer_snapshot as JSON text (``adjustments`` is JSON text already)."""
     return (
         f'{{"reference": {json.dumps(ref)}, "name": {json.dumps(name)}, '
         f'"language": {json.dumps(language)}, "adjustments": {adjustments}, '
-        f'"phone_numbers": {json.dumps(numbers)}}}'
+        f'"phone_numbers": {json.dumps(numbers)}, "postal_address": {json.dumps(list(address))}}}'
     )
+
+
+def _address_json(address: Sequence[str]) -> str | None:
+    """A postal address as the column holds it: JSON text, or NULL for none."""
+    return json.dumps(list(address)) if address else None
 
 
 def _write(cur: Any, plan: _Plan, actor: Actor) -> None:
@@ -670,28 +709,35 @@ def _write(cur: Any, plan: _Plan, actor: Actor) -> None:
         for change, (id_,) in zip(new, sorted(cur), strict=True):
             change.id = id_
     renamed = [
-        (c.id, c.row.name, c.row.language)
+        (c.id, c.row.name, c.row.language, _address_json(c.address))
         for c in changes
-        if c.found is not None and (c.row.name, c.row.language) != (c.found.name, c.found.language)
+        if c.found is not None
+        and (c.row.name, c.row.language, c.address)
+        != (c.found.name, c.found.language, c.found.address)
     ]
     if renamed:
-        ids, names, languages = (list(column) for column in zip(*renamed, strict=True))
+        ids, names, languages, addresses = (list(column) for column in zip(*renamed, strict=True))
         cur.execute(
-            "UPDATE customers SET name = u.name, language = u.language, updated_at = %s"
-            " FROM unnest(%s::int[], %s::text[], %s::text[]) AS u(id, name, language)"
+            "UPDATE customers SET name = u.name, language = u.language,"
+            " postal_address = u.address::jsonb, updated_at = %s"
+            " FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[])"
+            " AS u(id, name, language, address)"
             " WHERE customers.id = u.id",
-            (now, ids, names, languages),
+            (now, ids, names, languages, addresses),
         )
     removed = [n for c in changes for n in c.removed]
     if removed:
         cur.execute("DELETE FROM phone_numbers WHERE e164 = ANY(%s::text[])", (removed,))
     if new:
         with cur.copy(
-            "COPY customers (id, reference, name, language, adjustments, created_at, updated_at)"
-            " FROM STDIN"
+            "COPY customers (id, reference, name, language, adjustments, postal_address,"
+            " created_at, updated_at) FROM STDIN"
         ) as copy:
             for c in new:
-                copy.write_row((c.id, c.row.reference, c.row.name, c.row.language, "{}", now, now))
+                row, address = c.row, _address_json(c.address)
+                copy.write_row(
+                    (c.id, row.reference, row.name, row.language, "{}", address, now, now)
+                )
     with cur.copy("COPY phone_numbers (customer_id, e164, created_at) FROM STDIN") as copy:
         for c in changes:
             for n in c.added:
@@ -704,14 +750,16 @@ def _write(cur: Any, plan: _Plan, actor: Actor) -> None:
             row = c.row
             if c.found is None:
                 action, before = "customer.created", "null"
-                after = _snapshot(row.reference, row.name, row.language, "{}", c.numbers)
+                after = _snapshot(row.reference, row.name, row.language, "{}", c.numbers, c.address)
             else:
                 old = c.found
                 action = "customer.updated"
                 before = _snapshot(
-                    row.reference, old.name, old.language, old.adjustments, old.numbers
+                    row.reference, old.name, old.language, old.adjustments, old.numbers, old.address
                 )
-                after = _snapshot(row.reference, row.name, row.language, old.adjustments, c.numbers)
+                after = _snapshot(
+                    row.reference, row.name, row.language, old.adjustments, c.numbers, c.address
+                )
             copy.write_row(
                 (now, actor.user_id, actor.label, action, "customer", c.id, c.id, before, after)
             )

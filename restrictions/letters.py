@@ -1,5 +1,7 @@
 """What the letters to a customer say: the decision (policy 10.2), the outcome of their latest
-appeal (section 12) and of the latest review (10.4), as content, in the customer's language.
+appeal (section 12) and of the latest review (10.4), and the end of a restriction, as content, in
+the customer's language. Their dates (the appeal's last day, the review) are the policy's
+calendar's (``restrictions.policy_dates``).
 
 The words are data, in each language's prompt file (``[letter]`` and ``[letter.kinds]``): adding a
 language stays one file. Here they are filled in with the decision, the customer's details and the
@@ -9,25 +11,25 @@ a Letter is plain text (nothing is marked up), so whatever renders it escapes al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 import prompts
-from restrictions import kinds
-from restrictions.calendar import add_months, add_working_days
-from restrictions.decisions import APPEAL_WORKING_DAYS
+from restrictions import kinds, policy_dates
 from restrictions.errors import Invalid, NotFound
-from restrictions.lifecycle import REVIEW_MONTHS
-from restrictions.models import Appeal, Restriction, Review
+from restrictions.models import Appeal, Restriction, Review, User
+from restrictions.policy_dates import APPEAL_WORKING_DAYS
 from restrictions.settings import Settings
 
-WHICH = ("decision", "appeal", "review")
+WHICH = ("decision", "appeal", "review", "end")
 
 
 @dataclass(frozen=True)
@@ -40,24 +42,30 @@ class Section:
 
 @dataclass(frozen=True)
 class Letter:
-    which: str  # decision, appeal or review
+    which: str  # decision, appeal, review or end
     language: str  # the language it is written in (the customer's, or en-GB)
     date: date  # the letter's date
     dated: str  # that date in words, in the letter's language
     sender: tuple[str, ...]  # the organisation: name, address, how to contact it
-    recipient: tuple[str, ...]  # the customer's name and our reference
+    recipient: tuple[str, ...]  # the customer's name and postal address: the envelope's window
     title: str
     greeting: str
     sections: tuple[Section, ...]
     sign_off: str
     signature: str
+    # Set on a preview (drawn from today's record, not sent): what it says across its top.
+    preview: str = ""
+    reference: str = ""  # "Our reference: …", beside the date (not through the window)
+    signatory: tuple[str, ...] = ()  # who signs: their name when on record, their job or role
+    large_print: bool = False  # the customer asked for large print (adjustments: large_print)
 
     def text(self) -> str:
         """Everything the letter says, as plain text (for searching and tests)."""
-        parts = [*self.sender, *self.recipient, self.dated, self.title, self.greeting]
+        parts = [*self.sender, *self.recipient, self.reference, self.dated, self.title]
+        parts.append(self.greeting)
         for section in self.sections:
             parts += [section.heading, *section.paragraphs]
-        parts += [self.sign_off, self.signature]
+        parts += [self.sign_off, *self.signatory, self.signature]
         return "\n".join(p for p in parts if p)
 
 
@@ -94,6 +102,11 @@ class _Words:
         months: Sequence[str] = self.table["months"]
         return self("date", day=day.day, month=months[day.month - 1], year=day.year)
 
+    def role(self, name: str) -> str:
+        """A staff role in words (``[letter.roles]``); the team for anything else."""
+        roles: Mapping[str, str] = self.table.get("roles", {})
+        return roles.get(name) or roles["team"]
+
 
 def date_in_words(day: date, language: str | None) -> str:
     """A date as the letter writes it: "26 November 2026", "26 Tachwedd 2026"."""
@@ -111,13 +124,13 @@ def dialled(e164: str) -> str:
     return phonenumbers.format_number(parsed, style)
 
 
-def letter_date(restriction: Restriction, today: date) -> date:
-    """The decision letter's date: the day its notice was recorded as sent, else today."""
-    return restriction.notice_sent_on or today
+# The decision letter's date, and the review date a letter gives: the policy's calendar's.
+letter_date = policy_dates.decision_letter_date
+review_date = policy_dates.review_date
 
 
-def _params(settings: Settings) -> dict[str, Any]:
-    org = settings.organisation
+def _params(settings: Settings, language: str) -> dict[str, Any]:
+    org = settings.organisation.in_language(language)
     return {
         "organisation_name": org.name,
         "postal_address": org.postal_address,
@@ -134,11 +147,23 @@ def _params(settings: Settings) -> dict[str, Any]:
 # --- what a restriction means ---------------------------------------------------------------------
 
 
-def _spoc_reach(words: _Words, contact: str) -> str:
-    """How to reach the named contact: a staff member through our number, or their own number."""
+def _spoc_reach(words: _Words, contact: str, sess: Session | None) -> str:
+    """How to reach the named contact: a number of their own ("your named contact, on …"), or
+    a member of staff by the name letters give them (never their login), on their direct line
+    when they have one, else through our number."""
     if contact.startswith("+"):
         return words("spoc_number", spoc_phone=dialled(contact))
-    return words("spoc_staff", spoc_name=contact.removeprefix("client:"))
+    login = contact.removeprefix("client:")
+    user = sess.scalar(select(User).where(User.name == login)) if sess is not None else None
+    name = user.display_name if user is not None else None
+    line = user.direct_line if user is not None else None
+    if name and line:
+        return words("spoc_staff_direct", spoc_name=name, spoc_phone=dialled(line))
+    if name:
+        return words("spoc_staff", spoc_name=name)
+    if line:
+        return words("spoc_number", spoc_phone=dialled(line))
+    return words("spoc_unnamed")
 
 
 def _what_is_restricted(restriction: Restriction, words: _Words) -> str:
@@ -149,7 +174,7 @@ def _what_is_restricted(restriction: Restriction, words: _Words) -> str:
         name: str(details[name]) for name in ("representative", "issue") if details.get(name)
     }
     if details.get("spoc"):
-        extra["spoc_reach"] = _spoc_reach(words, str(details["spoc"]))
+        extra["spoc_reach"] = _spoc_reach(words, str(details["spoc"]), object_session(restriction))
     if "windows" in details:
         extra["windows"] = prompts.describe_windows(details["windows"] or [], words.language)
     allowance = details.get("max_calls_per_week")
@@ -164,14 +189,6 @@ def _starts(restriction: Restriction, words: _Words) -> str:
     return words("starts_on", date=words.day(effect))
 
 
-def review_date(restriction: Restriction, letter_day: date) -> date:
-    """When it is next reviewed: as recorded, else 12 months after it takes effect (or after the
-    letter, when it takes effect on the day the letter is sent)."""
-    if restriction.review_due_on is not None:
-        return restriction.review_due_on
-    return add_months(restriction.takes_effect_on or letter_day, REVIEW_MONTHS)
-
-
 def _terms(restriction: Restriction, words: _Words, letter_day: date) -> list[str]:
     """What is restricted, from when, and when it will be reviewed."""
     return [
@@ -181,23 +198,18 @@ def _terms(restriction: Restriction, words: _Words, letter_day: date) -> list[st
     ]
 
 
-def appeal_deadline(letter_day: date) -> date:
-    """The last day to appeal: 20 working days after the letter's date (policy 12.2)."""
-    return add_working_days(letter_day, APPEAL_WORKING_DAYS)
-
-
 # --- the parts every letter shares ----------------------------------------------------------------
 
 
 def _appeal(words: _Words, letter_day: date) -> Section:
-    last_day = words.day(appeal_deadline(letter_day))
+    last_day = words.day(policy_dates.appeal_last_day(letter_day))
     return Section(
         words("appeal_heading"), (words("appeal", last_day=last_day), words("appeal_process"))
     )
 
 
 def _ombudsman(words: _Words, settings: Settings) -> Section:
-    o = settings.ombudsman
+    o = settings.ombudsman.in_language(words.language)
     contact = {
         "name": o.name,
         "address": o.address,
@@ -215,6 +227,51 @@ def _safety(words: _Words) -> Section:
     return Section(words("safety_heading"), (words("emergency"), words("danger")))
 
 
+def _staff_wrote(words: _Words, text: str) -> tuple[str, str]:
+    """What staff wrote (a reason, an outcome's notes), marked as theirs in the letter's
+    language; it stays as they wrote it (or as it was translated for the letter)."""
+    return words("staff_words"), text
+
+
+def _reason(restriction: Restriction, language: str) -> str:
+    """The restriction's reason in the letter's language when staff gave a translation."""
+    return (restriction.reason_translations or {}).get(language) or restriction.reason
+
+
+# A date or a moment as a computer writes it (2026-03-04, 2026-03-04T10:15:00+00:00): never in a
+# letter. Staff text pasted from a record (an escalated alert's evidence, say) may hold one.
+_ISO_MOMENT = re.compile(
+    r"(?<!\d)\d{4}-\d{2}-\d{2}"  # the date, then perhaps a time and perhaps its offset
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?(?!\d)"
+)
+
+
+def plain_dates(text: str, words: _Words, timezone: str) -> str:
+    """``text`` with each ISO date or timestamp written as a date in words, in the letter's
+    language (a moment with its offset on the landlord's clock; one without, as it stands)."""
+
+    def in_words(found: re.Match[str]) -> str:
+        written = found.group(0)
+        try:
+            moment = datetime.fromisoformat(written.replace(",", "."))
+        except ValueError:
+            return written
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(ZoneInfo(timezone))
+        return words.day(moment.date())
+
+    return _ISO_MOMENT.sub(in_words, text)
+
+
+def _signatory(words: _Words, signer: User | None) -> tuple[str, ...]:
+    """Who signs: the person who decided, by the name letters give them, with their job title
+    or else their role in words; the team when no one is on record."""
+    if signer is None:
+        return (words.role("team"),)
+    title = signer.job_title or words.role(signer.role)
+    return tuple(line for line in (signer.display_name, title) if line)
+
+
 def _letter(
     which: str,
     restriction: Restriction,
@@ -223,9 +280,16 @@ def _letter(
     letter_day: date,
     title: str,
     sections: Sequence[Section],
+    signer_id: int | None = None,
 ) -> Letter:
-    org = settings.organisation
+    org = settings.organisation.in_language(words.language)
     customer = restriction.customer
+    sess = object_session(restriction)
+    signer = sess.get(User, signer_id) if sess is not None and signer_id is not None else None
+    sections = [
+        Section(s.heading, tuple(plain_dates(p, words, settings.timezone) for p in s.paragraphs))
+        for s in sections
+    ]
     return Letter(
         which=which,
         language=words.language,
@@ -238,7 +302,7 @@ def _letter(
             words("sender_email"),
             org.website,
         ),
-        recipient=(customer.name, words("reference", reference=customer.reference)),
+        recipient=(customer.name, *(customer.postal_address or ())),
         title=title,
         greeting=words("greeting", name=customer.name),
         sections=(
@@ -249,11 +313,15 @@ def _letter(
         ),
         sign_off=words("sign_off"),
         signature=words("signature"),
+        reference=words("reference", reference=customer.reference),
+        signatory=_signatory(words, signer),
+        large_print=bool((customer.adjustments or {}).get("large_print")),
     )
 
 
 def _words(restriction: Restriction, settings: Settings) -> _Words:
-    return _Words(prompts.resolve(restriction.customer.language), _params(settings))
+    language = prompts.resolve(restriction.customer.language)
+    return _Words(language, _params(settings, language))
 
 
 # --- the three letters ----------------------------------------------------------------------------
@@ -266,7 +334,10 @@ def decision_letter(restriction: Restriction, settings: Settings, *, today: date
     day = letter_date(restriction, today)
     sections = (
         Section("", (words("decision_intro", decided_on=words.day(restriction.decided_on)),)),
-        Section(words("why_heading"), (words("why"), restriction.reason)),
+        Section(
+            words("why_heading"),
+            (words("why"), *_staff_wrote(words, _reason(restriction, words.language))),
+        ),
         Section(words("what_heading"), (_what_is_restricted(restriction, words),)),
         Section(
             words("when_heading"),
@@ -277,7 +348,10 @@ def decision_letter(restriction: Restriction, settings: Settings, *, today: date
         ),
         _appeal(words, day),
     )
-    return _letter("decision", restriction, settings, words, day, words("decision_title"), sections)
+    title = words("decision_title")
+    return _letter(
+        "decision", restriction, settings, words, day, title, sections, restriction.decided_by_id
+    )
 
 
 def latest_decided_appeal(sess: Session, restriction: Restriction) -> Appeal:
@@ -334,8 +408,11 @@ def appeal_letter(
         outcome = [words("appeal_varied"), *_terms(successor, words, today)]
     sections = [Section("", (intro,)), Section(words("outcome_heading"), tuple(outcome))]
     if appeal.notes:
-        sections.append(Section(words("reasons_heading"), (appeal.notes,)))
-    return _letter("appeal", restriction, settings, words, today, words("appeal_title"), sections)
+        sections.append(Section(words("reasons_heading"), _staff_wrote(words, appeal.notes)))
+    title = words("appeal_title")
+    return _letter(
+        "appeal", restriction, settings, words, today, title, sections, appeal.decided_by_id
+    )
 
 
 def review_letter(
@@ -364,21 +441,46 @@ def review_letter(
         outcome = [words("review_end", date=words.day(done.reviewed_on))]
     sections = [Section("", (intro,)), Section(words("outcome_heading"), tuple(outcome))]
     if done.notes:
-        sections.append(Section(words("reasons_heading"), (done.notes,)))
+        sections.append(Section(words("reasons_heading"), _staff_wrote(words, done.notes)))
     if done.outcome != "end":
         sections.append(_appeal(words, today))
-    return _letter("review", restriction, settings, words, today, words("review_title"), sections)
+    title = words("review_title")
+    return _letter("review", restriction, settings, words, today, title, sections, done.reviewer_id)
+
+
+def end_letter(restriction: Restriction, settings: Settings, *, today: date) -> Letter:
+    """The restriction has ended by a decision of its own (not at a review or an appeal, whose
+    letters say so): from when, and why. Nothing is left to appeal."""
+    if restriction.ended_at is None:
+        raise NotFound(f"restriction {restriction.id} has not ended")
+    words = _words(restriction, settings)
+    ended_on = policy_dates.today(settings.timezone, now=restriction.ended_at)
+    intro = words("end_intro", decided_on=words.day(restriction.decided_on))
+    sections = [
+        Section("", (intro,)),
+        Section(words("outcome_heading"), (words("end_outcome", date=words.day(ended_on)),)),
+    ]
+    if restriction.end_reason:
+        sections.append(
+            Section(words("reasons_heading"), _staff_wrote(words, restriction.end_reason))
+        )
+    title = words("end_title")
+    return _letter(
+        "end", restriction, settings, words, today, title, sections, restriction.ended_by_id
+    )
 
 
 def build(
     sess: Session, restriction: Restriction, which: str, settings: Settings, *, today: date
 ) -> Letter:
-    """The letter ``which`` (decision, appeal or review) about ``restriction``; NotFound when
-    there is no decided appeal or no review to write about."""
+    """The letter ``which`` (decision, appeal, review or end) about ``restriction``; NotFound
+    when there is no decided appeal, no review or no end to write about."""
     if which == "decision":
         return decision_letter(restriction, settings, today=today)
     if which == "appeal":
         return appeal_letter(sess, restriction, settings, today=today)
     if which == "review":
         return review_letter(sess, restriction, settings, today=today)
+    if which == "end":
+        return end_letter(restriction, settings, today=today)
     raise Invalid(f"letter must be one of {', '.join(WHICH)}, not {which!r}")

@@ -18,10 +18,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -99,6 +101,11 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Part of every page session; bumping it (sign-out, a new password, disabling) ends them all.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How letters name them (migration 0011): as a decision's signatory and as a named contact
+    # (SPOC), with their own phone number; the role in words when there is no job title.
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    job_title: Mapped[str | None] = mapped_column(String(120))
+    direct_line: Mapped[str | None] = mapped_column(String(20))  # E.164
     # token_hash above is the previous release's single token: kept (expand only) and set to the
     # newest token's hash, or to an unusable one when the user's tokens are revoked; the tokens
     # themselves are api_tokens rows.
@@ -143,6 +150,11 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="en-GB")
     adjustments: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Supervisors only (migration 0010): never shown to agents nor copied into the audit trail;
+    # the typed adjustments above are restrictions.adjustments.
+    sensitive_note: Mapped[str | None] = mapped_column(Text)
+    # The lines a letter's window envelope shows under their name (migration 0011); None: unknown.
+    postal_address: Mapped[list[str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -178,6 +190,8 @@ class Restriction(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     kind: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
+    # The reason in other languages, by language tag, for the letters (migration 0011).
+    reason_translations: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)  # when it was recorded
@@ -194,6 +208,10 @@ class Restriction(Base):
     ended_at: Mapped[datetime | None] = mapped_column()
     ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     end_reason: Mapped[str | None] = mapped_column(Text)
+    # Ended by callguard because its review was overdue past [reviews] lapse_after_days; the
+    # customer is written to about it (the Due list shows the letter until it is recorded).
+    lapsed_on: Mapped[date | None] = mapped_column(Date)
+    lapse_letter_sent_on: Mapped[date | None] = mapped_column(Date)
 
     customer: Mapped[Customer] = relationship(
         back_populates="restrictions", foreign_keys=[customer_id]
@@ -203,6 +221,10 @@ class Restriction(Base):
 
     appeals: Mapped[list[Appeal]] = relationship(
         back_populates="restriction", order_by="Appeal.id", foreign_keys="Appeal.restriction_id"
+    )
+    # Sharing with other agencies (policy 10.1, migration 0010), oldest first.
+    sharing: Mapped[list[SharingRecord]] = relationship(
+        order_by="SharingRecord.id", passive_deletes=True
     )
 
     @property
@@ -250,6 +272,8 @@ class Appeal(Base):
     decided_on: Mapped[date | None] = mapped_column(Date)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     successor_id: Mapped[int | None] = mapped_column(ForeignKey("restrictions.id"))
+    # Why an admin who took part in the restriction decided its appeal all the same (12.2).
+    override_reason: Mapped[str | None] = mapped_column(Text)
 
     restriction: Mapped[Restriction] = relationship(
         back_populates="appeals", foreign_keys=[restriction_id]
@@ -347,6 +371,9 @@ class AlertStatus(StrEnum):
     OPEN = "open"
     DISMISSED = "dismissed"
     ESCALATED = "escalated"
+    # An unidentified number's alert closed because its calls were attached to a customer
+    # (restrictions.attach): the customer's own alerts are evaluated over them instead.
+    MERGED = "merged"
 
 
 class ContactAlert(Base):
@@ -450,3 +477,93 @@ class Voicemail(Base):
     call: Mapped[Call] = relationship()
     customer: Mapped[Customer | None] = relationship()
     handled_by: Mapped[User | None] = relationship()
+
+
+# --- attaching calls to a customer, and subject access (migration 0009) ------------------------
+
+# Audit entries naming a row ("naming them", for a subject access export), and a number's
+# alerts (moved to the customer when the number's calls are attached to them).
+Index("ix_audit_entries_entity", AuditEntry.entity, AuditEntry.entity_id)
+Index("ix_contact_alerts_subject", ContactAlert.subject)
+# The calls a restriction routed (an export follows every reference to the customer's rows).
+Index("ix_calls_restriction_id", Call.restriction_id)
+
+
+# --- letters kept as sent (migration 0007) --------------------------------------------------------
+
+
+class SentLetter(Base):
+    """A letter as it went to the customer: rendered once, when it was sent, and kept unchanged
+    (never updated: a trigger refuses it in PostgreSQL and SQLite, and the ORM refuses it too).
+    A download of a sent letter is these bytes; ``sha256`` is theirs."""
+
+    __tablename__ = "sent_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    restriction_id: Mapped[int] = mapped_column(ForeignKey("restrictions.id"), index=True)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
+    appeal_id: Mapped[int | None] = mapped_column(ForeignKey("appeals.id"))
+    # decision, urgent_notice (the notice of one applied at once), review, appeal or end
+    kind: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(Text)
+    letter_on: Mapped[date] = mapped_column(Date)  # the date the letter bears
+    sent_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(16))  # post, email, hand or portal
+    template_version: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded when read
+    sha256: Mapped[str] = mapped_column(String(64))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    restriction: Mapped[Restriction] = relationship(foreign_keys=[restriction_id])
+
+
+@event.listens_for(SentLetter, "before_update")
+def _kept_as_sent(mapper: Any, connection: Any, target: SentLetter) -> None:
+    raise ValueError(f"sent letter {target.id} is kept as it was sent and cannot be changed")
+
+
+class ReviewEscalation(Base):
+    """A restriction whose review is overdue, pressed on someone by the daily job: once a day,
+    to supervisors, and to admins once it is ``[reviews] admins_after_days`` overdue."""
+
+    __tablename__ = "review_escalations"
+    __table_args__ = (
+        UniqueConstraint("restriction_id", "escalated_on", name="uq_review_escalations_day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    restriction_id: Mapped[int] = mapped_column(
+        ForeignKey("restrictions.id", ondelete="CASCADE"), index=True
+    )
+    escalated_on: Mapped[date] = mapped_column(Date)
+    level: Mapped[str] = mapped_column(String(16))  # supervisors or admins
+    review_due_on: Mapped[date] = mapped_column(Date)
+    days_overdue: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- sharing with other agencies (migration 0010) -------------------------------------------------
+
+
+class SharingRecord(Base):
+    """Information about a restriction shared with another agency (policy 10.1): with whom, on
+    which day, why and on which lawful basis, and who recorded it. Deleted with its restriction
+    (``ON DELETE CASCADE``, so a release that does not know this table can still purge)."""
+
+    __tablename__ = "sharing_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    restriction_id: Mapped[int] = mapped_column(
+        ForeignKey("restrictions.id", ondelete="CASCADE"), index=True
+    )
+    shared_with: Mapped[str] = mapped_column(String(200))
+    shared_on: Mapped[date] = mapped_column(Date)
+    purpose: Mapped[str] = mapped_column(Text)
+    lawful_basis: Mapped[str] = mapped_column(String(32))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recorded_by: Mapped[str] = mapped_column(String(80))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,14 +7,15 @@ routes, the emergency line, what callers are told, the excessive-contact rules (
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+import prompts
 from restrictions.destination import Destination
 from restrictions.errors import Invalid
 from restrictions.phone import to_e164
@@ -50,6 +51,22 @@ def spoken_number(e164: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
+# A table's per-language overrides (``[organisation.cy-GB] appeals_to = "…"``), as
+# ((language, ((field, text), …)), …): a tuple keeps the settings hashable.
+Translations = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+_Table = TypeVar("_Table", "Organisation", "Ombudsman")
+
+
+def _in_language(table: _Table, language: str) -> _Table:
+    for tag, overrides in table.translations:
+        if tag == language:
+            changes: dict[str, Any] = dict(overrides)
+            return replace(table, **changes)
+    return table
+
+
 @dataclass(frozen=True)
 class Organisation:
     name: str = "Example Homes"
@@ -62,6 +79,11 @@ class Organisation:
     danger_message: str = ""  # replaces each language's "in danger, dial 999" line when set
     appeals_to: str = "The Head of Housing Services"  # who hears appeals (policy 12.2), in letters
     appeals_email: str = "appeals@example.org"  # where appeals may be e-mailed, in letters
+    translations: Translations = ()  # [organisation.<language>]: these fields in that language
+
+    def in_language(self, language: str) -> Organisation:
+        """These details as a letter in ``language`` gives them (its overrides applied)."""
+        return _in_language(self, language)
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,22 @@ class Ombudsman:
     phone: str = "0300 111 3000"
     website: str = "https://www.housing-ombudsman.org.uk"
     email: str = "info@housing-ombudsman.org.uk"
+    translations: Translations = ()  # [ombudsman.<language>]: these fields in that language
+
+    def in_language(self, language: str) -> Ombudsman:
+        """These details as a letter in ``language`` gives them (its overrides applied)."""
+        return _in_language(self, language)
+
+
+@dataclass(frozen=True)
+class ReviewRules:
+    """What happens to a restriction whose review is overdue (``[reviews]``): it keeps applying
+    (safety) and the daily job presses it on supervisors every day, and on admins once it is
+    ``admins_after_days`` overdue; with ``lapse_after_days`` it lapses (ends) that many days
+    overdue instead of applying without an end in sight."""
+
+    admins_after_days: int = 30
+    lapse_after_days: int | None = None
 
 
 DEFAULT_CONTACT_RULES: tuple[ContactRule, ...] = (
@@ -101,6 +139,7 @@ class Settings:
     ombudsman: Ombudsman = field(default_factory=Ombudsman)
     voicemail_transcribe: bool = False  # [voicemail] transcribe: Twilio transcribes messages
     voicemail_days: int = 30  # [retention] voicemail_days: Twilio's copy kept after handled
+    reviews: ReviewRules = field(default_factory=ReviewRules)  # [reviews]: overdue reviews
 
     @cached_property
     def default_destination(self) -> Destination:
@@ -184,7 +223,15 @@ def _retention(raw: Any) -> Retention:
         raise SettingsError("retention: expected a table")
     base = Retention()
     values = {}
-    for key in ("callback_payload_days", "call_days", "closed_years"):
+    for key in (
+        "callback_payload_days",
+        "call_days",
+        "closed_years",
+        "alert_years",
+        "customer_years",
+        "voicemail_days",
+        "voicemail_unhandled_days",
+    ):
         value = raw.get(key, getattr(base, key))
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SettingsError(f"retention.{key} must be a whole number of at least 1")
@@ -206,6 +253,58 @@ def _voicemail_transcribe(raw: Any) -> bool:
     if not isinstance(value, bool):
         raise SettingsError("voicemail.transcribe must be true or false")
     return value
+
+
+def _reviews(raw: Any) -> ReviewRules:
+    if not isinstance(raw, dict):
+        raise SettingsError("reviews: expected a table")
+    values: dict[str, int | None] = {}
+    for key, default in (("admins_after_days", 30), ("lapse_after_days", None)):
+        value = raw.get(key, default)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise SettingsError(f"reviews.{key} must be a whole number of days")
+        if value is not None and value < 1:
+            raise SettingsError(f"reviews.{key} must be at least 1")
+        values[key] = value
+    unknown = set(raw) - set(values)
+    if unknown:
+        raise SettingsError(f"reviews: unknown key {sorted(unknown)[0]!r}")
+    admins = values["admins_after_days"]
+    assert admins is not None
+    return ReviewRules(admins_after_days=admins, lapse_after_days=values["lapse_after_days"])
+
+
+def _translations(raw: dict[str, Any], table: str, translatable: tuple[str, ...]) -> Translations:
+    """The table's sub-tables, each named by a language we write in and holding some of its
+    ``translatable`` fields as text."""
+    found = []
+    for language, overrides in raw.items():
+        if not isinstance(overrides, dict):
+            continue
+        if language not in prompts.languages():
+            raise SettingsError(
+                f"{table}.{language}: not a language callguard writes in "
+                f"({', '.join(prompts.languages())})"
+            )
+        for name, value in overrides.items():
+            if name not in translatable:
+                raise SettingsError(
+                    f"{table}.{language}.{name}: only {', '.join(translatable)} may be given "
+                    "per language"
+                )
+            if not isinstance(value, str):
+                raise SettingsError(f"{table}.{language}.{name} must be text")
+        found.append((language, tuple((name, str(v)) for name, v in overrides.items())))
+    return tuple(found)
+
+
+def _texts(table: type[Organisation | Ombudsman], *leave_out: str) -> tuple[str, ...]:
+    """The table's text fields (what may be given per language)."""
+    return tuple(
+        f.name
+        for f in fields(table)
+        if f.type in ("str", str) and f.name not in leave_out and f.name != "translations"
+    )
 
 
 def parse_settings(data: dict[str, Any]) -> Settings:
@@ -234,6 +333,7 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         danger_message=str(org.get("danger_message", "")),
         appeals_to=str(org.get("appeals_to", base_org.appeals_to)),
         appeals_email=str(org.get("appeals_email", base_org.appeals_email)),
+        translations=_translations(org, "organisation", _texts(Organisation, "phone")),
     )
     ombudsman_raw = data.get("ombudsman", {})
     if not isinstance(ombudsman_raw, dict):
@@ -243,7 +343,8 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         **{
             name: str(ombudsman_raw.get(name, getattr(base_ombudsman, name)))
             for name in ("name", "address", "phone", "website", "email")
-        }
+        },
+        translations=_translations(ombudsman_raw, "ombudsman", _texts(Ombudsman)),
     )
     contact = data.get("contact", {})
     return Settings(
@@ -268,6 +369,7 @@ def parse_settings(data: dict[str, Any]) -> Settings:
         ombudsman=ombudsman,
         voicemail_transcribe=_voicemail_transcribe(data.get("voicemail", {})),
         voicemail_days=_voicemail_days(data.get("retention", {})),
+        reviews=_reviews(data.get("reviews", {})),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import prompts
+from restrictions import adjustments
 from restrictions.models import Customer
 from restrictions.routing import CallerProfile
 from restrictions.settings import Settings
@@ -25,7 +26,7 @@ class Listener:
             return cls()
         if isinstance(caller, CallerProfile):
             return cls(caller.language, caller.slow_speech)
-        return cls(caller.language, bool((caller.adjustments or {}).get("slow_speech")))
+        return cls(caller.language, adjustments.slow_speech(caller.adjustments))
 
 
 def say(key: str, listener: Listener, settings: Settings, **params: Any) -> prompts.Speech:

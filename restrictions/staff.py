@@ -17,6 +17,7 @@ from restrictions.errors import Conflict, Invalid
 from restrictions.models import ApiToken, Role, User
 from restrictions.passwords import MIN_LENGTH as MIN_LENGTH
 from restrictions.passwords import check_strength as check_strength
+from restrictions.phone import to_e164
 from restrictions.validation import required_text
 
 # werkzeug's default (scrypt). Tests lower it to keep hundreds of sign-ins fast.
@@ -140,8 +141,12 @@ def create_user(
     password: str | None = None,
     *,
     token_days: int = TOKEN_DAYS,
+    display_name: str | None = None,
+    job_title: str | None = None,
+    direct_line: str | None = None,
 ) -> tuple[User, str]:
-    """A new staff user and their API token (returned once; only its hash is kept)."""
+    """A new staff user and their API token (returned once; only its hash is kept).
+    ``display_name``, ``job_title`` and ``direct_line`` are how letters name and sign as them."""
     name = required_text(name, "user name", max_length=80)
     try:
         role_value = Role(role)
@@ -154,10 +159,35 @@ def create_user(
         role=role_value.value,
         password_hash=hash_password(check_strength(name, password)) if password else None,
     )
+    set_letter_details(
+        user, display_name=display_name, job_title=job_title, direct_line=direct_line
+    )
     token = issue_token(user, label="first token", days=token_days)
     sess.add(user)
     sess.flush()
     return user, token
+
+
+def set_letter_details(
+    user: User,
+    *,
+    display_name: str | None = None,
+    job_title: str | None = None,
+    direct_line: str | None = None,
+) -> None:
+    """How letters name them (``Jo Bloggs``), their job title (``Tenancy Enforcement Officer``;
+    letters give their role in words without one) and their own phone number, for a customer
+    whose named contact they are. None leaves a detail as it is; "" removes it."""
+    if display_name is not None:
+        user.display_name = _optional(display_name, "display name", 120)
+    if job_title is not None:
+        user.job_title = _optional(job_title, "job title", 120)
+    if direct_line is not None:
+        user.direct_line = to_e164(direct_line) if direct_line.strip() else None
+
+
+def _optional(value: str, field: str, max_length: int) -> str | None:
+    return required_text(value, field, max_length=max_length, required=False) or None
 
 
 def authenticate_token(

@@ -3,7 +3,6 @@ with a sentence that says what is wrong. Shared by the API, the pages, the CLI a
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date
 from typing import Any
@@ -14,9 +13,7 @@ from restrictions.errors import Invalid
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # PostgreSQL's integer: ids and counts outside it are bad input, not a database error.
 MAX_INT = 2**31 - 1
-# A customer's reasonable adjustments: shown to every agent on every call, so bounded.
-MAX_ADJUSTMENTS = 20
-MAX_ADJUSTMENT_KEY = 64
+# A customer's reasonable adjustments (restrictions.adjustments): each text at most this long.
 MAX_ADJUSTMENT_VALUE = 200
 # Permitted contact times: a window per day and part of a day is plenty.
 MAX_WINDOWS = 28
@@ -95,30 +92,46 @@ def windows(value: Any, field: str = "windows") -> list[dict[str, Any]]:
     return found
 
 
-def adjustments(value: Any) -> dict[str, Any]:
-    """A customer's reasonable adjustments: an object of at most MAX_ADJUSTMENTS entries, each
-    named in at most MAX_ADJUSTMENT_KEY characters, each true or false, a number, or text of at
-    most MAX_ADJUSTMENT_VALUE characters (every agent is shown them on every call);
-    ``slow_speech`` is true or false."""
+# A customer's postal address: the lines a window envelope shows under their name.
+MAX_ADDRESS_LINES = 8
+MAX_ADDRESS_LINE = 100
+
+
+def postal_address(value: Any) -> list[str] | None:
+    """A postal address as its lines (``["1 High Street", "Derby", "DE1 1AA"]``), each trimmed,
+    empty ones dropped; an empty list (or None) is no address."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise Invalid('postal_address must be a list of lines, for example ["1 High St", "Derby"]')
+    if len(value) > MAX_ADDRESS_LINES:
+        raise Invalid(f"postal_address may hold at most {MAX_ADDRESS_LINES} lines")
+    lines = []
+    for i, line in enumerate(value):
+        if not isinstance(line, str):
+            raise Invalid(f"postal_address[{i}] must be text")
+        if len(line) > MAX_ADDRESS_LINE:
+            raise Invalid(f"postal_address[{i}] is longer than {MAX_ADDRESS_LINE} characters")
+        if any(ch in line for ch in "\x00\r\n"):
+            raise Invalid(f"postal_address[{i}] must be one line, without NUL characters")
+        if line.strip():
+            lines.append(" ".join(line.split()))
+    return lines or None
+
+
+def reason_translations(
+    value: Any, languages: tuple[str, ...], *, max_length: int
+) -> dict[str, str]:
+    """A text's translations by language tag (``{"cy-GB": "…"}``), each one of ``languages``."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise Invalid('adjustments must be an object, for example {"slow_speech": true}')
-    if len(value) > MAX_ADJUSTMENTS:
-        raise Invalid(f"adjustments may hold at most {MAX_ADJUSTMENTS} entries, not {len(value)}")
-    for key, item in value.items():
-        if not isinstance(key, str) or not key.strip() or len(key) > MAX_ADJUSTMENT_KEY:
-            raise Invalid(f"each adjustment is named in 1 to {MAX_ADJUSTMENT_KEY} characters")
-        clean_text(key)
-        if isinstance(item, str):
-            if len(item) > MAX_ADJUSTMENT_VALUE:
-                raise Invalid(f"adjustments.{key} is longer than {MAX_ADJUSTMENT_VALUE} characters")
-            clean_text(item)
-        elif item is not None and (
-            not isinstance(item, bool | int | float)
-            or (isinstance(item, float) and not math.isfinite(item))
-        ):
-            raise Invalid(f"adjustments.{key} must be true or false, a number or text")
-    if "slow_speech" in value and not isinstance(value["slow_speech"], bool):
-        raise Invalid("adjustments.slow_speech must be true or false")
-    return dict(value)
+        raise Invalid('reason_translations must be an object, for example {"cy-GB": "…"}')
+    found = {}
+    for language, text in value.items():
+        if language not in languages:
+            raise Invalid(f"reason_translations: {language!r} is not one of {', '.join(languages)}")
+        found[language] = required_text(
+            text, f"reason_translations.{language}", max_length=max_length
+        )
+    return found

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -260,17 +260,21 @@ def mark_handled(
 # --- Twilio's copy ----------------------------------------------------------------------------
 
 
-def due_for_deletion(sess: Session, now: datetime, retention_days: int) -> list[Voicemail]:
-    """Handled more than ``retention_days`` ago and Twilio's copy not yet deleted."""
+def due_for_deletion(
+    sess: Session, now: datetime, retention_days: int, unhandled_days: int | None = None
+) -> list[Voicemail]:
+    """Twilio's copy not yet deleted, and handled more than ``retention_days`` ago or, with
+    ``unhandled_days``, left that long ago and never handled (a message nobody dealt with is
+    not kept at Twilio for ever)."""
     before = now - timedelta(days=retention_days)
+    due = and_(Voicemail.status == HANDLED, Voicemail.handled_at < before)
+    if unhandled_days is not None:
+        left_before = now - timedelta(days=unhandled_days)
+        due = or_(due, and_(Voicemail.status != HANDLED, Voicemail.created_at < left_before))
     return list(
         sess.scalars(
             select(Voicemail)
-            .where(
-                Voicemail.status == HANDLED,
-                Voicemail.handled_at < before,
-                Voicemail.twilio_deleted_at.is_(None),
-            )
+            .where(due, Voicemail.twilio_deleted_at.is_(None))
             .order_by(Voicemail.id)
         )
     )

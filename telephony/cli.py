@@ -123,8 +123,30 @@ def _password(prompt: bool) -> str | None:
     is_flag=True,
     help="An API-only user: do not ask for a password (otherwise asked, or read from stdin).",
 )
+@click.option(
+    "--display-name",
+    default=None,
+    help='How letters name them, as signatory or named contact (e.g. "Jo Bloggs").',
+)
+@click.option(
+    "--job-title",
+    default=None,
+    help="Their job title under their signature (default: their role in words).",
+)
+@click.option(
+    "--direct-line",
+    default=None,
+    help="Their own phone number, given in letters to customers they are named contact for.",
+)
 @with_app
-def users_add(name: str, role: str, no_password: bool) -> None:
+def users_add(
+    name: str,
+    role: str,
+    no_password: bool,
+    display_name: str | None,
+    job_title: str | None,
+    direct_line: str | None,
+) -> None:
     """Create a staff user and print its API token once, alone on the last line."""
     from restrictions.staff import create_user
 
@@ -136,6 +158,9 @@ def users_add(name: str, role: str, no_password: bool) -> None:
             role,
             _password(prompt=not no_password),
             token_days=int(current_app.config["API_TOKEN_DAYS"]),
+            display_name=display_name,
+            job_title=job_title,
+            direct_line=direct_line,
         )
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
@@ -307,16 +332,67 @@ def counters_rebuild() -> None:
     )
 
 
+@main.group("export")
+def export_group() -> None:
+    """Export what callguard holds."""
+
+
+@export_group.command("customer")
+@click.argument("reference")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ZIP to write ('-' for standard output); subject-access-REF-DATE.zip if left out.",
+)
+@with_app
+def export_customer(reference: str, out: Path | None) -> None:
+    """Everything held about a customer (subject access): a ZIP of JSON, one file per table,
+    their letters and a readable summary.html. The export is recorded on the audit trail."""
+    import contextlib
+    from datetime import UTC, datetime
+    from typing import IO
+
+    from restrictions import export
+    from restrictions.lifecycle import Actor, get_customer
+    from telephony import current_settings, letters
+
+    sess = session()
+    try:
+        customer = get_customer(sess, reference)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    actor = Actor(None, "callguard export (command line)")
+    to_stdout = out is not None and str(out) == "-"
+    path = out or Path(export.filename(customer, datetime.now(UTC).date()))
+    target: contextlib.AbstractContextManager[IO[bytes]] = (
+        contextlib.nullcontext(sys.stdout.buffer) if to_stdout else path.open("wb")
+    )
+    with target as fh:
+        done = export.write_zip(
+            sess, customer, current_settings(), fh, actor=actor, render_letter=letters.render_pdf
+        )
+        fh.flush()
+    sess.commit()
+    rows = sum(len(r) for r in done.tables.values())
+    summary = (
+        f"{customer.reference}: {rows} rows from {len(done.tables)} tables, "
+        f"{len(done.files)} letter{'' if len(done.files) == 1 else 's'}"
+    )
+    click.echo(summary if to_stdout else f"{summary}, written to {path}", err=to_stdout)
+
+
 @main.command("purge")
 @click.option("--dry-run", is_flag=True, help="Print what would go; change nothing.")
 @with_app
 def purge(dry_run: bool) -> None:
-    """Apply the [retention] rules: delete or anonymise what has passed its time."""
-    from restrictions import retention
-    from telephony import current_settings
+    """Apply the [retention] rules to every table: delete or anonymise what has passed its
+    time, and delete Twilio's copies of old voicemails. Prints the counts, rule by rule and
+    table by table; a real run records them in one audit entry."""
+    from telephony import current_settings, purging
 
     sess = session()
-    done = retention.purge(sess, current_settings().retention, dry_run=dry_run)
+    done = purging.purge(sess, current_settings().retention, dry_run=dry_run)
     if dry_run:
         sess.rollback()
         click.echo("would purge (nothing was changed):")
@@ -324,6 +400,9 @@ def purge(dry_run: bool) -> None:
         sess.commit()
         click.echo("purged:")
     for line in done.lines():
+        click.echo(f"  {line}")
+    click.echo("rows deleted, table by table:" if not dry_run else "rows, table by table:")
+    for line in done.table_lines():
         click.echo(f"  {line}")
 
 

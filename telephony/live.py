@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 import prompts
-from restrictions import agent_actions, kinds
+from restrictions import adjustments, agent_actions, kinds
 from restrictions.models import AgentAction, Call, Customer, User
 from restrictions.speech import Listener, danger, say
 from telephony import current_settings, metrics, twilio_gateway, twiml
@@ -121,7 +121,9 @@ def card(
             "reference": customer.reference,
             "name": customer.name,
             "language": customer.language,
-            "adjustments": dict(customer.adjustments or {}),
+            # never the sensitive note: the console is for agents
+            "adjustments": adjustments.of(customer).public(),
+            "adjustment_texts": adjustments.of(customer).words(customer.language),
         }
         if customer
         else None,

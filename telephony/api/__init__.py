@@ -79,6 +79,7 @@ def init_app(app: Flask) -> None:
         events,
         openapi,
         restrictions,
+        sharing,
         voicemails,
     )
 

@@ -8,6 +8,7 @@ from flask import jsonify, request
 
 from restrictions import alerts as domain
 from restrictions.models import ContactAlert, Role
+from telephony import letters
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
 from telephony.database import session
@@ -71,5 +72,6 @@ def escalate_alert(alert_id: int) -> Any:
     sess = session()
     alert = domain.get_alert(sess, alert_id, for_decision=True)
     restriction = domain.escalate(sess, current_actor(), alert, body)
+    letters.keep_notice_given(sess, current_actor(), restriction)
     sess.commit()
     return jsonify(serialize.restriction(restriction)), 201

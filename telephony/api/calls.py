@@ -7,13 +7,16 @@ from typing import Any
 from flask import g, jsonify, request
 from sqlalchemy import select
 
-from restrictions import agent_actions
+from restrictions import agent_actions, attach
+from restrictions.errors import Invalid
+from restrictions.lifecycle import get_customer
 from restrictions.models import AgentAction, Role
-from telephony import live
-from telephony.api import bp, error, serialize
-from telephony.auth import api_role
+from telephony import current_settings, live
+from telephony.api import bp, error, json_body, serialize
+from telephony.auth import api_role, current_actor
 from telephony.database import session
 from telephony.inputs import json_object
+from telephony.redis_store import redis_client
 from telephony.twilio_gateway import GatewayError
 
 
@@ -64,3 +67,29 @@ def warn_call(call_sid: str) -> Any:
 @api_role(Role.AGENT)
 def end_call(call_sid: str) -> Any:
     return _press("end", call_sid)
+
+
+@bp.post("/calls/<sid:call_sid>/attach")
+@api_role(Role.SUPERVISOR)
+def attach_call(call_sid: str) -> Any:
+    """An unidentified call was the customer's (and, with ``number``, its number is theirs and
+    so are its past calls): its counts and alerts move to them, on the audit trail."""
+    body = json_body()
+    reference, with_number = body.get("customer"), body.get("number", False)
+    if not isinstance(reference, str) or not reference.strip():
+        raise Invalid("customer is required: the customer's reference")
+    if not isinstance(with_number, bool):
+        raise Invalid("number must be true or false")
+    sess = session()
+    done = attach.attach_call(
+        sess,
+        redis_client(),
+        current_settings(),
+        current_actor(),
+        call_sid,
+        get_customer(sess, reference),
+        reason=body.get("reason"),
+        with_number=with_number,
+    )
+    sess.commit()
+    return jsonify(serialize.attached(done))

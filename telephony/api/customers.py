@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify
+from flask import g, jsonify
 
+from restrictions import attach, sent_letters
 from restrictions.decisions import clashes
+from restrictions.errors import Invalid
 from restrictions.lifecycle import (
     add_restriction,
     create_customer,
@@ -15,9 +17,11 @@ from restrictions.lifecycle import (
 )
 from restrictions.models import Role
 from restrictions.records import customer_record
+from telephony import current_settings, letters
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
 from telephony.database import session
+from telephony.redis_store import redis_client
 
 
 @bp.post("/customers")
@@ -33,9 +37,10 @@ def create() -> Any:
         phone_numbers=body.get("phone_numbers"),
         language=body.get("language"),
         adjustments=body.get("adjustments"),
+        postal_address=body.get("postal_address"),
     )
     sess.commit()
-    return jsonify(serialize.customer(customer)), 201
+    return jsonify(serialize.customer(customer, sensitive=True)), 201
 
 
 @bp.get("/customers/<path:reference>")
@@ -45,7 +50,15 @@ def show(reference: str) -> Any:
     customer = get_customer(sess, reference)
     record = customer_record(sess, customer, audit_entries=50)
     return jsonify(
-        serialize.customer(customer, calls=record.calls, audit=record.audit, actions=record.actions)
+        serialize.customer(
+            customer,
+            calls=record.calls,
+            audit=record.audit,
+            actions=record.actions,
+            letters=sent_letters.for_customer(sess, customer.id),
+            # the sensitive note is for supervisors: an agent's answer never holds it
+            sensitive=g.user.role_enum.may(Role.SUPERVISOR),
+        )
     )
 
 
@@ -53,6 +66,9 @@ def show(reference: str) -> Any:
 @api_role(Role.SUPERVISOR)
 def update(reference: str) -> Any:
     body = json_body()
+    past_calls = body.get("attach_past_calls")
+    if past_calls is not None and not isinstance(past_calls, bool):
+        raise Invalid("attach_past_calls must be true or false")
     sess = session()
     customer = get_customer(sess, reference)
     update_customer(
@@ -63,9 +79,39 @@ def update(reference: str) -> Any:
         phone_numbers=body.get("phone_numbers"),
         language=body.get("language"),
         adjustments=body.get("adjustments"),
+        postal_address=body.get("postal_address"),
+    )
+    if past_calls:  # the past calls from their numbers that nobody was attached to are theirs
+        attach.attach_past_calls(
+            sess,
+            redis_client(),
+            current_settings(),
+            current_actor(),
+            customer,
+            reason=body.get("reason"),
+        )
+    sess.commit()
+    return jsonify(serialize.customer(customer, sensitive=True))
+
+
+@bp.post("/customers/<path:reference>/numbers")
+@api_role(Role.SUPERVISOR)
+def add_number(reference: str) -> Any:
+    """A number is the customer's, and so are its past calls nobody was attached to."""
+    body = json_body()
+    sess = session()
+    customer = get_customer(sess, reference)
+    done = attach.attach_number(
+        sess,
+        redis_client(),
+        current_settings(),
+        current_actor(),
+        customer,
+        body.get("number"),
+        reason=body.get("reason"),
     )
     sess.commit()
-    return jsonify(serialize.customer(customer))
+    return jsonify(serialize.attached(done))
 
 
 @bp.post("/customers/<path:reference>/restrictions")
@@ -74,6 +120,7 @@ def restrict(reference: str) -> Any:
     body = json_body()
     sess = session()
     customer = get_customer(sess, reference)
-    restriction = add_restriction(sess, current_actor(), customer, body)
+    restriction = add_restriction(sess, current_actor(), customer, body, today=letters.today())
+    letters.keep_notice_given(sess, current_actor(), restriction)  # recorded as sent already
     sess.commit()
     return jsonify({**serialize.restriction(restriction), "warnings": clashes(restriction)}), 201

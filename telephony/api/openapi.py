@@ -18,13 +18,12 @@ from typing import Any
 from flask import Response, current_app, has_app_context, jsonify, render_template
 
 import prompts
-from restrictions import kinds
+from restrictions import adjustments, kinds, sharing
 from restrictions.models import AlertStatus, Role
 from restrictions.phone import MAX_NUMBER_LENGTH, MAX_NUMBERS
 from restrictions.validation import (
-    MAX_ADJUSTMENT_KEY,
-    MAX_ADJUSTMENT_VALUE,
-    MAX_ADJUSTMENTS,
+    MAX_ADDRESS_LINE,
+    MAX_ADDRESS_LINES,
     MAX_INT,
 )
 from telephony.api import bp
@@ -108,6 +107,10 @@ PATH_PARAMETERS: dict[str, Schema] = {
     },
     "appeal_id": {
         "description": "The appeal's id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+    },
+    "letter_id": {
+        "description": "The sent letter's id (a customer's record lists their letters).",
         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
     },
     "event_id": {
@@ -239,6 +242,27 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "post",
+        "/customers/{reference}/numbers",
+        "attachNumber",
+        "Add a number to a customer, with its past calls",
+        Role.SUPERVISOR,
+        "Customers",
+        ref("Attached"),
+        description=(
+            "The number is theirs (added to their record unless it is there already), and so is "
+            "every past call from it that is not yet anyone's: the calls' contact counts move "
+            "to the customer, the number's open alerts close as merged, and the customer's "
+            "alerts are evaluated over all their calls. On the audit trail."
+        ),
+        body="AttachNumber",
+        errors={
+            404: "No customer has this reference.",
+            409: "The number belongs to another customer.",
+            422: "The number is not a phone number, or they have as many numbers as allowed.",
+        },
+    ),
+    Operation(
+        "post",
         "/customers/{reference}/restrictions",
         "createRestriction",
         "Record a restriction (policy 10.1)",
@@ -264,12 +288,16 @@ OPERATIONS: tuple[Operation, ...] = (
         Role.SUPERVISOR,
         "Restrictions",
         ref("Restriction"),
-        description="A restriction ends only by a recorded decision; it stays on the record.",
+        description=(
+            "A restriction ends only by a recorded decision; it stays on the record. The letter "
+            "telling the customer (the end letter: from when, and why) is drawn now and kept as "
+            "sent (?about=end, and the customer's letters)."
+        ),
         body="EndRestriction",
         errors={
             404: "No restriction has this id.",
             409: "The restriction has already ended.",
-            422: "The reason is missing or too long.",
+            422: "The reason is missing or too long, or letter_method is unknown.",
         },
     ),
     Operation(
@@ -292,41 +320,69 @@ OPERATIONS: tuple[Operation, ...] = (
         ref("Restriction"),
         description=(
             "The restriction applies to calls from the day the notice was sent (unless it was "
-            "applied at once), and its first review falls due 12 months later."
+            "applied at once), and its first review falls due 12 months later. The decision "
+            "letter (the urgent notice, for one applied at once) is drawn at this moment, dated "
+            "sent_on, and kept as sent: its download is then that letter, byte for byte. "
+            "sent_on must be no earlier than the decision's decided_on and no later than today "
+            "on the landlord's clock (Europe/London); otherwise 422 and nothing is kept."
         ),
         body="Notice",
         errors={
             404: "No restriction has this id.",
             409: "The notice is already recorded, or the restriction has ended.",
-            422: "sent_on is in the future or before the decision, or method is unknown.",
+            422: (
+                "sent_on is missing, not a date, after today or before the decision's "
+                "decided_on, or method is unknown; the message says which. Nothing is recorded."
+            ),
         },
     ),
     Operation(
         "get",
         "/restrictions/{restriction_id}/letter",
         "decisionLetter",
-        "The decision letter (PDF; ?format=html for the preview)",
+        "The decision letter (PDF as sent; ?format=html for the preview)",
         Role.SUPERVISOR,
         "Restrictions",
         {"type": "string", "format": "binary"},
         description=(
             "In the customer's language: the behaviour, what is restricted, from when, the "
             "review date, how to appeal and by when, the Housing Ombudsman, emergency repairs "
-            "and 999."
+            "and 999. Once the letter was sent, the PDF is the letter kept as sent, byte for "
+            "byte (header X-Letter: sent, with X-Letter-Id and X-Letter-SHA256, the SHA-256 of "
+            "the bytes). The HTML, and the PDF of a letter not sent yet, are previews drawn from "
+            "today's record, marked PREVIEW across their top (X-Letter: preview)."
         ),
         parameters=(
             query("format", "html for the preview.", {"type": "string", "enum": ["html"]}),
             query(
                 "about",
-                "decision (the default), appeal (the latest appeal's outcome) or review (the "
-                "latest review's outcome).",
-                {"type": "string", "enum": ["decision", "appeal", "review"]},
+                "decision (the default), appeal (the latest appeal's outcome), review (the "
+                "latest review's outcome) or end (the end letter).",
+                {"type": "string", "enum": ["decision", "appeal", "review", "end"]},
             ),
         ),
         errors={
-            404: "No restriction has this id, or no appeal or review was decided yet.",
-            422: "about is not decision, appeal or review.",
+            404: (
+                "No restriction has this id, no appeal or review was decided yet, or (about=end) "
+                "it has not ended."
+            ),
+            422: "about is not decision, appeal, review or end.",
         },
+        media_type="application/pdf",
+    ),
+    Operation(
+        "get",
+        "/letters/{letter_id}",
+        "getSentLetter",
+        "A letter as it was sent (PDF)",
+        Role.SUPERVISOR,
+        "Restrictions",
+        {"type": "string", "format": "binary"},
+        description=(
+            "The kept PDF, byte for byte, as it went to the customer (X-Letter-SHA256 is its "
+            "SHA-256). A customer's record lists their letters, each with this download."
+        ),
+        errors={404: "No sent letter has this id."},
         media_type="application/pdf",
     ),
     Operation(
@@ -339,7 +395,9 @@ OPERATIONS: tuple[Operation, ...] = (
         ref("Review"),
         description=(
             "continue (notes; the next review at most 12 months on), vary (this one ends and "
-            "successor replaces it, linked) or end."
+            "successor replaces it, linked) or end. The outcome letter is drawn now and kept as "
+            "sent (?about=review); a review that continues it gives the customer a new 20 "
+            "working days to appeal, from the letter's date."
         ),
         body="ReviewBody",
         errors={
@@ -367,8 +425,10 @@ OPERATIONS: tuple[Operation, ...] = (
         ref("Appeal"),
         status=201,
         description=(
-            "Within 20 working days of the notice (England and Wales bank holidays excluded), "
-            "or later with a late_reason that is recorded. The restriction stays in force "
+            "Within 20 working days of the latest letter that gave the right of appeal (the "
+            "decision letter, or a later review outcome letter; England and Wales bank holidays "
+            "excluded: the restriction's appeal_last_day), or later with a late_reason that is "
+            "recorded. The restriction stays in force "
             "while the appeal is heard (12.3); the decision is due 20 working days after "
             "lodging."
         ),
@@ -377,6 +437,26 @@ OPERATIONS: tuple[Operation, ...] = (
             404: "No restriction has this id.",
             409: "An earlier appeal is still to be decided, or the restriction has ended.",
             422: "lodged_on is in the future, before the notice, or late without a late_reason.",
+        },
+    ),
+    Operation(
+        "post",
+        "/restrictions/{restriction_id}/sharing",
+        "recordSharing",
+        "Record information shared with another agency (policy 10.1)",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("SharingRecord"),
+        status=201,
+        description=(
+            "Who it was shared with, on which day, why, and the lawful basis (UK GDPR Article "
+            "6(1)). It is listed on the restriction (sharing) and on the audit trail."
+        ),
+        body="NewSharing",
+        errors={
+            404: "No restriction has this id.",
+            422: "A field is missing, too long, shared_on is in the future, or the lawful basis "
+            "is not one of those listed.",
         },
     ),
     Operation(
@@ -398,15 +478,40 @@ OPERATIONS: tuple[Operation, ...] = (
         "Appeals",
         ref("Appeal"),
         description=(
-            "By someone who did not decide the restriction: upheld (it stays), overturned (it "
-            "ends at once) or varied (successor replaces it)."
+            "By someone who did not decide, review, vary or continue the restriction (nor one it "
+            "replaced, nor uphold an earlier appeal): upheld (it stays), overturned (it ends at "
+            "once) or varied (successor replaces it). An admin who took part may decide it all "
+            "the same with an override_reason, which is recorded on the appeal and the audit "
+            "trail. The outcome letter is drawn now and kept as sent (?about=appeal)."
         ),
         body="AppealDecision",
         errors={
-            403: "The person deciding is the one who decided the restriction.",
+            403: (
+                "The person deciding took part in the restriction (decided, reviewed, varied or "
+                "continued it), and is not an admin giving override_reason; the error says how."
+            ),
             404: "No appeal has this id.",
             409: "The appeal was already decided.",
             422: "The outcome, notes or successor is missing or wrong.",
+        },
+    ),
+    Operation(
+        "post",
+        "/restrictions/{restriction_id}/lapse-letter",
+        "recordLapseLetter",
+        "Record that the letter about a lapsed restriction was sent",
+        Role.SUPERVISOR,
+        "Restrictions",
+        ref("Restriction"),
+        description=(
+            "A restriction lapses when its review is overdue past [reviews] lapse_after_days; "
+            "the Due list shows the letter to the customer (lapse_letter) until it is recorded."
+        ),
+        body="LapseLetter",
+        errors={
+            404: "No restriction has this id.",
+            409: "The restriction has not lapsed, or its letter is already recorded.",
+            422: "sent_on is missing, in the future or before the lapse.",
         },
     ),
     Operation(
@@ -417,6 +522,11 @@ OPERATIONS: tuple[Operation, ...] = (
         Role.SUPERVISOR,
         "Restrictions",
         ref("DueList"),
+        description=(
+            "Overdue reviews carry how the daily job pressed them: escalated_to supervisors "
+            "(every day it stays overdue), then admins ([reviews] admins_after_days, 30 by "
+            "default); lapse_letter items are letters about restrictions that lapsed."
+        ),
     ),
     Operation(
         "get",
@@ -438,7 +548,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         errors={
             404: "No customer has the reference given as customer.",
-            422: "status is not open, dismissed or escalated.",
+            422: "status is not open, dismissed, escalated or merged.",
         },
     ),
     Operation(
@@ -554,6 +664,31 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        "post",
+        "/calls/{call_sid}/attach",
+        "attachCall",
+        "Attach an unidentified call to a customer",
+        Role.SUPERVISOR,
+        "Calls",
+        ref("Attached"),
+        description=(
+            "A call from a number not on file (or withheld) was the customer's: it becomes "
+            "theirs, with its agents' incidents and voicemails; its contact counts move to the "
+            "customer, the number's open alerts holding it close as merged, and the customer's "
+            "alerts are evaluated over all their calls. With number: true the call's number is "
+            "added to the customer and all its past calls move. On the audit trail."
+        ),
+        body="AttachCall",
+        errors={
+            404: "No call has this CallSid, or no customer has the reference.",
+            409: "The call is already a customer's, or its number is another customer's.",
+            422: (
+                "customer or reason is missing, number is not true or false, or the number "
+                "was withheld (number: true)."
+            ),
+        },
+    ),
+    Operation(
         "get",
         "/events/parked",
         "listParkedEvents",
@@ -656,19 +791,80 @@ OPERATIONS: tuple[Operation, ...] = (
 
 # --- schemas --------------------------------------------------------------------------------
 
+
+def _adjustment_text(description: str, max_length: int) -> Schema:
+    return maybe(text(description, max_length))
+
+
 ADJUSTMENTS: Schema = {
     "type": "object",
     "description": (
-        f"Reasonable adjustments, for example slower speech: at most {MAX_ADJUSTMENTS}, each "
-        f"true or false, a number, or text of at most {MAX_ADJUSTMENT_VALUE} characters."
+        "Reasonable adjustments (policy 9.1-9.2), typed: any left out is unset, so "
+        '{"slow_speech": true} is a whole answer. The customer\'s language is their language '
+        "field. Health details go in sensitive_note: only supervisors see it (an agent's answer "
+        "and the agent console never hold it) and the audit trail records only that it "
+        "changed. On a change, sensitive_note left out stays as it is; null or an empty text "
+        "removes it. Answers hold the fields that are set."
     ),
-    "properties": {"slow_speech": {"type": "boolean", "description": "Prompts spoken slowly."}},
-    "maxProperties": MAX_ADJUSTMENTS,
-    "propertyNames": {"minLength": 1, "maxLength": MAX_ADJUSTMENT_KEY},
-    "additionalProperties": {
-        "type": ["string", "boolean", "number", "null"],
-        "maxLength": MAX_ADJUSTMENT_VALUE,
+    "properties": {
+        "slow_speech": {"type": "boolean", "description": "Prompts spoken slowly."},
+        "large_print": {"type": "boolean", "description": "Large print for anything written."},
+        "preferred_contact": maybe(
+            {
+                "type": "string",
+                "enum": list(adjustments.PREFERRED_CONTACT),
+                "description": "How they prefer to be contacted.",
+            }
+        ),
+        "representative": maybe(
+            {
+                "type": "object",
+                "description": "A representative or support worker, and how to reach them.",
+                "properties": {
+                    "name": text("Their name.", adjustments.MAX_TEXT),
+                    "contact": text(
+                        "How to reach them (a phone number, an email address).",
+                        adjustments.MAX_TEXT,
+                    ),
+                    "role": {
+                        "type": "string",
+                        "enum": list(adjustments.REPRESENTATIVE_ROLES),
+                        "default": "representative",
+                    },
+                },
+                "required": ["name", "contact"],
+                "additionalProperties": False,
+            }
+        ),
+        "interpreter": _adjustment_text(
+            "The language an interpreter speaks with them (Polish, British Sign Language …).",
+            adjustments.MAX_INTERPRETER,
+        ),
+        "sensitive_note": _adjustment_text(
+            "Supervisors only: health details and anything else agents must not read.",
+            adjustments.MAX_SENSITIVE_NOTE,
+        ),
     },
+    "additionalProperties": False,
+    "examples": [
+        {"slow_speech": True},
+        {
+            "slow_speech": True,
+            "large_print": True,
+            "preferred_contact": "email",
+            "representative": {
+                "name": "Sam Jones",
+                "contact": "07700 900123",
+                "role": "support_worker",
+            },
+            "interpreter": "Polish",
+        },
+    ],
+}
+ADJUSTMENT_TEXTS: Schema = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "The adjustments in words, the language first (never the sensitive note).",
 }
 
 
@@ -686,6 +882,34 @@ def _phone_numbers(description: str) -> Schema:
     }
 
 
+def _postal_address(description: str) -> Schema:
+    return {
+        "type": "array",
+        "maxItems": MAX_ADDRESS_LINES,
+        "description": description,
+        "items": {
+            "type": "string",
+            "maxLength": MAX_ADDRESS_LINE,
+            "description": "One line of the address, as the envelope shows it.",
+        },
+        "examples": [["Flat 2", "14 Mill Lane", "Derby", "DE1 3AB"]],
+    }
+
+
+def _reason_translations() -> Schema:
+    return {
+        "type": "object",
+        "description": (
+            "The reason in the customer's language, for their letters (the reason itself is "
+            "used in a language left out); each is marked in the letter as written by staff."
+        ),
+        "propertyNames": {"enum": list(prompts.languages())},
+        "maxProperties": len(prompts.languages()),
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 5000},
+        "examples": [{"cy-GB": "Gweiddi ar weithiwr atgyweirio ar 3 Rhagfyr (polisi 4.3)"}],
+    }
+
+
 def _language() -> Schema:
     return {
         "type": "string",
@@ -698,6 +922,7 @@ def _language() -> Schema:
 def _restriction_common() -> dict[str, Schema]:
     return {
         "reason": text("Why: the behaviour and the policy section.", 5000),
+        "reason_translations": _reason_translations(),
         "decided_on": {**DATE, "description": "The decision's date (today if left out)."},
         "notice_sent_on": {
             **DATE,
@@ -771,6 +996,9 @@ def schemas() -> dict[str, Schema]:
             "decided_on": maybe(dict(DATE)),
             "decided_by": maybe({"type": "string"}),
             "successor": maybe({"type": "integer"}),
+            "override_reason": maybe(
+                text("Why an admin who took part in the restriction decided it all the same.")
+            ),
         },
         ["id", "restriction_id", "lodged_on", "grounds", "due_on", "outcome"],
     )
@@ -792,7 +1020,14 @@ def schemas() -> dict[str, Schema]:
         {
             "what": {
                 "type": "string",
-                "enum": ["letter", "notice_overdue", "review_due", "review_overdue", "appeal"],
+                "enum": [
+                    "letter",
+                    "notice_overdue",
+                    "review_due",
+                    "review_overdue",
+                    "appeal",
+                    "lapse_letter",
+                ],
             },
             "due_on": maybe(dict(DATE)),
             "days_overdue": {"type": "integer"},
@@ -801,6 +1036,18 @@ def schemas() -> dict[str, Schema]:
             "customer": maybe({"type": "string"}),
             "customer_name": maybe({"type": "string"}),
             "appeal_id": maybe({"type": "integer"}),
+            "escalated_to": maybe(
+                {
+                    "type": "string",
+                    "enum": ["supervisors", "admins", None],
+                    "description": "An overdue review: on whom the daily job last pressed it.",
+                }
+            ),
+            "escalated_on": maybe({**DATE, "description": "The latest day it was pressed."}),
+            "escalations": {
+                "type": "integer",
+                "description": "On how many days this overdue review was pressed.",
+            },
         },
         ["what", "due_on", "days_overdue", "restriction_id", "kind"],
     )
@@ -810,6 +1057,11 @@ def schemas() -> dict[str, Schema]:
             "customer": maybe(text("The customer's reference.")),
             "kind": text("The kind's name."),
             "reason": {"type": "string"},
+            "reason_translations": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "The reason in other languages, by language tag (may be empty).",
+            },
             "details": {
                 **ANY_OBJECT,
                 "description": "The kind's own fields (also copied to the top level).",
@@ -827,8 +1079,36 @@ def schemas() -> dict[str, Schema]:
             "notice_due_on": maybe(dict(DATE)),
             "takes_effect_on": maybe(dict(DATE)),
             "last_reviewed_on": maybe(dict(DATE)),
+            "appeal_last_day": maybe(
+                {
+                    **DATE,
+                    "description": (
+                        "The last day to appeal (12.2): 20 working days after the latest letter "
+                        "that gave the right of appeal; null while nothing was sent, or ended."
+                    ),
+                }
+            ),
+            "appeal_counted_from": maybe(
+                obj(
+                    {
+                        "letter": {
+                            "type": "string",
+                            "enum": ["decision", "urgent_notice", "review"],
+                            "description": "The decision letter, or a review outcome letter.",
+                        },
+                        "dated": DATE,
+                    },
+                    ["letter", "dated"],
+                    "The letter the appeal's last day counts from.",
+                )
+            ),
             "replaces": maybe({"type": "integer"}),
             "appeals": {"type": "array", "items": ref("Appeal")},
+            "sharing": {
+                "type": "array",
+                "items": ref("SharingRecord"),
+                "description": "Information shared with other agencies (policy 10.1).",
+            },
             "warnings": {
                 "type": "array",
                 "items": {"type": "string"},
@@ -837,6 +1117,16 @@ def schemas() -> dict[str, Schema]:
             "ended_at": maybe(dict(DATE_TIME)),
             "ended_by": maybe({"type": "string"}),
             "end_reason": maybe({"type": "string"}),
+            "in_force": text_bool(
+                "Whether it routes calls now: active, or varied while its successor awaits its "
+                "notice (the old terms apply until the new ones take effect)."
+            ),
+            "lapsed_on": maybe(
+                {**DATE, "description": "The day it lapsed, its review overdue ([reviews])."}
+            ),
+            "lapse_letter_sent_on": maybe(
+                {**DATE, "description": "When the letter about its lapse was sent."}
+            ),
         },
         [
             "id",
@@ -864,10 +1154,24 @@ def schemas() -> dict[str, Schema]:
             "name": {"type": "string"},
             "language": {"type": "string"},
             "adjustments": ADJUSTMENTS,
+            "adjustment_texts": ADJUSTMENT_TEXTS,
             "phone_numbers": {"type": "array", "items": {"type": "string"}},
+            "postal_address": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The lines of their postal address, for letters (empty: unknown).",
+            },
             "active_restrictions": {"type": "array", "items": ref("Restriction")},
         },
-        ["reference", "name", "language", "adjustments", "phone_numbers", "active_restrictions"],
+        [
+            "reference",
+            "name",
+            "language",
+            "adjustments",
+            "phone_numbers",
+            "postal_address",
+            "active_restrictions",
+        ],
     )
     record_out = {
         "allOf": [
@@ -877,12 +1181,56 @@ def schemas() -> dict[str, Schema]:
                     "recent_calls": {"type": "array", "items": ref("Call")},
                     "agent_actions": {"type": "array", "items": ref("AgentAction")},
                     "audit": {"type": "array", "items": ref("AuditEntry")},
+                    "letters": {
+                        "type": "array",
+                        "items": ref("SentLetter"),
+                        "description": "Every letter sent to them, newest first.",
+                    },
                 },
-                ["recent_calls", "agent_actions", "audit"],
+                ["recent_calls", "agent_actions", "audit", "letters"],
             ),
         ],
-        "description": "A customer with their recent calls, agent actions and audit trail.",
+        "description": (
+            "A customer with their recent calls, agent actions, audit trail and letters sent."
+        ),
     }
+    sent_letter_out = obj(
+        {
+            "id": {"type": "integer"},
+            "kind": {
+                "type": "string",
+                "enum": ["decision", "urgent_notice", "review", "appeal", "end"],
+            },
+            "restriction_id": {"type": "integer"},
+            "review_id": maybe({"type": "integer"}),
+            "appeal_id": maybe({"type": "integer"}),
+            "title": {"type": "string"},
+            "language": {"type": "string"},
+            "letter_on": {**DATE, "description": "The date the letter bears."},
+            "sent_on": DATE,
+            "method": {"type": "string", "enum": ["post", "email", "hand", "portal"]},
+            "template_version": text("What drew it: the letter templates, words and fpdf2."),
+            "sha256": text("The SHA-256 of the PDF, in hex."),
+            "recorded_by": {"type": "string"},
+            "recorded_at": DATE_TIME,
+            "download": text("Where its PDF is, as it was sent (GET, supervisors)."),
+        },
+        [
+            "id",
+            "kind",
+            "restriction_id",
+            "language",
+            "letter_on",
+            "sent_on",
+            "method",
+            "template_version",
+            "sha256",
+            "recorded_by",
+            "recorded_at",
+            "download",
+        ],
+        "A letter as it was sent, kept unchanged.",
+    )
     call_out = obj(
         {
             "call_sid": {"type": "string"},
@@ -979,8 +1327,9 @@ def schemas() -> dict[str, Schema]:
                         "name": {"type": "string"},
                         "language": {"type": "string"},
                         "adjustments": ADJUSTMENTS,
+                        "adjustment_texts": ADJUSTMENT_TEXTS,
                     },
-                    ["reference", "name", "language", "adjustments"],
+                    ["reference", "name", "language", "adjustments", "adjustment_texts"],
                 )
             ),
             "identified": {"type": "boolean"},
@@ -1101,6 +1450,9 @@ def schemas() -> dict[str, Schema]:
                 "phone_numbers": _phone_numbers("The numbers they call from."),
                 "language": _language(),
                 "adjustments": ADJUSTMENTS,
+                "postal_address": _postal_address(
+                    "Their postal address, a line each, for the letters' window envelope."
+                ),
             },
             ["reference", "name", "phone_numbers"],
         ),
@@ -1110,12 +1462,109 @@ def schemas() -> dict[str, Schema]:
                 "phone_numbers": _phone_numbers("All their numbers (replaces the list)."),
                 "language": _language(),
                 "adjustments": {**ADJUSTMENTS, "description": "Replaces the adjustments."},
+                "postal_address": _postal_address(
+                    "Their postal address, a line each (replaces it; [] removes it)."
+                ),
+                "attach_past_calls": text_bool(
+                    "true: the past calls from their numbers (a number added now, or earlier) "
+                    "that are not yet anyone's become theirs, with their counts and alerts, as "
+                    "POST /customers/{reference}/numbers does."
+                ),
+                "reason": text("Why, for the audit trail (with attach_past_calls).", 5000),
             },
             [],
             "The fields to change; a field left out (or null) stays as it is.",
         ),
+        "AttachCall": obj(
+            {
+                "customer": text("The reference of the customer whose call it was.", 64),
+                "reason": text("How it is known to be theirs (the audit trail says).", 5000),
+                "number": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": (
+                        "true: the call's number is theirs as well (added to their record), "
+                        "and so is every past call from it that is not yet anyone's."
+                    ),
+                },
+            },
+            ["customer", "reason"],
+        ),
+        "AttachNumber": obj(
+            {
+                "number": text(
+                    "A phone number (E.164, or a UK number as dialled in the UK).",
+                    MAX_NUMBER_LENGTH,
+                ),
+                "reason": text("Why, for the audit trail.", 5000),
+            },
+            ["number"],
+        ),
+        "Attached": obj(
+            {
+                "customer": text("The customer's reference."),
+                "number_added": maybe(text("The number added to their record, if one was.")),
+                "calls": {
+                    "type": "array",
+                    "items": ref("Call"),
+                    "description": "The calls that became theirs.",
+                },
+                "alerts_merged": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "The number's open alerts, closed as merged.",
+                },
+                "alerts_opened": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "The customer's alerts their calls now call for.",
+                },
+            },
+            ["customer", "number_added", "calls", "alerts_merged", "alerts_opened"],
+            "What attaching did: counts and alerts moved with the calls.",
+        ),
         **restriction_bodies(),
-        "EndRestriction": obj({"reason": text("Why it ends.", 5000)}, ["reason"]),
+        "EndRestriction": obj(
+            {
+                "reason": text("Why it ends (said in the end letter).", 5000),
+                "letter_method": {
+                    "type": "string",
+                    "enum": ["post", "email", "hand", "portal"],
+                    "description": "How the letter goes to the customer; post if left out.",
+                },
+            },
+            ["reason"],
+        ),
+        "NewSharing": obj(
+            {
+                "shared_with": text(
+                    "The agency (and person) it was shared with.", sharing.MAX_SHARED_WITH
+                ),
+                "shared_on": {**DATE, "description": "The day it was shared (not in the future)."},
+                "purpose": text("Why it was shared.", sharing.MAX_PURPOSE),
+                "lawful_basis": {
+                    "type": "string",
+                    "enum": list(sharing.LAWFUL_BASES),
+                    "description": "The lawful basis, UK GDPR Article 6(1).",
+                },
+            },
+            ["shared_with", "shared_on", "purpose", "lawful_basis"],
+            "Information about a restriction shared with another agency (policy 10.1).",
+        ),
+        "SharingRecord": obj(
+            {
+                "id": {"type": "integer"},
+                "restriction_id": {"type": "integer"},
+                "shared_with": {"type": "string"},
+                "shared_on": DATE,
+                "purpose": {"type": "string"},
+                "lawful_basis": {"type": "string", "enum": list(sharing.LAWFUL_BASES)},
+                "recorded_by": {"type": "string"},
+                "recorded_at": maybe(dict(DATE_TIME)),
+            },
+            ["id", "restriction_id", "shared_with", "shared_on", "purpose", "lawful_basis"],
+            "Information shared with another agency, as recorded.",
+        ),
         "NewAppeal": obj(
             {
                 "lodged_on": {**DATE, "description": "When it was lodged; today if left out."},
@@ -1141,6 +1590,11 @@ def schemas() -> dict[str, Schema]:
                     "maxProperties": MAX_BODY_FIELDS,
                     "description": "For vary: a new restriction's body.",
                 },
+                "letter_method": {
+                    "type": "string",
+                    "enum": ["post", "email", "hand", "portal"],
+                    "description": "How the letter goes to the customer; post if left out.",
+                },
             },
             ["outcome", "notes"],
         ),
@@ -1153,8 +1607,23 @@ def schemas() -> dict[str, Schema]:
                     "maxProperties": MAX_BODY_FIELDS,
                     "description": "For varied: a new restriction's body.",
                 },
+                "override_reason": text(
+                    "Required of an admin who took part in the restriction (decided, reviewed, "
+                    "varied or continued it): why they decide the appeal all the same. Recorded "
+                    "on the appeal and the audit trail; ignored from anyone else.",
+                    5000,
+                ),
+                "letter_method": {
+                    "type": "string",
+                    "enum": ["post", "email", "hand", "portal"],
+                    "description": "How the letter goes to the customer; post if left out.",
+                },
             },
             ["outcome", "notes"],
+        ),
+        "LapseLetter": obj(
+            {"sent_on": {**DATE, "description": "When the letter about the lapse was sent."}},
+            ["sent_on"],
         ),
         "Appeal": appeal_out,
         "Review": review_out,
@@ -1171,6 +1640,7 @@ def schemas() -> dict[str, Schema]:
         "Customer": customer_out,
         "CustomerRecord": record_out,
         "Restriction": restriction_out,
+        "SentLetter": sent_letter_out,
         "Call": call_out,
         "AgentAction": action_out,
         "AuditEntry": audit_out,

@@ -1,28 +1,23 @@
 """JSON API: a restriction's life after the decision: its notice and letter, reviews (policy
-10.4), appeals (section 12), ending it, and what is due."""
+10.4), appeals (section 12), ending it, and what is due. Every step that sends the customer a
+letter keeps that letter as it was sent (``restrictions.sent_letters``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response, jsonify, request
 
-from restrictions import decisions
+from restrictions import decisions, overdue, sent_letters
 from restrictions.errors import Invalid
-from restrictions.lifecycle import end_restriction, get_restriction
+from restrictions.lifecycle import get_restriction
 from restrictions.models import Role
 from telephony import current_settings, letters
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
 from telephony.database import session
 
-
-def today() -> Any:
-    """Today on the landlord's clock (Europe/London)."""
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(UTC).astimezone(ZoneInfo(current_settings().timezone)).date()
+today = letters.today  # the landlord's clock (restrictions.policy_dates)
 
 
 @bp.get("/restrictions/<id:restriction_id>")
@@ -37,7 +32,15 @@ def end(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    end_restriction(sess, current_actor(), restriction, body.get("reason"))
+    sent_letters.end(
+        sess,
+        current_actor(),
+        restriction,
+        body,
+        today=today(),
+        settings=current_settings(),
+        render=letters.render_for_sending,
+    )
     sess.commit()
     return jsonify(serialize.restriction(restriction))
 
@@ -45,31 +48,46 @@ def end(restriction_id: int) -> Any:
 @bp.post("/restrictions/<id:restriction_id>/notice")
 @api_role(Role.SUPERVISOR)
 def notice(restriction_id: int) -> Any:
-    """The written notice was sent (``{sent_on, method}``): it applies from then."""
+    """The written notice was sent (``{sent_on, method}``): it applies from then, and its
+    decision letter is drawn as of that day and kept as sent."""
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    decisions.record_notice(
-        sess, current_actor(), restriction, body.get("sent_on"), body.get("method"), today=today()
+    sent_letters.record_notice(
+        sess,
+        current_actor(),
+        restriction,
+        body.get("sent_on"),
+        body.get("method"),
+        today=today(),
+        settings=current_settings(),
+        render=letters.render_for_sending,
     )
     sess.commit()
     return jsonify(serialize.restriction(restriction))
 
 
-LETTERS = ("decision", "appeal", "review")
+LETTERS = ("decision", "appeal", "review", "end")
 
 
 @bp.get("/restrictions/<id:restriction_id>/letter")
 @api_role(Role.SUPERVISOR)
 def letter(restriction_id: int) -> Any:
-    """A letter about the restriction: a PDF, or ``?format=html`` for the preview.
-    ``?about=decision`` (the default), ``appeal`` (its latest appeal's outcome) or ``review``
-    (its latest review's outcome)."""
+    """A letter about the restriction: the PDF as it was sent (a marked preview while it has
+    not been), or ``?format=html`` for the preview. ``?about=decision`` (the default), ``appeal``
+    (its latest appeal's outcome), ``review`` (its latest review's outcome) or ``end``."""
     about = request.args.get("about", "decision")
     if about not in LETTERS:
         raise Invalid(f"about must be one of {', '.join(LETTERS)}, not {about[:40]!r}")
     restriction = get_restriction(session(), restriction_id)
     return letters.respond(restriction, about, request.args.get("format") == "html")
+
+
+@bp.get("/letters/<id:letter_id>")
+@api_role(Role.SUPERVISOR)
+def sent_letter(letter_id: int) -> Any:
+    """A letter as it was sent: the kept PDF, byte for byte."""
+    return letters.respond_sent(sent_letters.get(session(), letter_id))
 
 
 @bp.post("/restrictions/<id:restriction_id>/review")
@@ -79,7 +97,15 @@ def review(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    done = decisions.review(sess, current_actor(), restriction, body, today=today())
+    done, _ = sent_letters.review(
+        sess,
+        current_actor(),
+        restriction,
+        body,
+        today=today(),
+        settings=current_settings(),
+        render=letters.render_for_sending,
+    )
     sess.commit()
     return jsonify(serialize.review(done, restriction))
 
@@ -113,19 +139,43 @@ def show_appeal(appeal_id: int) -> Any:
 @bp.post("/appeals/<id:appeal_id>/decision")
 @api_role(Role.SUPERVISOR)
 def decide_appeal(appeal_id: int) -> Any:
-    """``{outcome: upheld|overturned|varied, notes, successor?}``, by someone who did not decide
-    the restriction."""
+    """``{outcome: upheld|overturned|varied, notes, successor?, override_reason?}``, by someone
+    who did not decide, review, vary or continue the restriction (an admin who did: with
+    ``override_reason``, recorded)."""
     body = json_body()
     sess = session()
     appeal = decisions.get_appeal(sess, appeal_id, for_decision=True)
     get_restriction(sess, appeal.restriction_id, for_decision=True)
-    decisions.decide_appeal(sess, current_actor(), appeal, body, today=today())
+    sent_letters.decide_appeal(
+        sess,
+        current_actor(),
+        appeal,
+        body,
+        today=today(),
+        settings=current_settings(),
+        render=letters.render_for_sending,
+    )
     sess.commit()
     return jsonify(serialize.appeal(appeal))
+
+
+@bp.post("/restrictions/<id:restriction_id>/lapse-letter")
+@api_role(Role.SUPERVISOR)
+def lapse_letter(restriction_id: int) -> Any:
+    """The letter telling the customer their restriction lapsed was sent (``{sent_on}``)."""
+    body = json_body()
+    sess = session()
+    restriction = get_restriction(sess, restriction_id, for_decision=True)
+    overdue.record_lapse_letter(
+        sess, current_actor(), restriction, body.get("sent_on"), today=today()
+    )
+    sess.commit()
+    return jsonify(serialize.restriction(restriction))
 
 
 @bp.get("/due")
 @api_role(Role.SUPERVISOR)
 def due() -> Response:
-    """Letters to send, notices overdue, reviews due and overdue, appeals awaiting a decision."""
+    """Letters to send, notices overdue, reviews due and overdue (with their escalations),
+    appeals awaiting a decision, letters about lapsed restrictions."""
     return jsonify(due=[serialize.due_item(i) for i in decisions.due(session(), today())])

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from restrictions import adjustments, policy_dates
+from restrictions.attach import Attached
+from restrictions.cache import in_force
 from restrictions.decisions import DueItem
 from restrictions.models import (
     AgentAction,
@@ -14,6 +17,8 @@ from restrictions.models import (
     Customer,
     Restriction,
     Review,
+    SentLetter,
+    SharingRecord,
 )
 
 
@@ -27,6 +32,7 @@ def restriction(r: Restriction) -> dict[str, Any]:
         "customer": r.customer.reference if r.customer else None,
         "kind": r.kind,
         "reason": r.reason,
+        "reason_translations": dict(r.reason_translations or {}),
         **dict(r.details or {}),
         "details": dict(r.details or {}),
         "active": r.ended_at is None,
@@ -42,11 +48,66 @@ def restriction(r: Restriction) -> dict[str, Any]:
         "takes_effect_on": _iso(r.takes_effect_on),
         "review_due_on": _iso(r.review_due_on),
         "last_reviewed_on": _iso(r.last_reviewed_on),
+        **_appeal_window(r),
         "replaces": r.replaces_id,
         "appeals": [appeal(a) for a in r.appeals],
+        "sharing": [sharing_record(x) for x in r.sharing],
         "ended_at": _iso(r.ended_at),
         "ended_by": r.ended_by.name if r.ended_by else None,
         "end_reason": r.end_reason,
+        # whether it routes calls now: active, or varied and its successor's notice not yet
+        # recorded (the old terms apply until then)
+        "in_force": any(x.id == r.id for x in in_force(r.customer.restrictions))
+        if r.customer
+        else r.state == "active",
+        "lapsed_on": _iso(r.lapsed_on),
+        "lapse_letter_sent_on": _iso(r.lapse_letter_sent_on),
+    }
+
+
+def sharing_record(x: SharingRecord) -> dict[str, Any]:
+    """Information shared with another agency (policy 10.1)."""
+    return {
+        "id": x.id,
+        "restriction_id": x.restriction_id,
+        "shared_with": x.shared_with,
+        "shared_on": _iso(x.shared_on),
+        "purpose": x.purpose,
+        "lawful_basis": x.lawful_basis,
+        "recorded_by": x.recorded_by,
+        "recorded_at": _iso(x.recorded_at),
+    }
+
+
+def _appeal_window(r: Restriction) -> dict[str, Any]:
+    """The last day to appeal, and the letter it counts from (restrictions.policy_dates)."""
+    window = policy_dates.appeal_window(r) if r.ended_at is None else None
+    return {
+        "appeal_last_day": _iso(window.last_day) if window else None,
+        "appeal_counted_from": (
+            {"letter": window.letter, "dated": _iso(window.letter_on)} if window else None
+        ),
+    }
+
+
+def sent_letter(s: SentLetter) -> dict[str, Any]:
+    """A letter as it was sent (its PDF is at ``download``)."""
+    return {
+        "id": s.id,
+        "kind": s.kind,
+        "restriction_id": s.restriction_id,
+        "review_id": s.review_id,
+        "appeal_id": s.appeal_id,
+        "title": s.title,
+        "language": s.language,
+        "letter_on": _iso(s.letter_on),
+        "sent_on": _iso(s.sent_on),
+        "method": s.method,
+        "template_version": s.template_version,
+        "sha256": s.sha256,
+        "recorded_by": s.recorded_by,
+        "recorded_at": _iso(s.recorded_at),
+        "download": f"/api/v1/letters/{s.id}",
     }
 
 
@@ -63,6 +124,7 @@ def appeal(a: Appeal) -> dict[str, Any]:
         "decided_on": _iso(a.decided_on),
         "decided_by": a.decided_by.name if a.decided_by else None,
         "successor": a.successor_id,
+        "override_reason": a.override_reason,
     }
 
 
@@ -91,6 +153,9 @@ def due_item(item: DueItem) -> dict[str, Any]:
         "customer": r.customer.reference if r.customer else None,
         "customer_name": r.customer.name if r.customer else None,
         "appeal_id": item.appeal.id if item.appeal else None,
+        "escalated_to": item.escalated_to,
+        "escalated_on": _iso(item.escalated_on),
+        "escalations": item.escalations,
     }
 
 
@@ -108,6 +173,17 @@ def call(c: Call) -> dict[str, Any]:
         "duration_seconds": c.duration_seconds,
         "emergency_selected": c.emergency_selected_at is not None,
         "flags": list((c.flags or {}).get("flags", [])),
+    }
+
+
+def attached(a: Attached) -> dict[str, Any]:
+    """What attaching calls (or a number) to a customer did."""
+    return {
+        "customer": a.customer.reference,
+        "number_added": a.number,
+        "calls": [call(c) for c in a.calls],
+        "alerts_merged": [alert.id for alert in a.merged],
+        "alerts_opened": [alert.id for alert in a.opened],
     }
 
 
@@ -144,13 +220,19 @@ def customer(
     calls: list[Call] | None = None,
     audit: list[AuditEntry] | None = None,
     actions: list[AgentAction] | None = None,
+    letters: list[SentLetter] | None = None,
+    sensitive: bool = False,
 ) -> dict[str, Any]:
+    adjusted = adjustments.of(c)
     data: dict[str, Any] = {
         "reference": c.reference,
         "name": c.name,
         "language": c.language,
-        "adjustments": dict(c.adjustments or {}),
+        # the sensitive note only for a supervisor (``sensitive``), never for an agent
+        "adjustments": adjusted.for_supervisor() if sensitive else adjusted.public(),
+        "adjustment_texts": adjusted.words(c.language),
         "phone_numbers": [n.e164 for n in c.numbers],
+        "postal_address": list(c.postal_address or []),
         "active_restrictions": [restriction(r) for r in c.restrictions if r.ended_at is None],
     }
     if calls is not None:
@@ -159,4 +241,6 @@ def customer(
         data["agent_actions"] = [agent_action(x) for x in actions]
     if audit is not None:
         data["audit"] = [audit_entry(x) for x in audit]
+    if letters is not None:
+        data["letters"] = [sent_letter(x) for x in letters]
     return data

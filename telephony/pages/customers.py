@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -24,12 +24,11 @@ from wtforms import BooleanField, DateField, SelectChoice, SelectField, StringFi
 from wtforms.validators import DataRequired, Optional
 
 import prompts
-from restrictions import decisions, kinds
+from restrictions import adjustments, attach, decisions, export, kinds, sent_letters, sharing
 from restrictions.errors import DomainError, Invalid
 from restrictions.lifecycle import (
     NOTICE_METHODS,
     add_restriction,
-    end_restriction,
     get_customer,
     get_restriction,
     update_customer,
@@ -41,6 +40,7 @@ from telephony import current_settings, letters
 from telephony.auth import current_actor, page_role
 from telephony.database import session
 from telephony.pages.supervisor import RestrictionForm, bp
+from telephony.redis_store import redis_client
 
 PER_PAGE = 25
 MAX_QUERY = 200
@@ -60,6 +60,7 @@ DUE_SECTIONS = (
     ("review_overdue", "Reviews overdue"),
     ("review_due", "Reviews due within 30 days"),
     ("appeal", "Appeals awaiting a decision"),
+    ("lapse_letter", "Lapsed: letters to send"),
 )
 _NUMBER_LIKE = re.compile(r"^[0-9+()\-. ]+$")
 
@@ -73,7 +74,7 @@ def london() -> ZoneInfo:
 
 def today() -> date:
     """Today on the landlord's clock (Europe/London), as the API decides with."""
-    return datetime.now(UTC).astimezone(london()).date()
+    return letters.today()
 
 
 @bp.app_template_filter("day")
@@ -107,12 +108,67 @@ class CustomerForm(FlaskForm):  # type: ignore[misc]
     numbers = StringField("Phone numbers, separated by ;", validators=[DataRequired()])
     language = SelectField("Language", validators=[DataRequired()])
     slow_speech = BooleanField("Slower speech (a reasonable adjustment)")
+    large_print = BooleanField("Large print for anything written to them")
+    preferred_contact = SelectField(
+        "Prefers to be contacted",
+        choices=[SelectChoice("", "No preference")]
+        + [SelectChoice(c, w.capitalize()) for c, w in adjustments.CONTACT_WORDS.items()],
+        validators=[Optional()],
+    )
+    representative_name = StringField("Representative or support worker", [Optional()])
+    representative_contact = StringField("How to reach them", [Optional()])
+    representative_role = SelectField(
+        "They are their",
+        choices=[SelectChoice(r, w) for r, w in adjustments.ROLE_WORDS.items()],
+        validators=[Optional()],
+    )
+    interpreter = StringField("Interpreter needed (for example Polish, BSL)", [Optional()])
+    sensitive_note = TextAreaField(
+        "Sensitive note: supervisors only (health details go here; agents never see it and the "
+        "audit trail records only that it changed)",
+        [Optional()],
+    )
+
+    def adjustments_body(self) -> dict[str, Any]:
+        """The typed adjustments as the form gives them (restrictions.adjustments checks them)."""
+        name = (self.representative_name.data or "").strip()
+        contact = (self.representative_contact.data or "").strip()
+        return {
+            "slow_speech": bool(self.slow_speech.data),
+            "large_print": bool(self.large_print.data),
+            "preferred_contact": self.preferred_contact.data or None,
+            "representative": {
+                "name": name,
+                "contact": contact,
+                "role": self.representative_role.data or "representative",
+            }
+            if name or contact
+            else None,
+            "interpreter": self.interpreter.data or None,
+            "sensitive_note": self.sensitive_note.data or None,
+        }
+    postal_address = TextAreaField("Postal address, a line each (for letters)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.language.choices = [
             SelectChoice(code, LANGUAGE_NAMES.get(code, code)) for code in prompts.languages()
         ]
+
+
+def _adjustment_fields(adjusted: adjustments.Adjustments) -> dict[str, Any]:
+    """The details form's adjustment fields, filled in as stored."""
+    representative = adjusted.representative
+    return {
+        "slow_speech": adjusted.slow_speech,
+        "large_print": adjusted.large_print,
+        "preferred_contact": adjusted.preferred_contact or "",
+        "representative_name": representative.name if representative else "",
+        "representative_contact": representative.contact if representative else "",
+        "representative_role": representative.role if representative else "representative",
+        "interpreter": adjusted.interpreter or "",
+        "sensitive_note": adjusted.sensitive_note or "",
+    }
 
 
 class NewRestrictionForm(RestrictionForm):
@@ -162,6 +218,16 @@ class AppealForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+class AttachNumberForm(FlaskForm):  # type: ignore[misc]
+    number = StringField("Their number, with its past calls", validators=[DataRequired()])
+    reason = TextAreaField("How it is known to be theirs (optional)", validators=[Optional()])
+
+
+class AttachCallForm(FlaskForm):  # type: ignore[misc]
+    reason = TextAreaField("How it is known to be theirs", validators=[DataRequired()])
+    number = BooleanField("Its number is theirs too (with all its past calls)")
+
+
 class AppealDecisionForm(FlaskForm):  # type: ignore[misc]
     outcome = SelectField(
         "Decision",
@@ -172,6 +238,11 @@ class AppealDecisionForm(FlaskForm):  # type: ignore[misc]
         validators=[DataRequired()],
     )
     notes = TextAreaField("Reasons for the decision", validators=[DataRequired()])
+    override_reason = TextAreaField(
+        "Admins only, if you took part in the restriction: why you decide the appeal all the "
+        "same (recorded)",
+        validators=[Optional()],
+    )
 
 
 class Forms:
@@ -198,7 +269,8 @@ class Forms:
             name=c.name,
             numbers="; ".join(n.e164 for n in c.numbers),
             language=c.language,
-            slow_speech=bool((c.adjustments or {}).get("slow_speech")),
+            **_adjustment_fields(adjustments.of(c)),
+            postal_address="\n".join(c.postal_address or []),
         )
 
     def new(self) -> FlaskForm:
@@ -218,6 +290,15 @@ class Forms:
 
     def decide(self, a: Appeal) -> FlaskForm:
         return self._get(AppealDecisionForm, f"decide-{a.id}")
+
+    def sharing(self, r: Restriction) -> FlaskForm:
+        return self._get(SharingForm, f"sharing-{r.id}", shared_on=today())
+
+    def attach_number(self) -> FlaskForm:
+        return self._get(AttachNumberForm, "attach-number")
+
+    def attach_call(self, call_sid: str) -> FlaskForm:
+        return self._get(AttachCallForm, f"attach-{call_sid}")
 
 
 # --- a restriction in words ----------------------------------------------------------------------
@@ -414,7 +495,13 @@ def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: i
             forms=Forms(found, bound),
             language_names=LANGUAGE_NAMES,
             review_names=REVIEW_NAMES,
+            adjusted=adjustments.of(found),  # the sensitive note too: this page is supervisors'
+            lawful_bases=sharing.LAWFUL_BASES,
+            sent_letters=sent_letters.for_customer(sess, found.id),
+            letter_kinds=sent_letters.KIND_NAMES,
+            method_names=NOTICE_METHOD_NAMES,
             today=on,
+            unattached=attach.unattached_calls(sess),
         ),
         status,
     )
@@ -458,7 +545,6 @@ def edit_customer(reference: str) -> Any:
 
     def action(sess: Session) -> list[tuple[str, str]]:
         numbers = [n.strip() for n in (form.numbers.data or "").split(";") if n.strip()]
-        adjustments = {**(found.adjustments or {}), "slow_speech": bool(form.slow_speech.data)}
         changed = update_customer(
             sess,
             current_actor(),
@@ -466,7 +552,8 @@ def edit_customer(reference: str) -> Any:
             name=form.name.data,
             phone_numbers=numbers,
             language=form.language.data,
-            adjustments=adjustments,
+            adjustments=form.adjustments_body(),
+            postal_address=(form.postal_address.data or "").splitlines(),
         )
         return [("Details saved." if changed else "Nothing had changed.", "info")]
 
@@ -481,6 +568,7 @@ def new_restriction(reference: str) -> Any:
 
     def action(sess: Session) -> list[tuple[str, str]]:
         r = add_restriction(sess, current_actor(), found, form.body(request.form), today=today())
+        letters.keep_notice_given(sess, current_actor(), r)  # recorded as sent already
         done = f"{kinds.get(r.kind).label} recorded for {found.reference}."
         return [(done, "info")] + [(w, "warning") for w in decisions.clashes(r)]
 
@@ -495,8 +583,15 @@ def record_notice(restriction_id: int) -> Any:
     form = NoticeForm(prefix=key)
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        decisions.record_notice(
-            sess, current_actor(), r, form.sent_on.data, form.method.data, today=today()
+        sent_letters.record_notice(
+            sess,
+            current_actor(),
+            r,
+            form.sent_on.data,
+            form.method.data,
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
         )
         return [(f"Notice recorded: it applies from {day(r.takes_effect_on)}.", "info")]
 
@@ -519,6 +614,17 @@ def letter(restriction_id: int) -> Any:
         )
 
 
+@bp.route("/letters/<id:letter_id>")
+@page_role(Role.SUPERVISOR)
+def sent_letter(letter_id: int) -> Any:
+    """A letter as it was sent: the kept PDF, byte for byte."""
+    try:
+        kept = sent_letters.get(session(), letter_id)
+    except DomainError:
+        abort(404)
+    return letters.respond_sent(kept)
+
+
 @bp.route("/restrictions/<id:restriction_id>/review", methods=["POST"])
 @page_role(Role.SUPERVISOR)
 def review(restriction_id: int) -> Any:
@@ -532,7 +638,15 @@ def review(restriction_id: int) -> Any:
             "notes": form.notes.data,
             "next_review_on": form.next_review_on.data,
         }
-        done = decisions.review(sess, current_actor(), r, body, today=today())
+        done, _ = sent_letters.review(
+            sess,
+            current_actor(),
+            r,
+            body,
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
+        )
         if done.outcome == "continue":
             return [
                 (
@@ -553,7 +667,15 @@ def end(restriction_id: int) -> Any:
     form = EndForm(prefix=key)
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        end_restriction(sess, current_actor(), r, form.reason.data)
+        sent_letters.end(
+            sess,
+            current_actor(),
+            r,
+            {"reason": form.reason.data},
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
+        )
         return [(f"Restriction {r.id} ended.", "info")]
 
     return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
@@ -591,10 +713,140 @@ def decide_appeal(appeal_id: int) -> Any:
     form = AppealDecisionForm(prefix=key)
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        body = {"outcome": form.outcome.data, "notes": form.notes.data}
-        decisions.decide_appeal(sess, current_actor(), appeal, body, today=today())
+        body = {
+            "outcome": form.outcome.data,
+            "notes": form.notes.data,
+            "override_reason": form.override_reason.data or None,
+        }
+        sent_letters.decide_appeal(
+            sess,
+            current_actor(),
+            appeal,
+            body,
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
+        )
         what = "the restriction has ended" if r.ended_at else "the restriction stays"
         return [(f"Appeal {appeal.id} {appeal.outcome}: {what}.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+# --- attaching calls nobody was attached to, and subject access ---------------------------------
+
+
+def _attached(done: attach.Attached) -> list[tuple[str, str]]:
+    said = [
+        (
+            f"{len(done.calls)} call{'' if len(done.calls) == 1 else 's'} attached to "
+            f"{done.customer.reference}"
+            + (f", and {done.number} added to their numbers." if done.number else "."),
+            "info",
+        )
+    ]
+    if done.merged:
+        ids = ", ".join(str(a.id) for a in done.merged)
+        said.append((f"The number's open alerts ({ids}) were closed as merged.", "info"))
+    if done.opened:
+        ids = ", ".join(str(a.id) for a in done.opened)
+        said.append((f"Their calls across their numbers opened alerts {ids}.", "warning"))
+    return said
+
+
+@bp.route("/customers/<path:reference>/numbers", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def attach_number(reference: str) -> Any:
+    found = _customer(reference)
+    form = AttachNumberForm(prefix="attach-number")
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        done = attach.attach_number(
+            sess,
+            redis_client(),
+            current_settings(),
+            current_actor(),
+            found,
+            form.number.data,
+            reason=form.reason.data or None,
+        )
+        return _attached(done)
+
+    return _act(reference, "attach-number", form, action, "details")
+
+
+@bp.route("/customers/<path:reference>/calls/<sid:call_sid>/attach", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def attach_call(reference: str, call_sid: str) -> Any:
+    found = _customer(reference)
+    key = f"attach-{call_sid}"
+    form = AttachCallForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        done = attach.attach_call(
+            sess,
+            redis_client(),
+            current_settings(),
+            current_actor(),
+            call_sid,
+            found,
+            reason=form.reason.data,
+            with_number=bool(form.number.data),
+        )
+        return _attached(done)
+
+    return _act(reference, key, form, action, "unattached-calls")
+
+
+@bp.route("/customers/<path:reference>/export")
+@page_role(Role.SUPERVISOR)
+def export_customer(reference: str) -> Any:
+    """Everything held about the customer (subject access), as the CLI's ZIP; the export is
+    on the audit trail."""
+    found = _customer(reference)
+    sess = session()
+    data = export.export_zip(
+        sess, found, current_settings(), actor=current_actor(), render_letter=letters.render_pdf
+    )
+    sess.commit()
+    name = export.filename(found, today())
+    return Response(
+        data,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# --- sharing with other agencies (policy 10.1) ---------------------------------------------------
+
+
+class SharingForm(FlaskForm):  # type: ignore[misc]
+    shared_with = StringField("Shared with (the agency, and whom there)", [DataRequired()])
+    shared_on = DateField("Shared on", validators=[DataRequired()])
+    purpose = TextAreaField("Why it was shared", validators=[DataRequired()])
+    lawful_basis = SelectField(
+        "Lawful basis (UK GDPR Article 6(1))",
+        choices=[SelectChoice(b, words) for b, words in sharing.LAWFUL_BASES.items()],
+        validators=[DataRequired()],
+    )
+
+
+@bp.route("/restrictions/<id:restriction_id>/sharing", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def record_sharing(restriction_id: int) -> Any:
+    r = _restriction(restriction_id, for_decision=True)
+    key = f"sharing-{r.id}"
+    form = SharingForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        body = {
+            "shared_with": form.shared_with.data,
+            "shared_on": form.shared_on.data,
+            "purpose": form.purpose.data,
+            "lawful_basis": form.lawful_basis.data,
+        }
+        done = sharing.record_sharing(sess, current_actor(), r, body, today=today())
+        return [(f"Sharing with {done.shared_with} recorded.", "info")]
 
     return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
 

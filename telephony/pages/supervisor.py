@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -15,8 +16,9 @@ from wtforms.validators import DataRequired, Optional
 from restrictions import alerts as domain
 from restrictions import kinds
 from restrictions.errors import DomainError
+from restrictions.letters import date_in_words
 from restrictions.models import ContactAlert, Role
-from telephony import current_settings
+from telephony import current_settings, letters
 from telephony.auth import current_actor, page_role
 from telephony.database import session
 
@@ -150,8 +152,21 @@ def _prefilled_reason(found: ContactAlert) -> str:
     )
     return (
         f"Unacceptable level of contact (policy section 6): {what} within "
-        f"{limit.get('window_minutes')} minutes, up to {ev.get('window_end', '')[:16]}."
+        f"{limit.get('window_minutes')} minutes{_up_to(ev.get('window_end'))}."
     )
+
+
+def _up_to(window_end: Any) -> str:
+    """When the window ended, as the letter may print it: a date in words and a time on the
+    landlord's clock, never an ISO timestamp ("" when the evidence has none)."""
+    try:
+        end = datetime.fromisoformat(str(window_end))
+    except ValueError:
+        return ""
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    local = end.astimezone(ZoneInfo(current_settings().timezone))
+    return f", up to {date_in_words(local.date(), 'en-GB')} at {local:%H:%M}"
 
 
 @bp.route("/alerts/<id:alert_id>/escalate", methods=["GET", "POST"])
@@ -165,6 +180,7 @@ def escalate(alert_id: int) -> Any:
         sess = session()
         try:
             restriction = domain.escalate(sess, current_actor(), found, form.body(request.form))
+            letters.keep_notice_given(sess, current_actor(), restriction)
             sess.commit()
         except DomainError as exc:
             sess.rollback()

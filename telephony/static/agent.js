@@ -72,10 +72,10 @@
     const who = call.customer ? call.customer.name + " (" + call.customer.reference + ")" : call.from;
     card.querySelector(".caller").textContent = who;
     const since = new Date(call.since || call.started).toLocaleTimeString("en-GB");
-    const adjustments = call.customer && call.customer.adjustments.slow_speech ? " · speak slowly" : "";
-    const language = call.customer ? " · " + call.customer.language : "";
+    // The reasonable adjustments in words, from the server (the language is named first).
+    const adjustments = call.customer ? " · " + call.customer.adjustment_texts.join(" · ") : "";
     card.querySelector(".meta").textContent =
-      call.from + " · since " + since + " · " + (call.agent || "contact centre") + language + adjustments;
+      call.from + " · since " + since + " · " + (call.agent || "contact centre") + adjustments;
     const flags = card.querySelector(".flags");
     // The words come from the server (each kind's declaration), never from a table here.
     flags.replaceChildren(...call.flag_texts.map((text) => {

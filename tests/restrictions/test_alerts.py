@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import fakeredis
 import pytest
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis import Redis
@@ -302,23 +303,28 @@ def test_the_same_rule_opens_a_separate_alert_for_another_customer(
     assert alerts_about(sess, subject_of(customer)) == [first]
 
 
-def test_a_new_alert_opens_once_the_open_one_is_dismissed(
+def test_a_new_alert_opens_once_the_open_one_is_dismissed_from_calls_after_it_only(
     sess: Session, cache_redis: Redis, customer: Customer, place_call: Place
 ) -> None:
     first = open_alert(sess, cache_redis, customer, place_call)
-    dismiss(sess, TEST, first, "Burst pipe: the calls were about one emergency")
-    sixth = AT + timedelta(minutes=1)
+    with time_machine.travel(AT + timedelta(minutes=2), tick=False):
+        dismiss(sess, TEST, first, "Burst pipe: the calls were about one emergency")
+    sixth = AT + timedelta(minutes=3)
     place_call(sixth, customer=customer)
+    assert check(sess, cache_redis, customer, at=sixth) == []  # the same calls: decided once
 
-    (second,) = check(sess, cache_redis, customer, at=sixth)
+    later = [AT + timedelta(minutes=m) for m in (4, 5, 6, 7)]
+    for at in later:
+        place_call(at, customer=customer)
+    (second,) = check(sess, cache_redis, customer, at=later[-1])
 
     assert second.id != first.id
     assert [(a.id, a.status) for a in alerts_about(sess, subject_of(customer))] == [
         (first.id, "dismissed"),
         (second.id, "open"),
     ]
-    assert second.evidence["calls_in_window"] == 6
-    assert len(second.evidence["calls"]) == 6
+    assert second.evidence["calls_in_window"] == 5  # the five after the dismissal
+    assert len(second.evidence["calls"]) == 5
 
 
 def test_an_unknown_caller_is_counted_by_number_and_the_alert_names_the_number(
@@ -430,11 +436,15 @@ def test_an_escalated_alert_lets_a_new_one_open(
     sess: Session, cache_redis: Redis, customer: Customer, place_call: Place
 ) -> None:
     first = open_alert(sess, cache_redis, customer, place_call)
-    escalate(sess, TEST, first, dict(WRITTEN_ONLY))
-    sixth = AT + timedelta(minutes=1)
+    with time_machine.travel(AT + timedelta(minutes=2), tick=False):
+        escalate(sess, TEST, first, dict(WRITTEN_ONLY))
+    sixth = AT + timedelta(minutes=3)
     place_call(sixth, customer=customer)
+    assert check(sess, cache_redis, customer, at=sixth) == []  # decided once
 
-    (second,) = check(sess, cache_redis, customer, at=sixth)
+    for m in (4, 5, 6, 7):
+        place_call(AT + timedelta(minutes=m), customer=customer)
+    (second,) = check(sess, cache_redis, customer, at=AT + timedelta(minutes=7))
 
     assert second.id != first.id and second.status == "open"
 

@@ -150,13 +150,13 @@ def test_what_is_restricted_is_in_words_with_its_details(
 def test_a_spoc_who_is_a_staff_member_is_named_and_reached_through_our_number(
     sess: Session,
 ) -> None:
-    create_user(sess, "jo.bloggs", "agent")
+    create_user(sess, "jo.bloggs", "agent", display_name="Jo Bloggs")
     restriction = restrict(sess, customer(sess), kind="spoc", spoc="jo.bloggs")
     assert restriction.details["spoc"] == "client:jo.bloggs"
     text = decision(restriction)
-    assert "Your named contact is jo.bloggs." in text
+    assert "Your named contact is Jo Bloggs." in text  # by name, never by their login
     assert "phone us on 01332 000100" in text
-    assert "client:" not in text
+    assert "client:" not in text and "jo.bloggs" not in text
 
 
 def test_a_spoc_abroad_is_shown_in_international_format(sess: Session) -> None:

@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from restrictions.adjustments import MAX_INTERPRETER, MAX_SENSITIVE_NOTE, MAX_TEXT
 from restrictions.errors import DomainError
 from restrictions.importing import import_customers
 from restrictions.lifecycle import Actor
 from restrictions.models import CallEvent, Customer, Restriction
-from restrictions.validation import MAX_ADJUSTMENT_VALUE, MAX_ADJUSTMENTS
 from telephony import create_app
 from telephony.cli import main
 from telephony.database import database
@@ -226,11 +226,12 @@ def test_the_limits_are_settings_from_the_environment(
 @pytest.mark.parametrize(
     ("adjustments", "message"),
     [
-        ({f"note{i}": "x" for i in range(MAX_ADJUSTMENTS + 1)}, "at most 20 entries"),
-        ({"note": "x" * (MAX_ADJUSTMENT_VALUE + 1)}, "longer than 200 characters"),
-        ({"note": {"nested": "x"}}, "true or false, a number or text"),
-        ({"note": ["x"] * 50}, "true or false, a number or text"),
-        ({"k" * 65: True}, "1 to 64 characters"),
+        ({"note": "x"}, "is not an adjustment"),  # free text goes in sensitive_note
+        ({"sensitive_note": "x" * (MAX_SENSITIVE_NOTE + 1)}, "longer than 2000 characters"),
+        ({"interpreter": "x" * (MAX_INTERPRETER + 1)}, "longer than 64 characters"),
+        ({"interpreter": {"nested": "x"}}, "must be text"),
+        ({"representative": ["x"] * 50}, "must be an object"),
+        ({"representative": {"name": "x" * (MAX_TEXT + 1), "contact": "c"}}, "longer than 200"),
     ],
 )
 def test_oversize_adjustments_are_422_and_nothing_is_written(
@@ -256,8 +257,18 @@ def test_oversize_adjustments_are_422_and_nothing_is_written(
 
 
 def test_adjustments_up_to_the_limits_are_kept(client: FlaskClient, supervisor: Staff) -> None:
-    adjustments: dict[str, Any] = {f"note{i}": "x" * MAX_ADJUSTMENT_VALUE for i in range(19)}
-    adjustments["slow_speech"] = True
+    adjustments: dict[str, Any] = {
+        "slow_speech": True,
+        "large_print": True,
+        "preferred_contact": "portal",
+        "representative": {
+            "name": "n" * MAX_TEXT,
+            "contact": "c" * MAX_TEXT,
+            "role": "support_worker",
+        },
+        "interpreter": "i" * MAX_INTERPRETER,
+        "sensitive_note": "s" * MAX_SENSITIVE_NOTE,
+    }
     response = client.post(
         "/api/v1/customers", json={**NEW, "adjustments": adjustments}, headers=supervisor.headers
     )
@@ -308,8 +319,8 @@ def test_the_api_description_bounds_every_field_a_body_may_send(
                 walk(op["requestBody"]["content"][JSON]["schema"], f"{method} {path}", frozenset())
     assert unbounded == []
     adjustments = components["NewCustomer"]["properties"]["adjustments"]
-    assert adjustments["maxProperties"] == MAX_ADJUSTMENTS
-    assert adjustments["additionalProperties"]["maxLength"] == MAX_ADJUSTMENT_VALUE
+    assert adjustments["additionalProperties"] is False  # typed: no field of the sender's own
+    assert adjustments["properties"]["sensitive_note"]["maxLength"] == MAX_SENSITIVE_NOTE
     assert "413" in doc["paths"]["/api/v1/customers"]["post"]["responses"]
 
 

@@ -16,13 +16,14 @@ import pypdf
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 import prompts
 from restrictions import decisions
 from restrictions.calendar import add_months, add_working_days
 from restrictions.errors import NotFound
 from restrictions.lifecycle import Actor
-from restrictions.models import Customer, Restriction
+from restrictions.models import ContactAlert, Customer, Restriction, User
 from telephony import letters
 from telephony.database import database
 from tests.conftest import Staff
@@ -359,3 +360,135 @@ def test_the_endpoint_gives_the_appeal_and_review_letters_once_decided(
     text = pdf_text(response.data)
     assert "The outcome of our review" in text and "Calm for a year" in text
     assert "We have decided to end the arrangements." in text
+
+
+# --- letters fit to post: the address, the signatory, the escalation's words ----------------------
+
+ADDRESS = ["Flat 2", "14 Mill Lane", "Derby", "DE23 6AB"]
+
+
+def test_the_postal_address_goes_in_and_out_through_the_api_and_into_the_letter(
+    client: FlaskClient, supervisor: Staff
+) -> None:
+    new = {"reference": "HMS-7", "name": "Pat Example", "phone_numbers": ["07400 100007"]}
+    created = client.post(
+        "/api/v1/customers",
+        json={**new, "postal_address": [" Flat 2", "14  Mill Lane", "", "Derby", "DE23 6AB"]},
+        headers=supervisor.headers,
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["postal_address"] == ADDRESS  # trimmed, empty lines dropped
+    shown = client.get("/api/v1/customers/HMS-7", headers=supervisor.headers).get_json()
+    assert shown["postal_address"] == ADDRESS
+
+    restricted = client.post(
+        "/api/v1/customers/HMS-7/restrictions",
+        json={
+            "kind": "written_only",
+            "reason": "Abusive calls",
+            "decided_on": DECIDED.isoformat(),
+            "notice_sent_on": SENT.isoformat(),
+        },
+        headers=supervisor.headers,
+    )
+    assert restricted.status_code == 201, restricted.get_json()
+    text = pdf_text(letter_of(client, supervisor, restricted.get_json()["id"]).data)
+    assert "Pat Example Flat 2 14 Mill Lane Derby DE23 6AB" in text
+
+    def patch(body: dict[str, Any]) -> Any:
+        return client.patch("/api/v1/customers/HMS-7", json=body, headers=supervisor.headers)
+
+    moved = patch({"postal_address": ["3 New Road", "Derby DE1 2AB"]})
+    assert moved.status_code == 200 and moved.get_json()["postal_address"] == [
+        "3 New Road",
+        "Derby DE1 2AB",
+    ]
+    kept = patch({"name": "Pat Example", "postal_address": None})  # null: as it is
+    assert kept.get_json()["postal_address"] == ["3 New Road", "Derby DE1 2AB"]
+    assert patch({"postal_address": []}).get_json()["postal_address"] == []  # removed
+    for bad in (["line"] * 9, "1 High St", [3], ["x" * 101], ["1 High St\nDerby"]):
+        refused = patch({"postal_address": bad})
+        assert refused.status_code == 422, bad
+        assert "postal_address" in refused.get_json()["error"]
+
+
+def test_the_openapi_document_describes_the_new_fields(
+    client: FlaskClient, supervisor: Staff
+) -> None:
+    document = client.get("/api/v1/openapi.json", headers=supervisor.headers).get_json()
+    schemas = document["components"]["schemas"]
+    for name in ("NewCustomer", "CustomerChanges"):
+        address = schemas[name]["properties"]["postal_address"]
+        assert address["type"] == "array" and address["maxItems"] == 8
+        assert address["items"]["maxLength"] == 100
+    assert "postal_address" in schemas["Customer"]["required"]
+    translations = schemas["NewRestriction.warning"]["properties"]["reason_translations"]
+    assert translations["propertyNames"] == {"enum": list(prompts.languages())}
+    assert "reason_translations" in schemas["Restriction"]["properties"]
+
+
+def test_users_add_takes_what_letters_call_them(app: Flask, runner: Any) -> None:
+    from telephony.cli import main
+
+    args = ["users", "add", "jo.bloggs", "--role", "agent", "--no-password"]
+    args += ["--display-name", "Jo Bloggs", "--job-title", "Tenancy Officer"]
+    result = runner.invoke(main, [*args, "--direct-line", "01332 000777"])
+    assert result.exit_code == 0, result.output
+    with database(app).sessions() as sess:
+        user = sess.scalar(select(User).where(User.name == "jo.bloggs"))
+        assert user is not None
+        assert (user.display_name, user.job_title, user.direct_line) == (
+            "Jo Bloggs",
+            "Tenancy Officer",
+            "+441332000777",
+        )
+    bad = runner.invoke(main, ["users", "add", "kim", "--role", "agent", "--direct-line", "abc"])
+    assert bad.exit_code == 1
+
+
+def test_the_decision_letter_is_signed_by_the_decider_and_names_the_spoc(
+    app: Flask,
+    client: FlaskClient,
+    supervisor: Staff,
+    make_customer: Callable[..., Customer],
+) -> None:
+    with database(app).sessions() as sess:
+        contact = sess.get(User, supervisor.user.id)
+        assert contact is not None
+        contact.display_name, contact.job_title = "Sam Carter", "Tenancy Services Manager"
+        contact.direct_line = "+441332000777"
+        sess.commit()
+    make_customer(language="cy-GB")
+    made = client.post(
+        "/api/v1/customers/HMS-0001/restrictions",
+        json={"kind": "spoc", "spoc": supervisor.user.name, "reason": "Galwadau dro ar ôl tro"},
+        headers=supervisor.headers,
+    )
+    assert made.status_code == 201, made.get_json()
+    text = pdf_text(letter_of(client, supervisor, made.get_json()["id"]).data)
+    assert "Eich cyswllt penodol yw Sam Carter, ar 01332 000777." in text
+    assert "Yn gywir, Sam Carter Tenancy Services Manager Example Homes" in text
+    assert supervisor.user.name not in text
+
+
+@pytest.mark.parametrize(
+    ("window_end", "says"),
+    [
+        ("2025-12-15T16:45:00+00:00", "up to 15 December 2025 at 16:45."),
+        ("2026-06-30T23:30:00+00:00", "up to 1 July 2026 at 00:30."),  # on the landlord's clock
+    ],
+)
+def test_an_escalated_alerts_reason_is_prefilled_without_a_timestamp(
+    app: Flask, window_end: str, says: str
+) -> None:
+    from telephony.pages.supervisor import _prefilled_reason
+
+    alert = ContactAlert(
+        rule={"name": "calls-per-hour", "window_minutes": 60, "max_calls": 5},
+        evidence={"calls_in_window": 14, "window_end": window_end},
+    )
+    reason = _prefilled_reason(alert)
+    assert reason == (
+        f"Unacceptable level of contact (policy section 6): 14 calls within 60 minutes, {says}"
+    )
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", reason)

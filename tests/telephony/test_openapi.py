@@ -345,6 +345,7 @@ def assert_kind_is_described(doc: dict[str, Any], kind: Kind) -> None:
     common = {
         "kind",
         "reason",
+        "reason_translations",
         "decided_on",
         "notice_sent_on",
         "notice_method",

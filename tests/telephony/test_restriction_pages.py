@@ -408,7 +408,7 @@ def test_editing_the_customer_s_details(
     assert page.get_by_text("Details saved.").is_visible()
     details = page.locator("#details dl.facts").inner_text()
     assert "+447400100001" in details and "+447400100009" in details
-    assert "(cy-GB)" in details and "Slower speech\nYes" in details
+    assert "(cy-GB)" in details and "Speak slowly and clearly" in details
     assert page.get_by_role("heading", name="Pat Changed HMS-0001").is_visible()
     assert "customer.updated" in page.locator("#audit").inner_text()
     assert server_errors == []
