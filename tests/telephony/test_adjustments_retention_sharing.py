@@ -33,8 +33,9 @@ from restrictions.models import (
 )
 from telephony.cli import main
 from telephony.database import database
-from tests.conftest import CSRF_FIELD, Staff
+from tests.conftest import Staff
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
+from tests.pages import csrf, signed_in
 
 NOTE = "Diagnosed with PTSD in 2024; calls may distress them (from their GP letter)"
 FULL = {
@@ -58,23 +59,6 @@ CALLER = "CA" + "c" * 32
 RECORDING = "RE" + "5" * 32
 
 
-def signed_in(app: Flask, staff: Staff) -> FlaskClient:
-    """A browser of its own, signed in with the sign-in form."""
-    browser = app.test_client()
-    token = CSRF_FIELD.search(browser.get("/sign-in").get_data(as_text=True))
-    assert token is not None
-    answer = browser.post(
-        "/sign-in",
-        data={"csrf_token": token[1], "name": staff.user.name, "password": staff.password},
-    )
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return browser
-
-
-def csrf(page: str) -> str:
-    found = CSRF_FIELD.search(page)
-    assert found is not None
-    return found[1]
 
 
 def rows(app: Flask, model: type, *where: Any) -> int:

@@ -34,6 +34,7 @@ from telephony.database import database
 from telephony.redis_store import redis_client
 from tests.calls import status_event
 from tests.conftest import Staff
+from tests.pages import signed_in
 
 KNOWN = "+447400100001"  # the customer's number on file
 UNKNOWN = "+447400100077"  # their other phone, not on file
@@ -60,18 +61,6 @@ def calls_from(twilio: Any, run_jobs: Callable[[], int], number: str, *lengths: 
     run_jobs()
     return sids
 
-
-def signed_in(app: Flask, staff: Staff) -> FlaskClient:
-    """A browser of its own, signed in through the sign-in form."""
-    browser = app.test_client()
-    token = CSRF.search(browser.get("/sign-in").get_data(as_text=True))
-    assert token is not None
-    answer = browser.post(
-        "/sign-in",
-        data={"csrf_token": token[2], "name": staff.user.name, "password": staff.password},
-    )
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return browser
 
 
 # --- attaching -----------------------------------------------------------------------------------

@@ -16,22 +16,11 @@ from werkzeug.test import TestResponse
 
 from restrictions.settings import SettingsError, parse_settings
 from tests.conftest import Staff
+from tests.pages import signed_in
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "telephony" / "templates"
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
-
-def signed_in(app: Flask, staff: Staff) -> FlaskClient:
-    """A browser of its own, signed in through the sign-in form."""
-    browser = app.test_client()
-    token = CSRF.search(browser.get("/sign-in").get_data(as_text=True))
-    assert token is not None
-    answer = browser.post(
-        "/sign-in",
-        data={"csrf_token": token[1], "name": staff.user.name, "password": staff.password},
-    )
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return browser
 
 
 def csp(response: TestResponse) -> dict[str, list[str]]:

@@ -28,6 +28,7 @@ from telephony.database import database
 from telephony.redis_store import redis_client
 from tests.calls import parse, spoken
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
+from tests.pages import signed_in
 
 CUSTOMER = "+447400100001"
 SPOC_NAME = "jo.bloggs"
@@ -116,18 +117,6 @@ def stored(app: Flask) -> list[Voicemail]:
     with database(app).sessions() as sess:
         return list(sess.scalars(select(Voicemail).order_by(Voicemail.id)))
 
-
-def signed_in(app: Flask, staff: Any) -> FlaskClient:
-    """A browser of its own, signed in with the sign-in form (CSRF token included)."""
-    browser = app.test_client()
-    token = CSRF.search(browser.get("/sign-in").get_data(as_text=True))
-    assert token is not None
-    answer = browser.post(
-        "/sign-in",
-        data={"csrf_token": token[1], "name": staff.user.name, "password": staff.password},
-    )
-    assert answer.status_code == 302, answer.get_data(as_text=True)
-    return browser
 
 
 # --- the <Record> and its callbacks --------------------------------------------------------------
