@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from restrictions.models import Call
 from telephony.database import database
+from tests import twiml_rules
 
 
 def twilio_now() -> str:
@@ -20,10 +21,22 @@ def twilio_now() -> str:
     return format_datetime(datetime.now(UTC).replace(microsecond=0), usegmt=False)
 
 
+# Where Twilio runs what a webhook answers, which decides the verbs it may hold.
+CONTEXTS = {
+    "/twilio/voice/hold": "conference-wait",
+    "/twilio/voice/queue/wait": "queue-wait",
+    "/twilio/voice/queue/key": "queue-wait",
+    "/twilio/conference/announce/": "announcement",
+}
+
+
 def parse(response: Any) -> ElementTree.Element:
+    """A webhook's TwiML, checked against Twilio's rules for where Twilio runs it."""
     assert response.status_code == 200, response.data
     assert response.mimetype == "text/xml"
-    return ElementTree.fromstring(response.data)
+    path = getattr(getattr(response, "request", None), "path", "") or ""
+    context = next((c for prefix, c in CONTEXTS.items() if path.startswith(prefix)), "call")
+    return twiml_rules.check(response.data, context)
 
 
 def spoken(root: ElementTree.Element) -> str:
