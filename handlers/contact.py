@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -16,7 +17,7 @@ from restrictions.calls import apply_conference_record, apply_status, is_custome
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import database_unavailable
-from telephony import current_settings, logs, metrics, twiml, waiting
+from telephony import current_settings, jobs, logs, metrics, twiml, waiting
 from telephony.database import database, session
 from telephony.inputs import is_sid
 from telephony.jobs import READY_EVENTS, READY_EVENTS_QUEUED
@@ -97,14 +98,21 @@ def process_call_event(event_id: int) -> None:
         waiting.cancel_leg(ringing_leg)
 
 
+READY_EVENTS_SECONDS = 2.0  # a run's share of the worker before others' jobs (the sweep) go
+
+
 @job
-def process_ready_events(batch: int = 200) -> int:
+def process_ready_events(batch: int = 200, seconds: float = READY_EVENTS_SECONDS) -> int:
     """Process the events handed over since the last run (``telephony.jobs.hand_over_event``);
-    returns how many. A failed event is noted and left to the sweep, as in the sweep."""
+    returns how many. A failed event is noted and left to the sweep, as in the sweep.
+
+    A run ends after ``seconds`` and queues the next one behind the jobs already waiting: under
+    a steady flow of callbacks the list never empties, and a run that drained it for ever would
+    keep the sweep (which rebuilds what Redis lost) from ever running."""
     redis = queue().connection
     redis.delete(READY_EVENTS_QUEUED)  # from here on, a new arrival queues the next run
-    done = 0
-    while taken := redis.lpop(READY_EVENTS, batch):
+    done, until = 0, time.monotonic() + seconds
+    while time.monotonic() < until and (taken := redis.lpop(READY_EVENTS, batch)):
         for raw in cast(list[bytes], taken):
             event_id = int(raw)
             try:
@@ -112,6 +120,10 @@ def process_ready_events(batch: int = 200) -> int:
             except Exception as exc:
                 note_failure(event_id, exc)
             done += 1
+    if redis.llen(READY_EVENTS) and redis.set(READY_EVENTS_QUEUED, 1, nx=True, ex=60):
+        jobs.enqueue(
+            jobs.PROCESS_READY_EVENTS, job_id=f"ready-events-more-{time.time_ns()}", retry=False
+        )
     return done
 
 

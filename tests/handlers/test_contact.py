@@ -317,3 +317,26 @@ def test_oversized_caller_fields_are_cut_at_the_edge_and_never_poison_a_job(
     assert call is not None and call.route == "default"
     assert len(call.from_number) <= 64 and call.caller_name is not None
     assert len(call.caller_name) <= 200
+
+
+def test_a_run_over_a_steady_flow_of_callbacks_ends_and_lets_the_sweep_in(
+    app: Flask, twilio: Any
+) -> None:
+    """Callbacks keep coming: a run takes its share, then queues the next run behind the jobs
+    already waiting (the sweep, which rebuilds what Redis lost), instead of draining for ever."""
+    from handlers.contact import process_ready_events
+    from telephony.jobs import PROCESS_READY_EVENTS, READY_EVENTS
+    from telephony.redis_store import queue
+    from tests.calls import status_event
+
+    for n in range(5):
+        status_event(twilio, f"CA{n:032x}", "completed", 3, CallDuration="30")
+    assert redis_client(app).llen(READY_EVENTS) == 5
+    with app.app_context():
+        done = process_ready_events(batch=2, seconds=0)  # its share is over at once
+        queued = [j.func_name for j in queue(app).jobs]
+    assert done == 0 and redis_client(app).llen(READY_EVENTS) == 5
+    assert queued.count(PROCESS_READY_EVENTS) == 2  # the first arrival's run, and the next
+    with app.app_context():
+        assert process_ready_events() == 5  # a run with time processes them all
+    assert redis_client(app).llen(READY_EVENTS) == 0
