@@ -29,7 +29,8 @@
       card._warning = data.outcome;
       outcome.textContent = WARNING_WORDS[data.outcome] || "";
     } else {
-      outcome.textContent = data.detail ? "Call ended: " + data.detail + "." : "Call ended.";
+      // what happened beyond the end (the caller had already gone, say) follows, never replaces it
+      outcome.textContent = "Call ended." + (data.detail ? " Note: " + data.detail + "." : "");
     }
     return true;
   }
