@@ -131,7 +131,13 @@ def test_a_retried_conference_event_is_stored_once(app: Flask, twilio: Any, live
     }
     assert twilio.post("/twilio/conference/events", retry).status_code == 204
     with database(app).sessions() as sess:
-        events = list(sess.scalars(select(CallEvent).where(CallEvent.source == "conference")))
+        events = list(
+            sess.scalars(
+                select(CallEvent)
+                .where(CallEvent.source == "conference")
+                .order_by(CallEvent.id)
+            )
+        )
         assert [e.event for e in events] == [
             "conference-start",
             "participant-join",
