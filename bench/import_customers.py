@@ -2,7 +2,8 @@
 
 For each size (1,000, 100,000 and 1,000,000 customers; BENCH_IMPORT_SIZES=1000,100000 to choose)
 it writes a CSV (one or two numbers a customer, written as people write them, and a few bad rows),
-creates its own database afresh (callguard_bench_import, migrated to head; Redis db 14) and prints:
+creates its own database afresh (callguard_bench_import, migrated to head, on the benchmarks'
+own PostgreSQL and Redis) and prints:
 
 - baseline: a bare ``COPY`` of the same file into a temporary table with the same four text
   columns, measured in the same run (what PostgreSQL takes just to receive the file);
@@ -29,17 +30,15 @@ import psycopg
 from redis import Redis
 from sqlalchemy import func, make_url, select
 
+from bench import servers
 from bench.inbound import app_for, fresh_database
 from restrictions import cache
 from restrictions.models import AuditEntry, Customer, PhoneNumber
 from telephony.cli import main as cli
 from telephony.database import database
 
-DB = os.environ.get(
-    "CALLGUARD_BENCH_IMPORT_DATABASE_URL",
-    "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench_import",
-)
-REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+DB = servers.database_url("callguard_bench_import")
+REDIS = servers.redis_url()
 SIZES = [int(s) for s in os.environ.get("BENCH_IMPORT_SIZES", "1000,100000,1000000").split(",")]
 
 
@@ -167,9 +166,7 @@ def main() -> None:
         for size in SIZES:
             export = write_csv(Path(tmp) / f"customers-{size}.csv", size)
             fresh_database(DB)
-            redis = Redis.from_url(REDIS)  # shared with other benchmarks: only our own keys
-            for keys in cache_keys(size):
-                redis.delete(*keys)
+            Redis.from_url(REDIS).flushdb()  # the benchmarks' own Redis
             app = app_for(DATABASE_URL=DB, REDIS_URL=REDIS)
             copy_seconds = baseline(export)
             first, summary = run_import(app, export)
@@ -177,8 +174,7 @@ def main() -> None:
             again, again_summary = run_import(app, export)
             check(app, export)
             database(app).dispose()
-            for keys in cache_keys(size):
-                redis.delete(*keys)
+            Redis.from_url(REDIS).flushdb()
             copy_rate, rate, rerun = size / copy_seconds, size / first, size / again
             print(
                 f"{size:>9,}  {copy_rate:>10,.0f} row/s  {rate:>10,.0f} row/s  "

@@ -1,8 +1,8 @@
 """How long the inbound webhook takes to answer, in the usual case and when things fail.
 
 Prints p50 / p95 / max per scenario (server-side, through the WSGI app with signed requests).
-Needs PostgreSQL and Redis on localhost (`make bench`). The budget is Twilio's patience and our
-rule: valid TwiML within 1 s whatever fails.
+Starts PostgreSQL and Redis of its own (bench/servers.py; `make bench`). The budget is
+Twilio's patience and our rule: valid TwiML within 1 s whatever fails.
 """
 
 from __future__ import annotations
@@ -17,26 +17,25 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 from twilio.request_validator import RequestValidator
 
+from bench import servers
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from telephony import create_app
 from telephony.cli import alembic_config
 from telephony.database import database
 from tests.faults import hung_server
 
-DB = os.environ.get(
-    "CALLGUARD_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench"
-)
-REDIS = os.environ.get("CALLGUARD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+DATABASE = "callguard_bench"
 TOKEN = "bench-token"
 BASE = "https://calls.example.org"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
 
 
-def fresh_database(database_url: str = DB) -> None:
+def fresh_database(database_url: str | None = None) -> None:
     """Drop and recreate the benchmark's database, then migrate it (quietly)."""
     from alembic import command
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    database_url = database_url or servers.database_url(DATABASE)
     url = make_url(database_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -50,8 +49,8 @@ def app_for(**overrides: Any) -> Any:
     config = {
         "TESTING": True,
         "SECRET_KEY": "bench",
-        "DATABASE_URL": DB,
-        "REDIS_URL": REDIS,
+        "DATABASE_URL": servers.database_url(DATABASE),
+        "REDIS_URL": servers.redis_url(),
         "PUBLIC_BASE_URL": BASE,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": TOKEN,

@@ -9,9 +9,8 @@ difference in % (it must stay under 10%), beside a baseline measured in the same
 ``check_password_hash`` of the same scrypt hash. The throttle's counters are cleared between
 sign-ins (outside the timing), so every attempt reaches its password check.
 
-Needs PostgreSQL and Redis on localhost; it builds its own database (callguard_bench_sign_in)
-and uses the benchmarks' Redis db (``CALLGUARD_BENCH_REDIS_URL``, db 14 by default), whose
-rate-limit keys it clears. Exits 1 when the difference is 10% or more.
+It runs on the benchmarks' own PostgreSQL and Redis (bench/servers.py), whose rate-limit keys
+it clears. Exits 1 when the difference is 10% or more.
 """
 
 from __future__ import annotations
@@ -25,16 +24,14 @@ from collections.abc import Callable
 
 from werkzeug.security import check_password_hash
 
-from bench.inbound import REDIS, app_for, fresh_database
+from bench import servers
+from bench.inbound import app_for, fresh_database
 from restrictions import staff
 from restrictions.models import User
 from telephony.auth import limiter
 from telephony.database import database
 
-DB = os.environ.get(
-    "CALLGUARD_BENCH_SIGN_IN_DATABASE_URL",
-    "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench_sign_in",
-)
+DB = servers.database_url("callguard_bench_sign_in")
 TRIES = int(os.environ.get("BENCH_SIGN_IN_TRIES", "50"))
 KNOWN, UNKNOWN = "known.person", "nobody.at.all"
 PASSWORD = "velvet lantern orbit"
@@ -52,7 +49,7 @@ def main() -> int:
     fresh_database(DB)
     logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     logging.getLogger("callguard.access").setLevel(logging.WARNING)
-    app = app_for(DATABASE_URL=DB, REDIS_URL=REDIS, WTF_CSRF_ENABLED=False)
+    app = app_for(DATABASE_URL=DB, WTF_CSRF_ENABLED=False)
     with app.app_context():
         with database(app).sessions() as sess:
             staff.create_user(sess, KNOWN, "agent", PASSWORD)

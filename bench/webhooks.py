@@ -9,7 +9,8 @@ each. Then a fixed 200 requests/s, open loop,
 gives callguard's p50/p99 at that rate.
 
 Per size of customer base (BENCH_CUSTOMERS, default ``1000,100000,1000000``; imported with the
-``import customers`` command into callguard_bench_webhooks, Redis db 13) it prints:
+``import customers`` command into callguard_bench_webhooks on the benchmarks' own PostgreSQL
+and Redis, bench/servers.py) it prints:
 
 - inbound, unknown caller: req/s, p50, p99, and the ratio to the bare endpoint;
 - inbound, a caller who may only write (a restriction in force): the same;
@@ -41,6 +42,7 @@ import requests
 from redis import Redis
 from twilio.request_validator import RequestValidator
 
+from bench import servers
 from bench.drills import procfile, start
 from bench.inbound import fresh_database
 from restrictions.lifecycle import Actor, add_restriction
@@ -49,11 +51,8 @@ from telephony.cli import main as cli
 from telephony.database import database
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = os.environ.get(
-    "CALLGUARD_BENCH_WEBHOOKS_DATABASE_URL",
-    "postgresql+psycopg://postgres@127.0.0.1:5432/callguard_bench_webhooks",
-)
-REDIS_DB = int(os.environ.get("CALLGUARD_BENCH_WEBHOOKS_REDIS_DB", "10"))
+DB = servers.database_url("callguard_bench_webhooks")
+REDIS = servers.redis_url()
 SIZES = [int(s) for s in os.environ.get("BENCH_CUSTOMERS", "1000,100000,1000000").split(",")]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 20
@@ -304,13 +303,13 @@ def row(name: str, ours: dict[str, float], floor: dict[str, float], bare: dict[s
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
-    redis = Redis(port=6379, db=REDIS_DB)
+    redis = Redis.from_url(REDIS)
     config = Path(tempfile.mkstemp(suffix=".toml")[1])
     config.write_text('[routes]\ndefault = "dial:+441332000100"\n', encoding="utf-8")
     env = {
         **os.environ,
         "DATABASE_URL": DB,
-        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "REDIS_URL": REDIS,
         "PUBLIC_BASE_URL": BASE,
         "TWILIO_ACCOUNT_SID": ACCOUNT,
         "TWILIO_AUTH_TOKEN": TOKEN,
