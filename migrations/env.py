@@ -1,4 +1,11 @@
-"""Alembic environment: the URL comes from ``callguard db upgrade`` (DATABASE_URL)."""
+"""Alembic environment: the URL comes from ``callguard db upgrade`` (DATABASE_URL).
+
+Each migration runs in a transaction of its own, and on PostgreSQL waits at most
+``MIGRATION_LOCK_TIMEOUT`` (default 3 s) for a lock: a release run while the previous release
+serves never queues every caller's query behind an ``ALTER TABLE`` waiting on a busy table, and
+it never holds one migration's locks while the next waits (that deadlocked under load).
+``callguard db upgrade`` tries again, from the migration that gave up, after a pause.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +35,15 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            timeout = os.environ.get("MIGRATION_LOCK_TIMEOUT", "3s")
+            connection.exec_driver_sql("SELECT set_config('lock_timeout', %s, false)", (timeout,))
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            transaction_per_migration=True,
         )
         with context.begin_transaction():
             context.run_migrations()

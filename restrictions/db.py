@@ -90,8 +90,14 @@ class Database:
         self.engine: Engine = create_engine(url, **options)
         if self.pgbouncer:
             event.listen(self.engine, "begin", self._bound_transaction)
-        # webhooks that must answer in time skip PostgreSQL for a moment after it fails
-        self.breaker = Breaker("postgresql")
+        # webhooks that must answer in time skip PostgreSQL for a moment after it fails; one
+        # breaker per kind of work, so a slow callback insert does not turn callers away from
+        # a PostgreSQL that answers the call path's reads
+        self.breakers = {
+            "call-path": Breaker("postgresql"),
+            "callbacks": Breaker("postgresql (callbacks)"),
+        }
+        self.breaker = self.breakers["call-path"]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         install_after_commit(self.sessions)
         # Writes that are one statement (a status callback's insert) on a small pool of their

@@ -58,7 +58,7 @@ def _keep(
 ) -> T | None:
     deadline = float(app.config.get("CALLBACK_DEADLINE_SECONDS", STORE_DEADLINE_SECONDS))
     try:
-        stored = db.breaker.call(deadline, "callbacks", run, *args)
+        stored = db.breakers["callbacks"].call(deadline, "callbacks", run, *args)
         metrics.event_stored(record.source, "postgresql")
         return stored
     except Exception as exc:  # the database is down, hung, or refused: keep the event anyway

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -68,12 +69,26 @@ def db() -> None:
     """Database schema."""
 
 
+def lock_contention(exc: BaseException) -> bool:
+    """A migration gave up waiting for a lock, or was chosen as a deadlock's victim: the
+    serving release was busy with the table; trying again later is safe."""
+    name = type(getattr(exc, "orig", None) or exc).__name__
+    return name in {"LockNotAvailable", "DeadlockDetected"}
+
+
 @db.command("upgrade")
 @click.argument("revision", default="head")
-def db_upgrade(revision: str) -> None:
-    """Apply the Alembic migrations (needs DATABASE_URL only)."""
+@click.option(
+    "--attempts", default=6, show_default=True, help="Tries when a lock is not granted in time."
+)
+def db_upgrade(revision: str, attempts: int) -> None:
+    """Apply the Alembic migrations (needs DATABASE_URL only).
+
+    Safe while the previous release serves: each migration waits a bounded time for its locks
+    and, when it gives up, the upgrade pauses (1, 2, 4… s) and goes on from that migration."""
     from alembic import command
     from sqlalchemy import make_url
+    from sqlalchemy.exc import DBAPIError
 
     from telephony import default_database_url
 
@@ -82,7 +97,20 @@ def db_upgrade(revision: str) -> None:
         if has_app_context()
         else os.environ.get("DATABASE_URL") or default_database_url()
     )
-    command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+    for attempt in range(1, max(attempts, 1) + 1):
+        try:
+            command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+            break
+        except DBAPIError as exc:
+            if attempt >= attempts or not lock_contention(exc):
+                raise
+            pause = min(2 ** (attempt - 1), 30)
+            click.echo(
+                f"a migration waited too long for a lock (try {attempt} of {attempts});"
+                f" trying again in {pause} s",
+                err=True,
+            )
+            time.sleep(pause)
     shown = make_url(url).render_as_string(hide_password=True)
     click.echo(f"database at {shown} is at {revision}")
 

@@ -369,3 +369,88 @@ def test_the_previous_release_serves_on_this_releases_schema(
             assert event.processed_at is not None and event.parked_reason is None
     finally:
         database(current).dispose()
+
+
+@pytest.fixture
+def database_at_0010(database_url: str) -> Iterator[str]:
+    """An empty database of its own, migrated to 0010 (one migration short of head)."""
+    from alembic import command
+
+    url = make_url(database_url)
+    scratch = url.set(database=f"{url.database}_lock_wait")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{scratch.database}"'))
+    rendered = scratch.render_as_string(hide_password=False)
+    try:
+        command.upgrade(alembic_config(rendered), "0010")  # type: ignore[arg-type]
+        yield rendered
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch.database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _version(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.scalar(text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
+def test_release_waits_a_bounded_time_for_a_busy_table_and_goes_on_once_it_is_free(
+    database_at_0010: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving release holds a lock on ``users`` (a long read); 0011 must alter it. The
+    upgrade gives up waiting after MIGRATION_LOCK_TIMEOUT instead of queueing every caller's
+    query behind its ALTER, pauses, and finishes once the table is free."""
+    from click.testing import CliRunner
+
+    from telephony import cli
+
+    monkeypatch.setenv("DATABASE_URL", database_at_0010)
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT", "150ms")
+    holder = create_engine(database_at_0010)
+    conn = holder.connect()
+    conn.execute(text("LOCK TABLE users IN ACCESS SHARE MODE"))  # open transaction: held
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        conn.rollback()  # the serving release's read ends
+
+    monkeypatch.setattr(cli.time, "sleep", pause)
+    try:
+        result = CliRunner().invoke(cli.main, ["db", "upgrade", "--attempts", "3"])
+    finally:
+        conn.close()
+        holder.dispose()
+    assert result.exit_code == 0, result.output
+    assert "waited too long for a lock (try 1 of 3)" in result.output
+    assert pauses == [1]
+    assert _version(database_at_0010) == "0011"
+
+
+def test_release_that_never_gets_its_lock_fails_with_the_migrations_before_it_kept(
+    database_at_0010: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from telephony import cli
+
+    monkeypatch.setenv("DATABASE_URL", database_at_0010)
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(cli.time, "sleep", lambda seconds: None)
+    holder = create_engine(database_at_0010)
+    with holder.connect() as conn:
+        conn.execute(text("LOCK TABLE users IN ACCESS SHARE MODE"))
+        result = CliRunner().invoke(cli.main, ["db", "upgrade", "--attempts", "2"])
+        conn.rollback()
+    holder.dispose()
+    assert result.exit_code != 0
+    assert "try 1 of 2" in result.output
+    assert type(result.exception).__name__ == "OperationalError"
+    assert _version(database_at_0010) == "0010"  # nothing half-done

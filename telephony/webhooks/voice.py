@@ -191,7 +191,7 @@ def remember_leg(app: Flask, call_sid: str, leg: str) -> None:
 
     db = database(app)
     try:
-        db.breaker.call(0.3, "callbacks", _in_session, db, write)
+        db.breakers["callbacks"].call(0.3, "callbacks", _in_session, db, write)
     except Exception as exc:
         log.warning("could not note the leg rung for call %s: %s", call_sid, exc)
 

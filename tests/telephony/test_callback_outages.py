@@ -107,4 +107,31 @@ def test_after_postgresql_restarts_the_next_callback_is_stored_not_buffered(
     assert second.status_code == 204
     assert stored_events(app) == 2  # the dead connection was replaced, not given up on
     assert redis_client(app).xlen(events.BUFFER) == 0
-    assert database(app).breaker.allow()
+    assert database(app).breakers["callbacks"].allow()
+
+
+def test_callbacks_failing_to_store_do_not_turn_callers_away_from_postgresql(
+    app: Flask,
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    run_jobs: Callable[[], int],
+) -> None:
+    """A slow callback insert opens the callbacks' breaker only: a restricted caller arriving
+    just then (not in the routing cache) is still read from PostgreSQL and routed by their
+    restriction, and the next callback is kept in Redis rather than waiting on PostgreSQL."""
+    customer = make_customer(numbers=("+447400100009",))
+    restrict(customer, kind="written_only")
+    redis_client(app).flushdb()  # the routing cache is empty: the look-up reads PostgreSQL
+    db = database(app)
+    db.breakers["callbacks"].failed()
+    response = status_event(twilio, "CA" + "5" * 32, "completed", 3, CallDuration="30")
+    assert response.status_code == 204
+    assert redis_client(app).xlen(events.BUFFER) == 1  # kept, PostgreSQL not waited on
+    params = twilio.call_params("+447400100009")
+    answered = twilio.post("/twilio/voice/incoming", params)
+    assert answered.status_code == 200
+    assert b"<Dial" not in answered.data  # the message for writing only, not the default line
+    assert db.breaker.allow() and not db.breaker.is_open
+    run_jobs()
+    assert call_row(app, params["CallSid"]).route == "written_only"
