@@ -120,6 +120,29 @@ def _decided_until(sess: Session, subject: str, rule: ContactRule) -> float:
     return latest
 
 
+def _decided_elsewhere(
+    sess: Session, subject: str, customer_id: int | None, rule: ContactRule
+) -> set[str]:
+    """The calls a person already decided on under another subject: a number's dismissed or
+    escalated alert whose calls were then attached to this customer. Those calls moved here
+    (and count towards the customer's windows), but the decision about them stands."""
+    if customer_id is None:
+        return set()
+    covered: set[str] = set()
+    for (evidence_of,) in sess.execute(
+        select(ContactAlert.evidence).where(
+            ContactAlert.customer_id == customer_id,
+            ContactAlert.subject != subject,
+            ContactAlert.rule_name == rule.name,
+            ContactAlert.status.in_((AlertStatus.DISMISSED.value, AlertStatus.ESCALATED.value)),
+        )
+    ):
+        for call in (evidence_of or {}).get("calls", []):
+            if call.get("call_sid"):
+                covered.add(str(call["call_sid"]))
+    return covered
+
+
 def evaluate(
     sess: Session,
     redis: Redis,
@@ -181,7 +204,10 @@ def _open(
     ends: Iterable[float],
 ) -> ContactAlert | None:
     decided = _decided_until(sess, subject, rule)
-    calls = [c for c in calls if c.at > decided]  # only calls after the last decision count
+    covered = _decided_elsewhere(sess, subject, customer_id, rule)
+    # only calls after the last decision count, and none a decided alert of a number since
+    # attached to this customer covered
+    calls = [c for c in calls if c.at > decided and c.call_sid not in covered]
     found = tripping_window(rule, calls, [e for e in ends if e > decided])
     if found is None:
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -237,6 +238,27 @@ def _calls_thread(app: Flask, stop: threading.Event) -> None:
             stop.wait(DIALLER_RETRY_SECONDS)
 
 
+def _pause(stop: threading.Event, seconds: float) -> bool:
+    """Wait out a back-off; True when the process was asked to stop meanwhile."""
+    return stop.wait(seconds)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM or SIGINT outside rq's loop (Redis unreachable, backing off) stops the process
+    at once: rq's own handlers are installed only while its loop runs, and a deploy's SIGTERM
+    must not wait for Redis to come back."""
+
+    def asked(signum: int, frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    try:
+        signal.signal(signal.SIGTERM, asked)
+        signal.signal(signal.SIGINT, asked)
+    except ValueError:  # not the main thread (tests): nobody sends this one signals
+        pass
+
+
 def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -> int:
     """Work the queues until stopped (or, with ``burst``, until they are empty); the urgent
     queue (ringing people for waiting callers) always first, or alone with ``urgent_only``."""
@@ -253,6 +275,9 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
     delay = first_delay
     try:
         while True:
+            _stop_on_signals(stop)
+            if stop.is_set():
+                return 0
             with app.app_context():
                 q = queue(app)
                 try:
@@ -273,13 +298,16 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
                     log.warning("redis unavailable (%s); the worker retries in %.0f s", exc, delay)
                     if burst:
                         return 1
-                    time.sleep(delay)
+                    _stop_on_signals(stop)  # rq's loop may have left its handlers behind
+                    if _pause(stop, delay):
+                        return 0
                     delay = min(delay * 2, longest)
                     continue
             if burst:
                 return 0
             log.warning("the rq worker stopped; starting it again in %.0f s", delay)
-            time.sleep(delay)
+            if _pause(stop, delay):
+                return 0
             delay = min(delay * 2, longest)
     finally:
         stop.set()

@@ -140,6 +140,56 @@ def test_attaching_a_call_with_its_number_moves_counts_and_alerts_to_the_custome
     assert later[0] in window(app, f"customer:{customer.id}").call_sids
 
 
+def test_a_dismissed_alert_stays_decided_when_its_calls_are_attached_to_a_customer(
+    app: Flask,
+    client: FlaskClient,
+    twilio: Any,
+    run_jobs: Callable[[], int],
+    make_customer: Callable[..., Customer],
+    supervisor: Staff,
+) -> None:
+    """A supervisor dismissed the number's alert; attaching the number's calls to a customer
+    moves them, and does not open a new alert about the same calls under the customer. A new
+    excess after the dismissal still opens one."""
+    customer = make_customer(numbers=(KNOWN,))
+    theirs = calls_from(twilio, run_jobs, UNKNOWN, 500, 400, 300, 200, 100)
+    with database(app).sessions() as sess:
+        alert_id = sess.scalar(
+            select(ContactAlert.id).where(ContactAlert.subject == f"number:{UNKNOWN}")
+        )
+    dismissed = client.post(
+        f"/api/v1/alerts/{alert_id}/dismiss",
+        headers=supervisor.headers,
+        json={"reason": "A leak: she rang about it five times"},
+    )
+    assert dismissed.status_code == 200, dismissed.get_json()
+
+    answer = client.post(
+        f"/api/v1/calls/{theirs[0]}/attach",
+        headers=supervisor.headers,
+        json={"customer": customer.reference, "reason": "Her mobile", "number": True},
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["alerts_opened"] == []
+    assert window(app, f"customer:{customer.id}").calls == 5  # the counts moved all the same
+    with database(app).sessions() as sess:
+        dismissed_row = sess.get(ContactAlert, alert_id)
+        assert dismissed_row is not None
+        assert (dismissed_row.status, dismissed_row.customer_id) == ("dismissed", customer.id)
+        assert sess.scalar(
+            select(ContactAlert.id).where(ContactAlert.subject == f"customer:{customer.id}")
+        ) is None
+
+    # five more calls after the dismissal: a new excess, a new alert about those calls only
+    later = calls_from(twilio, run_jobs, KNOWN, 50, 40, 30, 20, 10)
+    with database(app).sessions() as sess:
+        fresh = sess.scalar(
+            select(ContactAlert).where(ContactAlert.subject == f"customer:{customer.id}")
+        )
+        assert fresh is not None and fresh.status == "open"
+        assert {c["call_sid"] for c in fresh.evidence["calls"]} == set(later)
+
+
 def test_one_call_alone_moves_only_that_call_and_says_why(
     app: Flask,
     client: FlaskClient,

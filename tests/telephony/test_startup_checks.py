@@ -237,3 +237,33 @@ def test_the_worker_refuses_what_the_web_refuses(app: Flask, runner: FlaskCliRun
         "Error: PUBLIC_BASE_URL must be https:// (http:// only for localhost), not "
         "'http://calls.example.org': Twilio signs and calls this URL, and staff sign in on it"
     ]
+
+
+@pytest.mark.slow
+def test_the_worker_stops_on_sigterm_while_redis_is_unreachable(tmp_path: Path) -> None:
+    """A deploy stops the old worker with SIGTERM; with Redis unreachable the worker is backing
+    off outside rq's loop, and stops anyway (exit 0), without waiting for Redis."""
+    import signal
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = production_env(tmp_path, {"REDIS_URL": "redis://127.0.0.1:1/0"})
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {procfile('worker')}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # until it says it is backing off
+            if "the worker retries in" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

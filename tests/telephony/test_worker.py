@@ -55,7 +55,7 @@ def test_the_worker_outlives_redis_going_away_with_back_off(
     attempts: list[str] = []
     sleeps: list[float] = []
     monkeypatch.setattr(worker, "SimpleWorker", flaky_worker(attempts, failures=3))
-    monkeypatch.setattr("telephony.worker.time.sleep", sleeps.append)
+    monkeypatch.setattr(worker, "_pause", lambda stop, seconds: sleeps.append(seconds))
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False)
     assert len(attempts) == 4
@@ -68,7 +68,7 @@ def test_the_dialler_tries_again_every_second_while_callers_wait(
     attempts: list[str] = []
     sleeps: list[float] = []
     monkeypatch.setattr(worker, "SimpleWorker", flaky_worker(attempts, failures=5))
-    monkeypatch.setattr("telephony.worker.time.sleep", sleeps.append)
+    monkeypatch.setattr(worker, "_pause", lambda stop, seconds: sleeps.append(seconds))
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False, urgent_only=True)
     assert sleeps == [1.0] * 5
@@ -90,7 +90,7 @@ def test_a_worker_whose_rq_loop_returns_starts_it_again(
             return False  # rq returns after "found an unhandled exception, quitting"
 
     monkeypatch.setattr(worker, "SimpleWorker", ReturningWorker)
-    monkeypatch.setattr("telephony.worker.time.sleep", lambda seconds: None)
+    monkeypatch.setattr(worker, "_pause", lambda stop, seconds: False)
     with pytest.raises(Stop):
         worker.run(app, periodic=False, burst=False)
     assert len(runs) == 3
