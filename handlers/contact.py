@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 from handlers import job
 from handlers.calls import dial_out
-from restrictions import alerts, counting, rebuild, task_events, voicemails
+from restrictions import alerts, cache, counting, rebuild, task_events, voicemails
 from restrictions.calls import apply_conference_record, apply_status, is_customer_call
 from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import database_unavailable
-from telephony import current_settings, jobs, logs, metrics, twiml, waiting
+from restrictions.routing import decide, needs_weekly_count, week_start
+from telephony import current_settings, inbound, jobs, logs, metrics, twiml, waiting
 from telephony.database import database, session
 from telephony.inputs import is_sid
 from telephony.jobs import READY_EVENTS, READY_EVENTS_QUEUED
@@ -169,6 +170,68 @@ def restore_redis_if_lost() -> bool:
     return True
 
 
+def keep_routing_cache() -> None:
+    """Every restricted caller's entry stays in the routing cache (rewritten hourly), and what
+    changed while a refresh could not reach Redis is written now."""
+    redis, sess = redis_client(), session()
+    try:
+        warmed = cache.keep_restricted_warm(sess, redis)
+        if warmed is not None:
+            log.info("kept the routing cache warm: %d numbers of restricted customers", warmed)
+        cache.catch_up(sess, redis, datetime.now(UTC))
+    finally:
+        sess.close()
+
+
+LOST_ROUTE_AFTER = timedelta(seconds=60)  # a worker retries a refused hand-over every 10 s
+LOST_ROUTE_WITHIN = timedelta(hours=2)
+
+
+def record_lost_routes() -> int:
+    """Calls whose route was never recorded: their hand-over was in Redis when it lost
+    everything, before a worker took it, so only Twilio's callbacks made their row (route
+    ``default`` at the column's default, no destination: a recorded route always has one or is
+    another route). Decide it again, as the webhook did, from the caller's record now, and say
+    so in the call's flags (``recovered``). Returns how many."""
+    settings = current_settings()
+    routing = inbound.routing_settings(settings)
+    sess = session()
+    now = datetime.now(UTC)
+    lost = list(
+        sess.scalars(
+            select(Call)
+            .where(
+                Call.route == "default",
+                Call.route_destination.is_(None),
+                Call.started_at < now - LOST_ROUTE_AFTER,
+                Call.started_at > now - LOST_ROUTE_WITHIN,
+            )
+            .order_by(Call.id)
+            .limit(500)
+        )
+    )
+    for call in lost:
+        profile = cache.load_profile(sess, call.from_e164) if call.from_e164 else None
+        weekly = 0
+        if profile is not None and needs_weekly_count(profile):
+            since = week_start(call.started_at, settings.timezone)
+            weekly = counting.allowance_used_from_calls(sess, profile.customer_id, since)
+        route = decide(profile, call.started_at, routing, weekly)
+        call.customer_id = call.customer_id or (profile.customer_id if profile else None)
+        call.identified = route.identified
+        call.route = str(route.kind)
+        call.route_destination = str(route.destination) if route.destination else None
+        call.restriction_id = route.restriction_id
+        call.flags = {
+            "flags": [*route.flags, "recovered"],
+            "unidentified": not route.identified,
+        }
+    if lost:
+        sess.commit()
+        log.warning("recorded the route of %d calls whose hand-over Redis lost", len(lost))
+    return len(lost)
+
+
 def dial_waiting_callers() -> int:
     """Callers in their conference whose dial-out was lost with Redis or a worker, still within
     the ring time: ring now (``dial_out`` claims each, so nobody is rung twice)."""
@@ -197,6 +260,8 @@ def sweep_call_events() -> int:
     """Rebuild from PostgreSQL what Redis or a worker lost, move events kept in Redis into
     PostgreSQL, and process what is stored and unprocessed; returns how many events."""
     restore_redis_if_lost()
+    keep_routing_cache()
+    record_lost_routes()
     moved = drain(database().sessions, redis_client(), lambda event_id: None)
     if moved:
         log.info("moved %d events kept in Redis into PostgreSQL", moved)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from restrictions import adjustments
 from restrictions.db import CACHE_REDIS, after_commit
-from restrictions.models import Customer, PhoneNumber, Restriction
+from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction
 from restrictions.resilience import fail_open
 from restrictions.routing import ActiveRestriction, CallerProfile, needs_weekly_count
 
@@ -32,7 +33,14 @@ log = logging.getLogger("callguard.cache")
 PREFIX = "cg:caller:v2:"  # v2: entries carry their mark; an older release reads none of them
 DECIDES_ALONE = "="
 NEEDS_COUNT = "+"
-TTL_SECONDS = 3600
+TTL_SECONDS = 3600  # an entry that only saves a PostgreSQL read: the usual caller
+# An entry that protects the line (a restriction in force) must be there when PostgreSQL is
+# not: ``keep_restricted_warm`` rewrites every such entry each WARM_SECONDS, well inside this.
+RESTRICTED_TTL_SECONDS = 6 * 3600
+WARM_SECONDS = 3600
+WARM_KEY = "cg:caller:warm"  # set while the restricted entries were rewritten this period
+SYNCED_KEY = "cg:caller:synced"  # up to when changes on the audit trail are in the cache
+SYNC_OVERLAP_SECONDS = 60  # a change committed just before the watermark moved is read again
 CHUNK = 1000
 _MISS = object()
 
@@ -167,7 +175,9 @@ def write_profiles(
         pipe.delete(key(number))
     written = 0
     for e164, profile in entries:
-        pipe.set(key(e164), encode(profile), ex=TTL_SECONDS)
+        protects = profile is not None and bool(profile.restrictions)
+        ttl = RESTRICTED_TTL_SECONDS if protects else TTL_SECONDS
+        pipe.set(key(e164), encode(profile), ex=ttl)
         written += 1
         if written % CHUNK == 0:
             pipe.execute()
@@ -200,3 +210,54 @@ def rebuild(sess: Session, redis: Redis) -> int:
     for k in redis.scan_iter(match=PREFIX + "*", count=CHUNK):
         redis.delete(k)
     return write_profiles(redis, profiles(sess))
+
+
+# --- kept warm: a restricted caller is routed by their restriction while PostgreSQL is away ------
+
+
+def restricted_customers(sess: Session) -> list[int]:
+    """Customers with a restriction that may be in force (see ``in_force``)."""
+    successor = aliased(Restriction)
+    varied = select(successor.replaces_id).where(
+        successor.ended_at.is_(None), successor.replaces_id.is_not(None)
+    )
+    return list(
+        sess.scalars(
+            select(Restriction.customer_id)
+            .where(or_(Restriction.ended_at.is_(None), Restriction.id.in_(varied)))
+            .distinct()
+        )
+    )
+
+
+def keep_restricted_warm(sess: Session, redis: Redis, *, force: bool = False) -> int | None:
+    """Once per WARM_SECONDS (whichever worker asks first), rewrite the entry of every number
+    of every restricted customer, so none expires and a restricted caller never depends on
+    PostgreSQL answering; returns how many numbers, or None when it was done this period."""
+    if not redis.set(WARM_KEY, "1", nx=True, ex=WARM_SECONDS) and not force:
+        return None
+    return write_profiles(redis, profiles(sess, restricted_customers(sess)))
+
+
+def catch_up(sess: Session, redis: Redis, now: datetime) -> int:
+    """Rewrite the entries of every customer changed (on the audit trail) since the last catch
+    up: a change whose after-commit refresh failed (Redis away for a moment) is in the cache
+    within a sweep of Redis answering again. Returns how many customers."""
+    raw = redis.get(SYNCED_KEY)
+    since = (
+        datetime.fromtimestamp(float(raw), UTC) - timedelta(seconds=SYNC_OVERLAP_SECONDS)
+        if raw
+        else now - timedelta(seconds=WARM_SECONDS)
+    )
+    changed = list(
+        sess.scalars(
+            select(AuditEntry.customer_id)
+            .where(AuditEntry.at >= since, AuditEntry.customer_id.is_not(None))
+            .distinct()
+        )
+    )
+    ids = [int(c) for c in changed if c is not None]
+    if ids:
+        write_profiles(redis, profiles(sess, ids))
+    redis.set(SYNCED_KEY, str(now.timestamp()))
+    return len(ids)

@@ -1,7 +1,8 @@
 """What the letters to a customer say: the decision (policy 10.2), the outcome of their latest
-appeal (section 12) and of the latest review (10.4), and the end of a restriction, as content, in
-the customer's language. Their dates (the appeal's last day, the review) are the policy's
-calendar's (``restrictions.policy_dates``).
+appeal (section 12) and of the latest review (10.4), the end of a restriction, and its lapse (its
+review overdue past ``[reviews] lapse_after_days``), as content, in the customer's language.
+Their dates (the appeal's last day, the review) are the policy's calendar's
+(``restrictions.policy_dates``).
 
 The words are data, in each language's prompt file (``[letter]`` and ``[letter.kinds]``): adding a
 language stays one file. Here they are filled in with the decision, the customer's details and the
@@ -29,7 +30,7 @@ from restrictions.models import Appeal, Restriction, Review, User
 from restrictions.policy_dates import APPEAL_WORKING_DAYS
 from restrictions.settings import Settings
 
-WHICH = ("decision", "appeal", "review", "end")
+WHICH = ("decision", "appeal", "review", "end", "lapse")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Section:
 
 @dataclass(frozen=True)
 class Letter:
-    which: str  # decision, appeal, review or end
+    which: str  # decision, appeal, review, end or lapse
     language: str  # the language it is written in (the customer's, or en-GB)
     date: date  # the letter's date
     dated: str  # that date in words, in the letter's language
@@ -324,7 +325,7 @@ def _words(restriction: Restriction, settings: Settings) -> _Words:
     return _Words(language, _params(settings, language))
 
 
-# --- the three letters ----------------------------------------------------------------------------
+# --- the letters ----------------------------------------------------------------------------------
 
 
 def decision_letter(restriction: Restriction, settings: Settings, *, today: date) -> Letter:
@@ -450,9 +451,12 @@ def review_letter(
 
 def end_letter(restriction: Restriction, settings: Settings, *, today: date) -> Letter:
     """The restriction has ended by a decision of its own (not at a review or an appeal, whose
-    letters say so): from when, and why. Nothing is left to appeal."""
+    letters say so, nor by lapsing: ``lapse_letter``): from when, and why. Nothing is left to
+    appeal."""
     if restriction.ended_at is None:
         raise NotFound(f"restriction {restriction.id} has not ended")
+    if restriction.lapsed_on is not None:  # its end reason is callguard's, never for a letter
+        raise NotFound(f"restriction {restriction.id} lapsed: its letter is the lapse letter")
     words = _words(restriction, settings)
     ended_on = policy_dates.today(settings.timezone, now=restriction.ended_at)
     intro = words("end_intro", decided_on=words.day(restriction.decided_on))
@@ -470,11 +474,30 @@ def end_letter(restriction: Restriction, settings: Settings, *, today: date) -> 
     )
 
 
+def lapse_letter(restriction: Restriction, settings: Settings, *, today: date) -> Letter:
+    """The restriction lapsed (``restrictions.overdue.lapse``): we did not review it by the date
+    we gave, so it ended on the day it lapsed. Its recorded end reason is callguard's own, for
+    staff (a setting's name, ISO dates): the letter never gives it. Nothing is left to appeal."""
+    lapsed_on = restriction.lapsed_on
+    if lapsed_on is None:
+        raise NotFound(f"restriction {restriction.id} has not lapsed")
+    words = _words(restriction, settings)
+    due_on = review_date(restriction, lapsed_on)  # the review due date it lapsed from
+    intro = words("lapse_intro", decided_on=words.day(restriction.decided_on))
+    outcome = words("lapse_outcome", review_due=words.day(due_on), lapsed_on=words.day(lapsed_on))
+    sections = [Section("", (intro,)), Section(words("lapse_heading"), (outcome,))]
+    title = words("lapse_title")
+    # ended by callguard (ended_by_id None): signed by the team
+    return _letter(
+        "lapse", restriction, settings, words, today, title, sections, restriction.ended_by_id
+    )
+
+
 def build(
     sess: Session, restriction: Restriction, which: str, settings: Settings, *, today: date
 ) -> Letter:
-    """The letter ``which`` (decision, appeal, review or end) about ``restriction``; NotFound
-    when there is no decided appeal, no review or no end to write about."""
+    """The letter ``which`` (decision, appeal, review, end or lapse) about ``restriction``;
+    NotFound when there is no decided appeal, no review, no end or no lapse to write about."""
     if which == "decision":
         return decision_letter(restriction, settings, today=today)
     if which == "appeal":
@@ -483,4 +506,6 @@ def build(
         return review_letter(sess, restriction, settings, today=today)
     if which == "end":
         return end_letter(restriction, settings, today=today)
+    if which == "lapse":
+        return lapse_letter(restriction, settings, today=today)
     raise Invalid(f"letter must be one of {', '.join(WHICH)}, not {which!r}")

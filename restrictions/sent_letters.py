@@ -5,7 +5,8 @@ with, what it is about, its language, how it was sent, and who recorded it and w
 The steps that send a letter are here, each doing the domain's step and keeping its letter in
 the same transaction (either both happen or neither does): recording a decision's notice (its
 decision letter, or the urgent notice of one applied at once), a review and an appeal decision
-(their outcome letters), and ending a restriction by a decision of its own (the end letter).
+(their outcome letters), ending a restriction by a decision of its own (the end letter), and
+the letter about a restriction that lapsed (the lapse letter).
 The JSON API and the pages call these, never the bare steps.
 
 Drawing the PDF is the web layer's (``telephony.letters``): it is handed in as ``render``.
@@ -22,19 +23,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from restrictions import decisions, letters
+from restrictions import decisions, letters, overdue
 from restrictions.errors import Invalid, NotFound
 from restrictions.lifecycle import NOTICE_METHODS, Actor, audit, end_restriction
 from restrictions.models import Appeal, Restriction, Review, SentLetter
 from restrictions.settings import Settings
 
-KINDS = ("decision", "urgent_notice", "review", "appeal", "end")
+KINDS = ("decision", "urgent_notice", "review", "appeal", "end", "lapse")
 KIND_NAMES = {
     "decision": "Decision letter",
     "urgent_notice": "Urgent notice (applied at once)",
     "review": "Review outcome",
     "appeal": "Appeal outcome",
     "end": "End of the restriction",
+    "lapse": "Lapse of the restriction",
 }
 METHODS = NOTICE_METHODS
 
@@ -258,6 +260,43 @@ def end(
     return keep(sess, actor, restriction, "end", render, settings, sent_on=today, method=method)
 
 
+def lapse_letter_sent(
+    sess: Session,
+    actor: Actor,
+    restriction: Restriction,
+    body: Mapping[str, Any],
+    *,
+    today: date,
+    settings: Settings,
+    render: Render,
+) -> SentLetter:
+    """The letter telling the customer that the restriction lapsed was sent (``{sent_on,
+    method?}``, ``letter_method`` as another name for ``method``; post when not said): recorded
+    (``overdue.record_lapse_letter``: between the lapse and today, once) and the lapse letter
+    drawn as it is then, dated ``sent_on``, and kept."""
+    method = _lapse_method(body)
+    overdue.record_lapse_letter(sess, actor, restriction, body.get("sent_on"), today=today)
+    assert restriction.lapse_letter_sent_on is not None
+    return keep(
+        sess,
+        actor,
+        restriction,
+        "lapse",
+        render,
+        settings,
+        sent_on=restriction.lapse_letter_sent_on,
+        method=method,
+    )
+
+
+def _lapse_method(body: Mapping[str, Any]) -> str:
+    given = {f: body[f] for f in ("method", "letter_method") if body.get(f) not in (None, "")}
+    methods = {field: _method(value, field) for field, value in given.items()}
+    if len(set(methods.values())) > 1:
+        raise Invalid("method and letter_method differ: give one of them")
+    return next(iter(methods.values()), "post")
+
+
 def _successor_notice(
     sess: Session, actor: Actor, successor_id: int | None, settings: Settings, render: Render
 ) -> None:
@@ -288,9 +327,10 @@ def for_customer(sess: Session, customer_id: int) -> list[SentLetter]:
 
 
 def sent_copy(sess: Session, restriction: Restriction, which: str) -> SentLetter | None:
-    """The letter ``which`` (decision, appeal, review or end) as it was sent, when it was: the
-    decision letter (or urgent notice), the outcome letter of the latest review or of the latest
-    decided appeal, the end letter. NotFound when there is no review or decided appeal."""
+    """The letter ``which`` (decision, appeal, review, end or lapse) as it was sent, when it was:
+    the decision letter (or urgent notice), the outcome letter of the latest review or of the
+    latest decided appeal, the end letter, the lapse letter. NotFound when there is no review or
+    decided appeal."""
     query = select(SentLetter).where(SentLetter.restriction_id == restriction.id)
     if which == "decision":
         query = query.where(SentLetter.kind.in_(("decision", "urgent_notice")))
@@ -299,8 +339,8 @@ def sent_copy(sess: Session, restriction: Restriction, which: str) -> SentLetter
     elif which == "appeal":
         latest = letters.latest_decided_appeal(sess, restriction)
         query = query.where(SentLetter.appeal_id == latest.id)
-    elif which == "end":
-        query = query.where(SentLetter.kind == "end")
+    elif which in ("end", "lapse"):
+        query = query.where(SentLetter.kind == which)
     else:
         raise Invalid(f"letter must be one of {', '.join(letters.WHICH)}, not {which!r}")
     return sess.scalars(query.order_by(SentLetter.id.desc()).limit(1)).first()

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from restrictions.errors import Conflict, Invalid
+from restrictions.lifecycle import Actor, audit
 from restrictions.models import ApiToken, Role, User
 from restrictions.passwords import MIN_LENGTH as MIN_LENGTH
 from restrictions.passwords import check_strength as check_strength
@@ -168,6 +169,19 @@ def create_user(
     return user, token
 
 
+LETTER_DETAILS = ("display_name", "job_title", "direct_line")
+
+
+class DetailsInvalid(Invalid):
+    """Letter details that were refused, each with its reason (``errors``, by field), so a form
+    can show each reason beside its field; the message gives them all."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        named = [f"direct line: {e}" if f == "direct_line" else e for f, e in errors.items()]
+        super().__init__("; ".join(named))
+        self.errors = errors
+
+
 def set_letter_details(
     user: User,
     *,
@@ -177,13 +191,64 @@ def set_letter_details(
 ) -> None:
     """How letters name them (``Jo Bloggs``), their job title (``Tenancy Enforcement Officer``;
     letters give their role in words without one) and their own phone number, for a customer
-    whose named contact they are. None leaves a detail as it is; "" removes it."""
-    if display_name is not None:
-        user.display_name = _optional(display_name, "display name", 120)
-    if job_title is not None:
-        user.job_title = _optional(job_title, "job title", 120)
-    if direct_line is not None:
-        user.direct_line = to_e164(direct_line) if direct_line.strip() else None
+    whose named contact they are. None leaves a detail as it is; "" removes it. Nothing is set
+    unless every given detail is good (DetailsInvalid, with each reason)."""
+    given = {"display_name": display_name, "job_title": job_title, "direct_line": direct_line}
+    values: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+    for field, value in given.items():
+        if value is None:
+            continue
+        try:
+            values[field] = _letter_detail(field, value)
+        except Invalid as exc:
+            errors[field] = exc.message
+    if errors:
+        raise DetailsInvalid(errors)
+    for field, checked in values.items():
+        setattr(user, field, checked)
+
+
+def _letter_detail(field: str, value: str) -> str | None:
+    if field == "direct_line":
+        return to_e164(value) if value.strip() else None
+    return _optional(value, field.replace("_", " "), 120)
+
+
+def letter_details(user: User) -> dict[str, str | None]:
+    return {field: getattr(user, field) for field in LETTER_DETAILS}
+
+
+def change_letter_details(
+    sess: Session,
+    actor: Actor,
+    user: User,
+    *,
+    display_name: str | None = None,
+    job_title: str | None = None,
+    direct_line: str | None = None,
+) -> bool:
+    """``set_letter_details`` for an existing user, written to the audit trail
+    (``user.details_changed``, before and after); whether anything changed. The caller commits."""
+    before = letter_details(user)
+    set_letter_details(
+        user, display_name=display_name, job_title=job_title, direct_line=direct_line
+    )
+    after = letter_details(user)
+    if after == before:
+        return False
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "user.details_changed",
+        "user",
+        user.id,
+        customer_id=None,
+        before=before,
+        after=after,
+    )
+    return True
 
 
 def _optional(value: str, field: str, max_length: int) -> str | None:

@@ -239,6 +239,55 @@ def users_disable(name: str) -> None:
     click.echo(f"{name!r} is disabled; their sessions have ended and their API tokens are revoked")
 
 
+@users.command("details")
+@click.argument("name")
+@click.option(
+    "--display-name",
+    default=None,
+    help='How letters name them, as signatory or named contact (e.g. "Jo Bloggs"); "" removes.',
+)
+@click.option(
+    "--job-title",
+    default=None,
+    help='Their job title under their signature (without one: their role in words); "" removes.',
+)
+@click.option(
+    "--direct-line",
+    default=None,
+    metavar="NUMBER",
+    help='Their own phone number, given in letters to customers they are named contact for; "" '
+    "removes.",
+)
+@with_app
+def users_details(
+    name: str, display_name: str | None, job_title: str | None, direct_line: str | None
+) -> None:
+    """Set how letters name and sign as a user; a detail left out stays as it is. The change is
+    recorded on the audit trail."""
+    from restrictions.lifecycle import Actor
+    from restrictions.staff import change_letter_details, letter_details
+
+    if display_name is None and job_title is None and direct_line is None:
+        raise click.UsageError('give --display-name, --job-title or --direct-line ("" removes)')
+    user = _user(name)
+    actor = Actor(None, "callguard users details (command line)")
+    try:
+        changed = change_letter_details(
+            session(),
+            actor,
+            user,
+            display_name=display_name,
+            job_title=job_title,
+            direct_line=direct_line,
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    session().commit()
+    click.echo(f"{name!r}: details {'changed' if changed else 'unchanged'}")
+    for field, value in letter_details(user).items():
+        click.echo(f"  {field.replace('_', ' ')}: {value if value is not None else '(none)'}")
+
+
 @users.group("token")
 def users_token() -> None:
     """A user's API tokens: list, rotate (a new one, printed once), revoke."""

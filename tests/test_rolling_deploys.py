@@ -422,7 +422,7 @@ def test_release_waits_a_bounded_time_for_a_busy_table_and_goes_on_once_it_is_fr
         pauses.append(seconds)
         conn.rollback()  # the serving release's read ends
 
-    monkeypatch.setattr(cli.time, "sleep", pause)
+    monkeypatch.setattr("telephony.cli.time.sleep", pause)
     try:
         result = CliRunner().invoke(cli.main, ["db", "upgrade", "--attempts", "3"])
     finally:
@@ -443,7 +443,7 @@ def test_release_that_never_gets_its_lock_fails_with_the_migrations_before_it_ke
 
     monkeypatch.setenv("DATABASE_URL", database_at_0010)
     monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT", "100ms")
-    monkeypatch.setattr(cli.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr("telephony.cli.time.sleep", lambda seconds: None)
     holder = create_engine(database_at_0010)
     with holder.connect() as conn:
         conn.execute(text("LOCK TABLE users IN ACCESS SHARE MODE"))

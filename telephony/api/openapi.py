@@ -357,16 +357,17 @@ OPERATIONS: tuple[Operation, ...] = (
             query(
                 "about",
                 "decision (the default), appeal (the latest appeal's outcome), review (the "
-                "latest review's outcome) or end (the end letter).",
-                {"type": "string", "enum": ["decision", "appeal", "review", "end"]},
+                "latest review's outcome), end (the end letter) or lapse (the letter about its "
+                "lapse).",
+                {"type": "string", "enum": ["decision", "appeal", "review", "end", "lapse"]},
             ),
         ),
         errors={
             404: (
-                "No restriction has this id, no appeal or review was decided yet, or (about=end) "
-                "it has not ended."
+                "No restriction has this id, no appeal or review was decided yet, (about=end) "
+                "it has not ended or it lapsed, or (about=lapse) it has not lapsed."
             ),
-            422: "about is not decision, appeal, review or end.",
+            422: "about is not decision, appeal, review, end or lapse.",
         },
         media_type="application/pdf",
     ),
@@ -502,16 +503,23 @@ OPERATIONS: tuple[Operation, ...] = (
         "Record that the letter about a lapsed restriction was sent",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("Restriction"),
+        ref("LapseLetterRecorded"),
         description=(
             "A restriction lapses when its review is overdue past [reviews] lapse_after_days; "
-            "the Due list shows the letter to the customer (lapse_letter) until it is recorded."
+            "the Due list shows the letter to the customer (lapse_letter) until it is recorded. "
+            "The lapse letter (the review was not done by its date, so the arrangements ended "
+            "on the day it lapsed) is drawn at this moment, dated sent_on, and kept as sent "
+            "(?about=lapse, and the customer's letters); the answer is the restriction with "
+            "that letter under letter. Either both are recorded or neither is."
         ),
         body="LapseLetter",
         errors={
             404: "No restriction has this id.",
             409: "The restriction has not lapsed, or its letter is already recorded.",
-            422: "sent_on is missing, in the future or before the lapse.",
+            422: (
+                "sent_on is missing, in the future or before the lapse, or method (or "
+                "letter_method) is unknown, or the two differ. Nothing is recorded."
+            ),
         },
     ),
     Operation(
@@ -1199,7 +1207,7 @@ def schemas() -> dict[str, Schema]:
             "id": {"type": "integer"},
             "kind": {
                 "type": "string",
-                "enum": ["decision", "urgent_notice", "review", "appeal", "end"],
+                "enum": ["decision", "urgent_notice", "review", "appeal", "end", "lapse"],
             },
             "restriction_id": {"type": "integer"},
             "review_id": maybe({"type": "integer"}),
@@ -1622,9 +1630,33 @@ def schemas() -> dict[str, Schema]:
             ["outcome", "notes"],
         ),
         "LapseLetter": obj(
-            {"sent_on": {**DATE, "description": "When the letter about the lapse was sent."}},
+            {
+                "sent_on": {
+                    **DATE,
+                    "description": "When the letter about the lapse was sent (from the lapse "
+                    "to today).",
+                },
+                "method": {
+                    "type": "string",
+                    "enum": ["post", "email", "hand", "portal"],
+                    "description": "How the letter went to the customer; post if left out.",
+                },
+                "letter_method": {
+                    "type": "string",
+                    "enum": ["post", "email", "hand", "portal"],
+                    "description": "Another name for method (as the other steps call it); "
+                    "if both are given they must agree.",
+                },
+            },
             ["sent_on"],
         ),
+        "LapseLetterRecorded": {
+            "allOf": [
+                ref("Restriction"),
+                obj({"letter": ref("SentLetter")}, ["letter"]),
+            ],
+            "description": "The restriction, with its lapse letter as kept.",
+        },
         "Appeal": appeal_out,
         "Review": review_out,
         "DueItem": due_out,

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from restrictions import decisions, overdue, sent_letters
+from restrictions import decisions, sent_letters
 from restrictions.errors import Invalid
 from restrictions.lifecycle import get_restriction
 from restrictions.models import Role
@@ -67,7 +67,7 @@ def notice(restriction_id: int) -> Any:
     return jsonify(serialize.restriction(restriction))
 
 
-LETTERS = ("decision", "appeal", "review", "end")
+LETTERS = ("decision", "appeal", "review", "end", "lapse")
 
 
 @bp.get("/restrictions/<id:restriction_id>/letter")
@@ -75,7 +75,8 @@ LETTERS = ("decision", "appeal", "review", "end")
 def letter(restriction_id: int) -> Any:
     """A letter about the restriction: the PDF as it was sent (a marked preview while it has
     not been), or ``?format=html`` for the preview. ``?about=decision`` (the default), ``appeal``
-    (its latest appeal's outcome), ``review`` (its latest review's outcome) or ``end``."""
+    (its latest appeal's outcome), ``review`` (its latest review's outcome), ``end`` or
+    ``lapse``."""
     about = request.args.get("about", "decision")
     if about not in LETTERS:
         raise Invalid(f"about must be one of {', '.join(LETTERS)}, not {about[:40]!r}")
@@ -162,15 +163,23 @@ def decide_appeal(appeal_id: int) -> Any:
 @bp.post("/restrictions/<id:restriction_id>/lapse-letter")
 @api_role(Role.SUPERVISOR)
 def lapse_letter(restriction_id: int) -> Any:
-    """The letter telling the customer their restriction lapsed was sent (``{sent_on}``)."""
+    """The letter telling the customer their restriction lapsed was sent (``{sent_on,
+    method?}``): the lapse letter is drawn as of that day and kept as sent. The restriction,
+    with the kept letter under ``letter``."""
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    overdue.record_lapse_letter(
-        sess, current_actor(), restriction, body.get("sent_on"), today=today()
+    kept = sent_letters.lapse_letter_sent(
+        sess,
+        current_actor(),
+        restriction,
+        body,
+        today=today(),
+        settings=current_settings(),
+        render=letters.render_for_sending,
     )
     sess.commit()
-    return jsonify(serialize.restriction(restriction))
+    return jsonify({**serialize.restriction(restriction), "letter": serialize.sent_letter(kept)})
 
 
 @bp.get("/due")

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 
 from handlers.contact import sweep_call_events
 from restrictions import counting
-from restrictions.models import AuditEntry, Call, CallEvent, ContactAlert
+from restrictions.models import AuditEntry, Call, CallEvent, ContactAlert, Customer
 from telephony import create_app
 from telephony.database import database
 from telephony.redis_store import redis_client
@@ -340,3 +340,106 @@ def test_a_run_over_a_steady_flow_of_callbacks_ends_and_lets_the_sweep_in(
     with app.app_context():
         assert process_ready_events() == 5  # a run with time processes them all
     assert redis_client(app).llen(READY_EVENTS) == 0
+
+
+# --- what Redis lost, the sweep puts back -----------------------------------------------------
+
+
+def test_a_call_whose_hand_over_redis_lost_has_its_route_recorded_by_the_sweep(
+    app: Flask,
+    twilio: Any,
+    run_jobs: Callable[[], int],
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    """Redis died with the call's hand-over in its stream, before a worker took it: only the
+    completed callback made the call's row. The sweep decides the route again, as the webhook
+    did, and says it was recovered; a call whose route was recorded is left as it is."""
+    from telephony.jobs import CALLS
+
+    customer = make_customer(numbers=(CUSTOMER,))
+    restrict(customer, kind="spoc", spoc="+441332000555")
+    with time_machine.travel(T0, tick=False):
+        lost = twilio.call_params(CUSTOMER)
+        assert twilio.post("/twilio/voice/incoming", lost).status_code == 200
+        redis_client(app).delete(CALLS)  # Redis restarted empty before a worker read it
+        kept = twilio.call_params(CUSTOMER)
+        assert twilio.post("/twilio/voice/incoming", kept).status_code == 200
+        run_jobs()
+    with time_machine.travel(T0 + timedelta(seconds=30), tick=False):
+        for params in (lost, kept):
+            done = {**params, "CallStatus": "completed", "CallDuration": "30"}
+            assert twilio.post("/twilio/voice/status", done).status_code == 204
+        run_jobs()
+    with database(app).sessions() as sess:
+        row = sess.scalar(select(Call).where(Call.call_sid == lost["CallSid"]))
+        assert row is not None and (row.route, row.route_destination) == ("default", None)
+    with time_machine.travel(T0 + timedelta(minutes=2), tick=False), app.app_context():
+        sweep_call_events()
+    with database(app).sessions() as sess:
+        recovered = sess.scalar(select(Call).where(Call.call_sid == lost["CallSid"]))
+        recorded = sess.scalar(select(Call).where(Call.call_sid == kept["CallSid"]))
+    assert recovered is not None and recorded is not None
+    assert (recovered.route, recovered.route_destination) == ("spoc", "dial:+441332000555")
+    assert recovered.customer_id == customer.id and not recovered.fallback
+    assert "recovered" in recovered.flags["flags"] and recovered.flags["unidentified"] is False
+    assert recorded.route == "spoc" and "recovered" not in recorded.flags["flags"]
+
+
+def test_a_restricted_callers_entry_is_kept_warm_so_a_postgresql_outage_still_routes_them(
+    app: Flask,
+    app_with: Callable[..., Flask],
+    twilio: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    """An unrestricted caller's cache entry only saves a read and expires within the hour; a
+    restricted caller's is rewritten every hour by the sweep and outlives that, so the line is
+    protected when PostgreSQL is away, whenever they last called."""
+    from restrictions import cache
+
+    restricted = make_customer(numbers=(CUSTOMER,))
+    restrict(restricted, kind="written_only")
+    make_customer(reference="PLAIN-1", numbers=("+447400100002",))
+    redis = redis_client(app)
+    redis.flushdb()  # nothing cached: neither has called for hours
+    with app.app_context():
+        sweep_call_events()
+    assert cache.read(redis, CUSTOMER)[0]
+    assert redis.ttl(cache.key(CUSTOMER)) > cache.TTL_SECONDS  # outlives the hour
+    twilio.client = app_with(
+        DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    ).test_client()
+    answered = twilio.post("/twilio/voice/incoming", twilio.call_params(CUSTOMER))
+    assert answered.status_code == 200
+    assert b"<Dial" not in answered.data  # their writing-only message, not the default line
+
+
+def test_a_change_whose_cache_refresh_failed_is_in_the_cache_after_the_next_sweep(
+    app: Flask, make_customer: Callable[..., Any]
+) -> None:
+    """A restriction recorded while Redis could not take the after-commit refresh: the sweep
+    reads the audit trail since its last catch up and writes that customer's entry."""
+    from restrictions import cache
+    from restrictions.db import CACHE_REDIS
+    from restrictions.lifecycle import SYSTEM, add_restriction
+
+    customer = make_customer(numbers=(CUSTOMER,))
+    redis = redis_client(app)
+    with app.app_context():
+        sweep_call_events()  # the watermark: everything so far is in the cache
+    with database(app).sessions() as sess:
+        sess.info.pop(CACHE_REDIS)  # Redis away at the commit: no after-commit refresh
+        row = sess.get(Customer, customer.id)
+        assert row is not None
+        today = datetime.now(UTC).date().isoformat()
+        body = {"kind": "written_only", "reason": "Abuse on 3 calls", "notice_sent_on": today}
+        add_restriction(sess, SYSTEM, row, body)
+        sess.commit()
+    stale = cache.read(redis, CUSTOMER)[1]
+    assert stale is not None and stale.restrictions == ()  # the cache does not know yet
+    with app.app_context():
+        sweep_call_events()
+    hit, profile = cache.read(redis, CUSTOMER)
+    assert hit and profile is not None
+    assert [r.kind for r in profile.restrictions] == ["written_only"]

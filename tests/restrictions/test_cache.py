@@ -8,6 +8,7 @@ never fails the change that would have refreshed it (the fail-open policy).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -121,10 +122,21 @@ def test_a_written_profile_reads_back_as_a_hit_with_the_same_fields(
     assert profile == PROFILE
 
 
-def test_an_entry_expires_after_an_hour(cache_redis: fakeredis.FakeRedis) -> None:
-    cache.write_profiles(cache_redis, [(FIRST, PROFILE), (NOBODYS, None)])
+def test_an_entry_that_only_saves_a_read_expires_after_an_hour(
+    cache_redis: fakeredis.FakeRedis,
+) -> None:
+    unrestricted = dataclasses.replace(PROFILE, restrictions=())
+    cache.write_profiles(cache_redis, [(FIRST, unrestricted), (NOBODYS, None)])
     for number in (FIRST, NOBODYS):
         assert 0 < cache_redis.ttl(cache.key(number)) <= cache.TTL_SECONDS == 3600
+
+
+def test_an_entry_that_protects_the_line_outlives_the_hourly_rewrite(
+    cache_redis: fakeredis.FakeRedis,
+) -> None:
+    cache.write_profiles(cache_redis, [(FIRST, PROFILE)])
+    ttl = cache_redis.ttl(cache.key(FIRST))
+    assert cache.WARM_SECONDS < ttl <= cache.RESTRICTED_TTL_SECONDS
 
 
 def test_a_number_cached_as_nobodys_is_a_hit_with_no_profile(

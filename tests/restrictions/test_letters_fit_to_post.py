@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import prompts
-from restrictions import decisions, importing, kinds, letters
+from restrictions import decisions, importing, kinds, letters, overdue
 from restrictions.errors import Invalid
 from restrictions.lifecycle import Actor, add_restriction, create_customer, end_restriction
 from restrictions.models import AuditEntry, Customer, Restriction, User
@@ -189,11 +189,18 @@ def signed(sess: Session, restriction: Restriction, which: str) -> tuple[str, st
         end_restriction(sess, ender, restriction, NOTES)
         sess.commit()
         return "Siân Rowlands", "supervisor"
+    if which == "lapse":  # its review a month overdue: callguard ended it, the team signs
+        restriction.review_due_on = date(2026, 1, 2)
+        overdue.lapse(sess, restriction, 31, 30, TODAY)
+        sess.commit()
+        return "", "team"
     pytest.fail(f"a letter this test does not know how to bring about: {which}")
 
 
 def role_in_words(role: str, language: str) -> str:
-    return {"supervisor": SUPERVISOR_IN_WORDS, "agent": AGENT_IN_WORDS}[role][language]
+    return {"supervisor": SUPERVISOR_IN_WORDS, "agent": AGENT_IN_WORDS, "team": TEAM_IN_WORDS}[
+        role
+    ][language]
 
 
 # --- reading the PDF ------------------------------------------------------------------------------
@@ -271,6 +278,8 @@ def test_every_letter_builds_and_is_fit_to_post(
     if which == "decision":
         assert STAFF_WROTE[language] in text
         assert (TRANSLATED[language] if language in TRANSLATED else "14 calls within") in text
+    elif which == "lapse":  # callguard's own reason (a setting's name) is never given
+        assert STAFF_WROTE[language] not in text and "lapse_after_days" not in text
     else:
         assert STAFF_WROTE[language] in text  # the notes, or why it ended
     if language != "en-GB":  # the fixed strings are translated: none is left in English

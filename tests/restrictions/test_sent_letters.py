@@ -1,7 +1,8 @@
 """Letters kept as sent (``restrictions.sent_letters``) and the one calendar of the policy's dates
 (``restrictions.policy_dates``), in the domain: a letter is kept once, as it was when sent, and
 never changed; a notice outside the decision-to-today range keeps nothing; ending a restriction
-keeps an end letter; and the letters and the appeal rules count the appeal's last day from the
+keeps an end letter, and recording the letter about a lapse keeps a lapse letter that never gives
+callguard's own reason; and the letters and the appeal rules count the appeal's last day from the
 same letter, the decision's or a later review's."""
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from restrictions import decisions, letters, policy_dates, sent_letters
+from restrictions import decisions, letters, overdue, policy_dates, sent_letters
 from restrictions.calendar import add_working_days
-from restrictions.errors import Invalid
+from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import Customer, Restriction, SentLetter
 from restrictions.settings import Settings
@@ -217,6 +218,164 @@ def test_a_letter_method_that_is_not_known_ends_nothing(sess: Session) -> None:
             render=render,
         )
     assert made.ended_at is None
+
+
+# --- a restriction that lapsed --------------------------------------------------------------------
+
+REVIEW_DUE = date(2027, 6, 2)  # 12 months after the notice of 2 June 2026
+LAPSED = date(2027, 8, 1)  # 60 days overdue: [reviews] lapse_after_days = 60
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+LAPSE_WORDS = {  # the review due date and the lapse, in the letter's language
+    "en-GB": (
+        "We said we would review those arrangements by 2 June 2027.",
+        "So the arrangements ended on 1 August 2027.",
+    ),
+    "cy-GB": (
+        "Roeddem wedi dweud y byddem yn adolygu'r trefniadau hynny erbyn 2 Mehefin 2027.",
+        "Felly daeth y trefniadau i ben ar 1 Awst 2027.",
+    ),
+    "pl-PL": (
+        "Zobowiązaliśmy się ponownie rozpatrzyć te ustalenia najpóźniej do 2 czerwca 2027.",
+        "ustalenia przestały obowiązywać z dniem 1 sierpnia 2027.",
+    ),
+}
+
+
+def lapsed(sess: Session, language: str = "en-GB") -> Restriction:
+    """A restriction noticed on 2 June 2026 that lapsed on 1 August 2027, as the daily job
+    lapses one."""
+    who = create_customer(
+        sess,
+        TEST,
+        reference="SL-1",
+        name="Pat Example",
+        phone_numbers=["07400 100901"],
+        language=language,
+    )
+    made = add_restriction(
+        sess,
+        TEST,
+        who,
+        {
+            "kind": "written_only",
+            "reason": "Abuse (4.2)",
+            "decided_on": DECIDED.isoformat(),
+            "notice_sent_on": NOTICE.isoformat(),
+        },
+        today=NOTICE,
+    )
+    assert made.review_due_on == REVIEW_DUE
+    overdue.lapse(sess, made, (LAPSED - REVIEW_DUE).days, 60, LAPSED)
+    sess.commit()
+    return made
+
+
+def lapse_letter_sent(
+    sess: Session, restriction: Restriction, body: dict[str, Any], today: date
+) -> SentLetter:
+    return sent_letters.lapse_letter_sent(
+        sess, TEST, restriction, body, today=today, settings=SETTINGS, render=render
+    )
+
+
+def test_recording_a_lapse_letter_keeps_it_without_callguards_reason(sess: Session) -> None:
+    made = lapsed(sess)
+    assert made.end_reason is not None and "lapse_after_days" in made.end_reason
+    with pytest.raises(NotFound, match="lapsed: its letter is the lapse letter"):
+        letters.build(sess, made, "end", SETTINGS, today=LAPSED)  # never with its end reason
+    sent_on = date(2027, 8, 2)
+    letter = lapse_letter_sent(
+        sess, made, {"sent_on": sent_on.isoformat(), "method": "email"}, date(2027, 8, 3)
+    )
+    sess.commit()
+    assert made.lapse_letter_sent_on == sent_on
+    assert (letter.kind, letter.method, letter.sent_on, letter.letter_on) == (
+        "lapse",
+        "email",
+        sent_on,
+        sent_on,
+    )
+    assert letter.sha256 == hashlib.sha256(letter.pdf).hexdigest()
+    assert (letter.restriction_id, letter.language) == (made.id, "en-GB")
+    assert [k.kind for k in kept(sess)] == ["lapse"]
+    assert sent_letters.sent_copy(sess, made, "lapse") == letter
+    assert sent_letters.KIND_NAMES["lapse"] == "Lapse of the restriction"
+    words = letter.pdf.decode()
+    assert "The arrangements about how you contact us have ended" in words
+    assert "our decision of 2 June 2026" in words
+    for said in LAPSE_WORDS["en-GB"]:
+        assert said in words
+    assert "From that day, you can contact us in all the usual ways again." in words
+    assert "lapse_after_days" not in words and made.end_reason not in words
+    assert not ISO_DATE.search(words), ISO_DATE.findall(words)
+    assert "In our own words" not in words and "how to appeal" not in words  # no reason, no appeal
+    assert "Customer Services Team" in words  # callguard ended it: the team signs
+
+    # recorded once
+    with pytest.raises(Conflict, match="was recorded as sent on 2027-08-02"):
+        lapse_letter_sent(sess, made, {"sent_on": "2027-08-03"}, date(2027, 8, 3))
+    sess.rollback()
+    assert [k.kind for k in kept(sess)] == ["lapse"]
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        ({"sent_on": "2027-07-31"}, Invalid, "must be between the lapse (2027-08-01) and today"),
+        ({"sent_on": "2027-08-04"}, Invalid, "must be between the lapse (2027-08-01) and today"),
+        ({}, Invalid, "sent_on is required"),
+        ({"sent_on": "2027-08-02", "method": "pigeon"}, Invalid, "method must be one of post"),
+        (
+            {"sent_on": "2027-08-02", "method": "post", "letter_method": "email"},
+            Invalid,
+            "method and letter_method differ",
+        ),
+    ],
+)
+def test_a_lapse_letter_out_of_range_or_sent_by_no_known_method_keeps_nothing(
+    sess: Session, body: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    made = lapsed(sess)
+    with pytest.raises(error, match=re.escape(message)):
+        lapse_letter_sent(sess, made, body, date(2027, 8, 3))
+    sess.rollback()
+    assert kept(sess) == [] and made.lapse_letter_sent_on is None
+
+
+def test_only_a_restriction_that_lapsed_has_a_lapse_letter(sess: Session) -> None:
+    made = decided(sess)
+    notify(sess, made, NOTICE.isoformat(), today=NOTICE)
+    with pytest.raises(NotFound, match="has not lapsed"):
+        letters.build(sess, made, "lapse", SETTINGS, today=NOTICE)
+    with pytest.raises(Conflict, match="has not lapsed"):
+        lapse_letter_sent(sess, made, {"sent_on": NOTICE.isoformat()}, NOTICE)
+    sess.rollback()
+    assert [k.kind for k in kept(sess)] == ["decision"]
+
+
+def test_letter_method_is_another_name_for_the_lapse_letters_method(sess: Session) -> None:
+    made = lapsed(sess)
+    letter = lapse_letter_sent(
+        sess, made, {"sent_on": "2027-08-01", "letter_method": "hand"}, LAPSED
+    )
+    assert (letter.method, letter.sent_on) == ("hand", LAPSED)
+
+
+@pytest.mark.parametrize("language", ["en-GB", "cy-GB", "pl-PL"])
+def test_the_lapse_letter_is_written_in_the_customers_language(
+    sess: Session, language: str
+) -> None:
+    made = lapsed(sess, language)
+    letter = lapse_letter_sent(sess, made, {"sent_on": "2027-08-02"}, date(2027, 8, 2))
+    assert (letter.language, letter.method) == (language, "post")
+    built = letters.lapse_letter(made, SETTINGS, today=date(2027, 8, 2))
+    assert built.which == "lapse" and built.signatory  # signed by the team
+    assert built.title == letters._Words(language, {})("lapse_title")
+    text = built.text()
+    for said in LAPSE_WORDS[language]:
+        assert said in text, said
+    assert "lapse_after_days" not in text and not ISO_DATE.search(text)
+    assert letter.pdf.decode() == f"{built.title}\n{text}"
 
 
 def test_an_appeal_after_a_review_is_judged_against_the_review_letters_deadline(

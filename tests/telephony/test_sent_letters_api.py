@@ -1,11 +1,13 @@
 """Letters kept as sent, through the JSON API and the supervisor's pages, and one calendar of the
 policy's dates: a decision letter downloaded after a review is the one sent, byte for byte; a
 notice dated before its decision or after today is refused and keeps nothing; ending a
-restriction keeps an end letter; an appeal after a review is judged against the review letter's
+restriction keeps an end letter, and recording the letter about a lapse keeps a lapse letter; an
+appeal after a review is judged against the review letter's
 deadline; and the letters, the API and the daily job agree on every date."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -22,6 +24,8 @@ from sqlalchemy import select
 
 from restrictions import policy_dates
 from restrictions.models import AuditEntry, Customer, Restriction, SentLetter
+from restrictions.settings import ReviewRules
+from telephony import SETTINGS
 from telephony.database import database
 from tests.conftest import CSRF_FIELD, Staff
 
@@ -295,6 +299,102 @@ def test_ending_a_restriction_keeps_an_end_letter(
     assert "Diwedd y trefniadau ynghylch sut rydych yn cysylltu â ni" in words
     assert "O 10 Mehefin 2026 ymlaen" in words
     assert "Mae pethau wedi gwella" in words
+
+
+# --- a restriction that lapsed -------------------------------------------------------------------
+
+
+def test_recording_the_letter_about_a_lapse_keeps_the_lapse_letter(
+    app: Flask,
+    client: FlaskClient,
+    make_staff: Callable[..., Staff],
+    make_customer: Callable[..., Customer],
+) -> None:
+    from handlers.schedule import daily
+
+    app.extensions[SETTINGS] = dataclasses.replace(
+        app.extensions[SETTINGS], reviews=ReviewRules(admins_after_days=30, lapse_after_days=60)
+    )
+    review_due = date(2027, 6, 2)  # 12 months after the notice of 2 June 2026
+    lapsed_on = date(2027, 8, 1)  # 60 days overdue
+    with on(noon(DECIDED)):
+        alice = make_staff("supervisor", "alice")
+        made = decide(client, alice, make_customer(), notice_sent_on=DECIDED.isoformat())
+    assert made["review_due_on"] == review_due.isoformat()
+    with on(noon(lapsed_on)):
+        assert daily()["lapsed"] == 1
+    with on(noon(date(2027, 8, 3))):
+        bob = make_staff("supervisor", "bob")
+        restriction = shown(client, bob, made["id"])
+        assert restriction["lapsed_on"] == lapsed_on.isoformat()
+        assert "lapse_after_days" in restriction["end_reason"]  # callguard's own, for staff
+        preview = letter(client, bob, made["id"], "?about=lapse")
+        assert preview.headers["X-Letter"] == "preview"
+        assert letter(client, bob, made["id"], "?about=end").status_code == 404
+        path = f"{API}/restrictions/{made['id']}/lapse-letter"
+        early = client.post(path, json={"sent_on": "2027-07-31"}, headers=bob.headers)
+        unknown = client.post(
+            path, json={"sent_on": "2027-08-02", "method": "pigeon"}, headers=bob.headers
+        )
+        assert [k.kind for k in kept(app)] == ["decision"]
+        assert shown(client, bob, made["id"])["lapse_letter_sent_on"] is None
+        recorded = client.post(
+            path, json={"sent_on": "2027-08-02", "method": "email"}, headers=bob.headers
+        )
+        again = client.post(path, json={"sent_on": "2027-08-03"}, headers=bob.headers)
+        record = client.get(f"{API}/customers/HMS-0001", headers=bob.headers).get_json()
+        by_id = client.get(
+            f"{API}/letters/{recorded.get_json()['letter']['id']}", headers=bob.headers
+        )
+        about = letter(client, bob, made["id"], "?about=lapse")
+    with on(noon(date(2027, 9, 1))):  # later on, it is the letter as it was sent
+        carol = make_staff("supervisor", "carol")
+        later = letter(client, carol, made["id"], "?about=lapse")
+
+    assert early.status_code == 422
+    assert "must be between the lapse (2027-08-01) and today" in early.get_json()["error"]
+    assert unknown.status_code == 422
+    assert "method must be one of post, email, hand, portal" in unknown.get_json()["error"]
+    assert again.status_code == 409
+    assert recorded.status_code == 200, recorded.get_json()
+    answer = recorded.get_json()
+    decision, lapse = kept(app)
+    assert (lapse.kind, lapse.method, lapse.sent_on, lapse.letter_on, lapse.language) == (
+        "lapse",
+        "email",
+        date(2027, 8, 2),
+        date(2027, 8, 2),
+        "en-GB",
+    )
+    assert lapse.restriction_id == made["id"] and lapse.recorded_by == "bob"
+    assert lapse.sha256 == hashlib.sha256(lapse.pdf).hexdigest()
+    # the restriction as before, with the letter kept
+    assert (answer["id"], answer["lapse_letter_sent_on"]) == (made["id"], "2027-08-02")
+    assert answer["letter"]["kind"] == "lapse" and answer["letter"]["sha256"] == lapse.sha256
+    assert answer["letter"]["download"] == f"{API}/letters/{lapse.id}"
+    assert answer["letter"]["title"] == "The arrangements about how you contact us have ended"
+    # listed among the customer's letters, and given as it was sent, byte for byte
+    listed = [(x["kind"], x["sent_on"], x["method"], x["sha256"]) for x in record["letters"]]
+    assert listed == [
+        ("lapse", "2027-08-02", "email", lapse.sha256),
+        ("decision", "2026-06-02", "post", decision.sha256),
+    ]
+    for download in (by_id, about, later):
+        assert download.headers["X-Letter"] == "sent"
+        assert download.data == lapse.pdf
+        assert download.headers["X-Letter-SHA256"] == lapse.sha256
+    assert audited(app, "letter.sent") == [
+        ("letter.sent.decision", None),
+        ("letter.sent.lapse", None),
+    ]
+    words = pdf_text(lapse.pdf)
+    assert "The arrangements about how you contact us have ended" in words
+    assert "We said we would review those arrangements by 2 June 2027." in words
+    assert "So the arrangements ended on 1 August 2027." in words
+    assert "From that day, you can contact us in all the usual ways again." in words
+    assert "lapse_after_days" not in words and "lapsed: its review" not in words
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", words), words
+    assert "how to appeal" not in words and "In our own words" not in words
 
 
 # --- the appeal's last day --------------------------------------------------------------------
