@@ -18,6 +18,8 @@ from restrictions.resilience import Breaker
 
 # Session.info keys the domain reads: the Redis client the routing cache is written to.
 CACHE_REDIS = "callguard.cache_redis"
+# failures in a row on the call path before callers skip PostgreSQL for a moment
+CALL_PATH_FAILURES = 3
 T = TypeVar("T")
 
 # The bounds every PostgreSQL use is held to, in milliseconds.
@@ -94,8 +96,9 @@ class Database:
         # breaker per kind of work, so a slow callback insert does not turn callers away from
         # a PostgreSQL that answers the call path's reads
         self.breakers = {
-            "call-path": Breaker("postgresql"),
+            "call-path": Breaker("postgresql", threshold=CALL_PATH_FAILURES),
             "callbacks": Breaker("postgresql (callbacks)"),
+            "health": Breaker("postgresql (readiness)"),
         }
         self.breaker = self.breakers["call-path"]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -118,9 +118,13 @@ class Breaker:
     ``cooldown`` seconds (going straight to their fallback) instead of each waiting out its own
     deadline; then one call at a time probes it again."""
 
-    def __init__(self, name: str, cooldown: float = 3.0) -> None:
+    def __init__(self, name: str, cooldown: float = 3.0, threshold: int = 1) -> None:
         self.name = name
         self.cooldown = cooldown
+        # failures in a row before it opens: one slow query under load is not an outage, and
+        # opening on it sent every caller of the next few seconds down the fallback
+        self.threshold = max(threshold, 1)
+        self._failures = 0
         self._open_until = 0.0
         _tell(name, False)
 
@@ -138,6 +142,9 @@ class Breaker:
         return True
 
     def failed(self) -> None:
+        self._failures += 1
+        if not self._open_until and self._failures < self.threshold:
+            return  # not yet: the next caller still tries
         opened = not self._open_until
         if opened:
             log.warning("%s failing: skipping it for %.0f s at a time", self.name, self.cooldown)
@@ -146,6 +153,7 @@ class Breaker:
             _tell(self.name, True)
 
     def succeeded(self) -> None:
+        self._failures = 0
         if self._open_until:
             log.info("%s is back", self.name)
             self._open_until = 0.0

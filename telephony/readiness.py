@@ -94,7 +94,7 @@ def check_database(app: Flask) -> dict[str, Any]:
         with db.engine.connect() as conn:
             return _select_one(conn)
 
-    _through(app, "database", db.breaker, ask)
+    _through(app, "database", db.breakers["health"], ask)
     return {}
 
 
@@ -191,8 +191,9 @@ def backlog(app: Flask, *, parked: bool = False) -> Backlog:
     # counted only while PostgreSQL is up, and outside its breaker: a count that fails (or a
     # schema not migrated yet) is not PostgreSQL failing the webhooks
     try:
-        if db.breaker.is_open:
-            raise DependencyDown(f"{db.breaker.name} is being skipped after a failure")
+        health = db.breakers["health"]
+        if health.is_open:
+            raise DependencyDown(f"{health.name} is being skipped after a failure")
         found.values.update(within_pool("health", _deadline(app), count))
     except Exception as exc:
         found.unmeasured["database"] = _reason(exc)
