@@ -183,6 +183,7 @@ def keep_routing_cache() -> None:
         sess.close()
 
 
+SWEEP_SECONDS = 5.0  # a sweep's share of the worker: it runs again every 15 s
 LOST_ROUTE_AFTER = timedelta(seconds=60)  # a worker retries a refused hand-over every 10 s
 LOST_ROUTE_WITHIN = timedelta(hours=2)
 
@@ -276,11 +277,18 @@ def sweep_call_events() -> int:
         )
     )
     sess.close()
+    done, until = 0, time.monotonic() + SWEEP_SECONDS
     for event_id in ids:
+        if time.monotonic() >= until:
+            # the rest waits for the next run (15 s on): a sweep that ran for as long as the
+            # backlog after an outage kept a deploy's SIGTERM waiting on the worker
+            log.info("the sweep stops after %.0f s; %d events wait", SWEEP_SECONDS, len(ids) - done)
+            break
         try:
             process_call_event(event_id)
         except Exception as exc:
             note_failure(event_id, exc)
-    if ids:
-        log.info("swept %d stored call events", len(ids))
-    return len(ids)
+        done += 1
+    if done:
+        log.info("swept %d stored call events", done)
+    return done

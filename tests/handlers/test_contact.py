@@ -443,3 +443,25 @@ def test_a_change_whose_cache_refresh_failed_is_in_the_cache_after_the_next_swee
     hit, profile = cache.read(redis, CUSTOMER)
     assert hit and profile is not None
     assert [r.kind for r in profile.restrictions] == ["written_only"]
+
+
+def test_a_sweep_takes_a_bounded_share_of_the_worker_and_leaves_the_rest_to_the_next(
+    app: Flask, twilio: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an outage thousands of events wait: a sweep stops after SWEEP_SECONDS (so a
+    deploy's SIGTERM is not kept waiting on it), and the next sweep goes on from there."""
+    import handlers.contact as contact
+
+    for _ in range(3):
+        params = twilio.call_params(CUSTOMER)
+        done = {**params, "CallStatus": "completed", "CallDuration": "30", "SequenceNumber": "3"}
+        assert twilio.post("/twilio/voice/status", done).status_code == 204
+    monkeypatch.setattr(contact, "SWEEP_SECONDS", 0.0)
+    with app.app_context():
+        assert sweep_call_events() == 0
+    monkeypatch.setattr(contact, "SWEEP_SECONDS", 5.0)
+    with app.app_context():
+        assert sweep_call_events() == 3
+    with database(app).sessions() as sess:
+        waiting = select(CallEvent).where(CallEvent.processed_at.is_(None))
+        assert sess.scalars(waiting).first() is None
