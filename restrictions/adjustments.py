@@ -16,6 +16,7 @@ agent never sees them, and go into the note column the next time the adjustments
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,7 +135,19 @@ def slow_speech(stored: Mapping[str, Any] | None) -> bool:
 def of(customer: Customer) -> Adjustments:
     """The customer's adjustments as stored. Entries the typed fields do not know (written
     before they were typed) are read into the sensitive note, a line each."""
-    stored = dict(customer.adjustments or {})
+    return from_stored(customer.adjustments, customer.sensitive_note)
+
+
+@functools.lru_cache(maxsize=256)
+def public_json(stored_json: str) -> str:
+    """The typed adjustments staff may see, as JSON text, from the column's JSON text (the bulk
+    import's audit entries: never the free text of a row written before they were typed)."""
+    return json.dumps(from_stored(json.loads(stored_json or "{}"), None).public())
+
+
+def from_stored(stored_value: Mapping[str, Any] | None, sensitive_note: str | None) -> Adjustments:
+    """``of``, from the column's value and the sensitive note."""
+    stored = dict(stored_value or {})
     slow = stored.pop("slow_speech", False)
     large = stored.pop("large_print", False)
     contact = stored.pop("preferred_contact", None)
@@ -152,7 +165,7 @@ def of(customer: Customer) -> Adjustments:
         if not good:
             other[key] = value
     other.update(stored)
-    note = customer.sensitive_note or None
+    note = sensitive_note or None
     if other:
         lines = [
             f"{key}: {value if isinstance(value, str) else json.dumps(value)}"

@@ -5,7 +5,7 @@ Safe to run again: what already exists is left as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from restrictions import kinds
 from restrictions.lifecycle import Actor, add_restriction, create_customer
-from restrictions.models import Customer, User
+from restrictions.models import Customer, Restriction, User
 from restrictions.staff import create_user
 
 DEMO = Actor(None, "demo")
@@ -99,8 +99,12 @@ def refusal(sess: Session, database_url: str) -> str | None:
     return None
 
 
-def seed(sess: Session) -> Iterator[str]:
-    """Create what is missing; yields lines describing what there is to try."""
+def seed(
+    sess: Session, keep_notice: Callable[[Session, Actor, Restriction], None] | None = None
+) -> Iterator[str]:
+    """Create what is missing; yields lines describing what there is to try. ``keep_notice``
+    keeps the decision letter of each restriction recorded with its notice sent, as the API
+    does (``telephony.letters.keep_notice_given``): a demo notice has its letter as sent."""
     for name, role, password in STAFF:
         if sess.scalar(select(User).where(User.name == name)) is None:
             details = LETTER_DETAILS.get(name, {})
@@ -131,7 +135,10 @@ def seed(sess: Session) -> Iterator[str]:
                 postal_address=spec["postal_address"],
             )
             for body in spec["restrictions"]:
-                add_restriction(sess, DEMO, customer, body)
+                restriction = add_restriction(sess, DEMO, customer, body)
+                if keep_notice is not None:
+                    sess.flush()
+                    keep_notice(sess, DEMO, restriction)
             sess.commit()
         kinds = ", ".join(r["kind"] for r in spec["restrictions"]) or "no restrictions"
         yield f"customer {spec['reference']} {spec['name']} {spec['phone_numbers'][0]}: {kinds}"

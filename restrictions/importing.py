@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, selectinload
 
 import prompts
 from restrictions import cache
+from restrictions.adjustments import public_json
 from restrictions.errors import DomainError, Invalid
 from restrictions.lifecycle import Actor, _language, create_customer, update_customer
 from restrictions.models import Customer
@@ -681,10 +682,11 @@ def _snapshot(
     numbers: Sequence[str],
     address: Sequence[str] = (),
 ) -> str:
-    """lifecycle.customer_snapshot as JSON text (``adjustments`` is JSON text already)."""
+    """lifecycle.customer_snapshot as JSON text (``adjustments`` is the column's JSON text: only
+    its typed, public part goes on the audit trail)."""
     return (
         f'{{"reference": {json.dumps(ref)}, "name": {json.dumps(name)}, '
-        f'"language": {json.dumps(language)}, "adjustments": {adjustments}, '
+        f'"language": {json.dumps(language)}, "adjustments": {public_json(adjustments)}, '
         f'"phone_numbers": {json.dumps(numbers)}, "postal_address": {json.dumps(list(address))}}}'
     )
 

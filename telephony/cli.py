@@ -548,11 +548,12 @@ def import_customers_command(csv_file: Path) -> None:
 def demo(force: bool) -> None:
     """Seed demonstration customers, restrictions and staff (safe to run again)."""
     from restrictions.demo import refusal, seed
+    from telephony.letters import keep_notice_given
 
     why = None if force else refusal(session(), str(_app().config["DATABASE_URL"]))
     if why:
         raise click.ClickException(f"not seeding demonstration data: {why}; --force to do it")
-    for line in seed(session()):
+    for line in seed(session(), keep_notice_given):
         click.echo(line)
 
 

@@ -11,6 +11,7 @@ driven end to end through ``callguard import customers`` is in tests/telephony/t
 from __future__ import annotations
 
 import io
+import json
 from datetime import date
 from typing import Any
 
@@ -310,6 +311,25 @@ def test_a_rerun_with_a_changed_name_updates_the_customer_and_audits_it_once(
     assert entry.after is not None and entry.after["name"] == "Ann Able-Smith"
     assert count(sess, AuditEntry) == audited + 1
     assert report.stale_numbers == [] and count(sess, Customer) == 3
+
+
+def test_an_update_audits_only_the_typed_adjustments_never_old_free_text(
+    sess: Session,
+) -> None:
+    """A customer whose adjustments were written before they were typed (free text about their
+    health among them): the import's audit entry holds the typed ones staff may see, and not
+    one word of the free text, which only supervisors may read (as the sensitive note)."""
+    run(sess, *FIRST_RUN)
+    ann = find(sess, "HMS-1")
+    assert ann is not None
+    ann.adjustments = {"large_print": True, "health": "PTSD after the fire; avoid raised voices"}
+    sess.commit()
+    run(sess, "HMS-1,Ann Able-Smith,07400 100001;01332 123456,", *FIRST_RUN[1:])
+    (entry,) = audits(sess, "customer.updated")
+    assert entry.before is not None and entry.after is not None
+    assert entry.before["adjustments"]["large_print"] is True
+    assert entry.after["adjustments"]["large_print"] is True
+    assert "PTSD" not in json.dumps([entry.before, entry.after, entry.note])
 
 
 def test_a_rerun_with_changed_numbers_reports_the_removed_ones_as_stale(sess: Session) -> None:

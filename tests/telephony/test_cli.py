@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from restrictions import cache, kinds
-from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction
+from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction, SentLetter
 from telephony.cli import main
 from telephony.database import database
 from telephony.redis_store import redis_client
@@ -80,6 +80,18 @@ def test_demo_seeds_every_kind_of_restriction_and_can_run_again(app: Flask, runn
     with database(app).sessions() as sess:
         seeded = set(sess.scalars(select(Restriction.kind)))
     assert seeded == {k.name for k in kinds.all_kinds()} and len(seeded) >= 6
+    with database(app).sessions() as sess:  # each notice recorded has its letter kept as sent
+        noticed = set(
+            sess.scalars(select(Restriction.id).where(Restriction.notice_sent_on.is_not(None)))
+        )
+        kept = {
+            (r, k, len(pdf or b""))
+            for r, k, pdf in sess.execute(
+                select(SentLetter.restriction_id, SentLetter.kind, SentLetter.pdf)
+            )
+        }
+    assert noticed and {r for r, _, _ in kept} == noticed
+    assert all(k in ("decision", "urgent_notice") and size > 1000 for _, k, size in kept)
     customers = count(app, Customer)
     second = runner.invoke(main, ["demo", "--force"])
     assert second.exit_code == 0 and "already there" in second.output

@@ -209,8 +209,10 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     with database(app).sessions() as sess:
         appeal_id = sess.scalar(select(Appeal.id))
 
-    # whoever decided the restriction may not decide its appeal
+    # whoever decided the restriction may not decide its appeal (and, not an admin, is not
+    # offered the admin's override)
     section.get_by_text("Decide appeal").click()
+    assert section.get_by_label("Admins only", exact=False).count() == 0
     section.get_by_label("Decision", exact=True).select_option("overturned")
     section.get_by_label("Reasons for the decision").fill("I decided it myself")
     follow(section.get_by_role("button", name="Record the decision"))
