@@ -193,6 +193,15 @@ class NoticeForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+class LapseLetterForm(FlaskForm):  # type: ignore[misc]
+    sent_on = DateField("Letter sent on", validators=[DataRequired()])
+    method = SelectField(
+        "Sent by",
+        choices=[SelectChoice(m, NOTICE_METHOD_NAMES.get(m, m)) for m in NOTICE_METHODS],
+        validators=[DataRequired()],
+    )
+
+
 class ReviewForm(FlaskForm):  # type: ignore[misc]
     outcome = SelectField(
         "Outcome",
@@ -278,6 +287,9 @@ class Forms:
 
     def notice(self, r: Restriction) -> FlaskForm:
         return self._get(NoticeForm, f"notice-{r.id}", sent_on=today(), method="post")
+
+    def lapse_letter(self, r: Restriction) -> FlaskForm:
+        return self._get(LapseLetterForm, f"lapse-{r.id}", sent_on=today(), method="post")
 
     def review(self, r: Restriction) -> FlaskForm:
         return self._get(ReviewForm, f"review-{r.id}")
@@ -594,6 +606,29 @@ def record_notice(restriction_id: int) -> Any:
             render=letters.render_for_sending,
         )
         return [(f"Notice recorded: it applies from {day(r.takes_effect_on)}.", "info")]
+
+    return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+@bp.route("/restrictions/<id:restriction_id>/lapse-letter", methods=["POST"])
+@page_role(Role.SUPERVISOR)
+def record_lapse_letter(restriction_id: int) -> Any:
+    """The letter telling the customer their restriction lapsed went: it is drawn and kept."""
+    r = _restriction(restriction_id, for_decision=True)
+    key = f"lapse-{r.id}"
+    form = LapseLetterForm(prefix=key)
+
+    def action(sess: Session) -> list[tuple[str, str]]:
+        sent_letters.lapse_letter_sent(
+            sess,
+            current_actor(),
+            r,
+            {"sent_on": form.sent_on.data, "method": form.method.data},
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
+        )
+        return [("The letter about the lapse is recorded and kept as sent.", "info")]
 
     return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
 

@@ -505,3 +505,47 @@ def test_the_letters_the_api_and_the_daily_job_agree_on_every_date(
     with on(noon(date(2026, 11, 30))):  # within 30 days of the review
         daily()
     assert ("due.review_due", review_by.isoformat()) in audited(app, "due.review")
+
+
+def test_the_letter_about_a_lapse_is_recorded_from_the_customers_page(
+    app: Flask,
+    client: FlaskClient,
+    make_staff: Callable[..., Staff],
+    make_customer: Callable[..., Customer],
+) -> None:
+    """The Due list sends a supervisor to the customer's page, where the lapsed restriction
+    offers the letter: recording it there keeps the lapse letter and the offer goes."""
+    from handlers.schedule import daily
+
+    app.extensions[SETTINGS] = dataclasses.replace(
+        app.extensions[SETTINGS], reviews=ReviewRules(admins_after_days=30, lapse_after_days=60)
+    )
+    with on(noon(DECIDED)):
+        alice = make_staff("supervisor", "alice")
+        made = decide(client, alice, make_customer(), notice_sent_on=DECIDED.isoformat())
+    with on(noon(date(2027, 8, 1))):
+        assert daily()["lapsed"] == 1
+    key = f"lapse-{made['id']}"
+    with on(noon(date(2027, 8, 3))):
+        browser = signed_in(app, make_staff("supervisor", "bob"))
+        page = browser.get("/supervisor/customers/HMS-0001").get_data(as_text=True)
+        assert "Record the letter about the lapse" in page
+        token = CSRF_FIELD.search(page)
+        assert token is not None
+        too_early = browser.post(
+            f"/supervisor/restrictions/{made['id']}/lapse-letter",
+            data={f"{key}-csrf_token": token[1], f"{key}-sent_on": "2027-07-01",
+                  f"{key}-method": "post"},  # fmt: skip
+            follow_redirects=True,
+        )
+        assert "must be between the lapse" in too_early.get_data(as_text=True)
+        recorded = browser.post(
+            f"/supervisor/restrictions/{made['id']}/lapse-letter",
+            data={f"{key}-csrf_token": token[1], f"{key}-sent_on": "2027-08-02",
+                  f"{key}-method": "post"},  # fmt: skip
+        )
+        assert recorded.status_code == 302, recorded.get_data(as_text=True)
+        page = browser.get("/supervisor/customers/HMS-0001").get_data(as_text=True)
+    assert "Record the letter about the lapse" not in page
+    assert "Lapse of the restriction" in page  # listed among the letters sent
+    assert [k.kind for k in kept(app)] == ["decision", "lapse"]
