@@ -31,6 +31,7 @@ from rq import SimpleWorker as RqSimpleWorker
 from rq.job import Job
 from rq.utils import import_attribute
 
+from restrictions import rebuild
 from restrictions.resilience import database_unavailable
 from telephony import jobs, logs
 from telephony.inbound import record_from_hand_over
@@ -109,10 +110,33 @@ def tick(app: Flask) -> bool:
         return jobs.start_sweeping()
 
 
+LOST_CHECK_SECONDS = 1.0  # how soon a Redis that came back empty (or failed over) is rebuilt
+REBUILD_ASKED = "cg:rebuild-asked"  # one sweep asked for per 10 s while the rebuild is pending
+
+
+def rebuild_if_lost(app: Flask) -> bool:
+    """Queue a sweep at once when Redis lost what was built in it (restarted empty, failed over):
+    until the sweep rebuilds it, restricted callers depend on PostgreSQL answering, so it must
+    not wait for the next tick. Returns whether a sweep was queued."""
+    with app.app_context():
+        redis = queue(app).connection
+        try:
+            if not rebuild.lost(redis) or not redis.set(REBUILD_ASKED, "1", nx=True, ex=10):
+                return False  # built, or a sweep was asked for a moment ago
+        except RedisError:
+            return False
+        return jobs.start_sweeping()
+
+
 def _ticker(app: Flask, stop: threading.Event) -> None:
+    next_tick = 0.0
     while not stop.is_set():
-        tick(app)
-        stop.wait(TICK_SECONDS)
+        if time.monotonic() >= next_tick:
+            tick(app)
+            next_tick = time.monotonic() + TICK_SECONDS
+        else:
+            rebuild_if_lost(app)
+        stop.wait(LOST_CHECK_SECONDS)
 
 
 def _consumer() -> str:

@@ -341,3 +341,27 @@ def test_a_new_caller_is_started_before_calls_left_over_from_an_outage(
     monkeypatch.setattr(worker, "RECLAIM_MS", 0)
     assert worker.take_calls(app, redis, burst=True) == 2
     assert started == [new["CallSid"], old["CallSid"]]
+
+
+def test_a_redis_that_came_back_empty_is_rebuilt_at_once_not_at_the_next_tick(
+    app: Flask,
+    redis_conn: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+) -> None:
+    """Until the rebuild, a restricted caller depends on PostgreSQL answering: the ticker looks
+    every second and asks for one sweep as soon as Redis has lost what was built in it."""
+    from handlers.contact import sweep_call_events
+
+    customer = make_customer()
+    restrict(customer, kind="written_only")
+    with app.app_context():
+        sweep_call_events()
+    assert not worker.rebuild_if_lost(app)  # built: nothing to do
+    redis_conn.flushdb()  # Redis restarted empty
+    assert worker.rebuild_if_lost(app)
+    assert not worker.rebuild_if_lost(app)  # asked once, not every second
+    assert worker.run(app, periodic=False, burst=True) == 0  # the sweep, as a worker runs it
+    hit, profile = cache.read(redis_client(app), "+447400100001")
+    assert hit and profile is not None and profile.restrictions[0].kind == "written_only"
+    assert not rebuild.lost(redis_client(app))
