@@ -263,7 +263,7 @@ def sweep_call_events() -> int:
     restore_redis_if_lost()
     keep_routing_cache()
     record_lost_routes()
-    moved = drain(database().sessions, redis_client(), lambda event_id: None)
+    moved = drain(database().sessions, redis_client())
     if moved:
         log.info("moved %d events kept in Redis into PostgreSQL", moved)
     dial_waiting_callers()

@@ -18,7 +18,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from restrictions import cache, kinds, policy_dates
-from restrictions.calendar import working_days_between
 from restrictions.errors import Conflict, Forbidden, Invalid, NotFound
 from restrictions.lifecycle import (
     NOTICE_METHODS,
@@ -554,6 +553,3 @@ def clashes(restriction: Restriction) -> list[str]:
             )
     return warnings
 
-
-def overdue_working_days(due_on: date, today: date) -> int:
-    return working_days_between(due_on, today) if today > due_on else 0

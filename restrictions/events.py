@@ -176,13 +176,12 @@ def buffer(redis: Redis, record: EventRecord) -> None:
 def drain(
     sessions: Callable[[], Session],
     redis: Redis,
-    stored: Callable[[int], None],
     *,
     batch: int = 500,
 ) -> int:
     """Move buffered events into PostgreSQL, each exactly once (storing is idempotent on the
-    event's key, and an entry leaves the stream only after its commit); ``stored`` is told each
-    new event's id. Returns how many entries were moved."""
+    event's key, and an entry leaves the stream only after its commit); the sweep processes
+    them with the rest of what is stored. Returns how many entries were moved."""
     moved = 0
     while True:
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(BUFFER, count=batch))
@@ -191,9 +190,7 @@ def drain(
         for entry_id, fields in entries:
             record = EventRecord(**json.loads(fields[b"event"]))
             with sessions() as sess:
-                event_id = store_record(sess, record)
+                store_record(sess, record)
                 sess.commit()
-            if event_id is not None:
-                stored(event_id)
             redis.xdel(BUFFER, entry_id)
             moved += 1

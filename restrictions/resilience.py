@@ -47,15 +47,6 @@ class DeadlineExceeded(TimeoutError):
     """Work on the call path did not finish in time."""
 
 
-def within(seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` and return its result, or raise DeadlineExceeded after ``seconds``.
-
-    ``fn`` runs in another thread: give it what it needs as arguments (no Flask globals) and let it
-    open and close its own database session.
-    """
-    return within_pool("call-path", seconds, fn, *args, **kwargs)
-
-
 def within_pool(
     pool: str, seconds: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:

@@ -542,3 +542,29 @@ def test_ending_a_restriction_changes_the_route_at_once(
         end_restriction(sess, Actor(None, "test"), row, "Reviewed at 12 months")
         sess.commit()
     assert conference_of(parse(twilio.incoming(CUSTOMER_NUMBER))) is not None
+
+
+def test_each_caller_hears_their_own_language_and_pace_whoever_called_first(
+    twilio: Any, make_customer: Callable[..., Any]
+) -> None:
+    """The TwiML of a route is rendered once and reused: the caller's language and pace are
+    part of what it is reused for, so a Welsh caller after an English one (and a caller at the
+    usual pace after one who asked for slower speech) hears their own."""
+    make_customer("HMS-1", numbers=("+447400100001",), language="cy-GB")
+    make_customer("HMS-2", numbers=("+447400100002",), language="en-GB")
+    make_customer(
+        "HMS-3", numbers=("+447400100003",), language="en-GB", adjustments={"slow_speech": True}
+    )
+
+    def heard(number: str) -> tuple[set[str], bool]:
+        answer = twilio.incoming(number)
+        assert answer.status_code == 200
+        root = ElementTree.fromstring(answer.data)
+        says = root.iter("Say")
+        languages = {s.get("language", "") for s in says}
+        return languages, root.find(".//prosody") is not None
+
+    for _ in range(2):  # the second round is served from what the first rendered
+        assert heard("+447400100001") == ({"cy-GB"}, False)
+        assert heard("+447400100002") == ({"en-GB"}, False)
+        assert heard("+447400100003") == ({"en-GB"}, True)
