@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
@@ -116,6 +117,7 @@ def test_callbacks_failing_to_store_do_not_turn_callers_away_from_postgresql(
     make_customer: Callable[..., Any],
     restrict: Callable[..., Any],
     run_jobs: Callable[[], int],
+    request: pytest.FixtureRequest,
 ) -> None:
     """A slow callback insert opens the callbacks' breaker only: a restricted caller arriving
     just then (not in the routing cache) is still read from PostgreSQL and routed by their
@@ -125,6 +127,7 @@ def test_callbacks_failing_to_store_do_not_turn_callers_away_from_postgresql(
     redis_client(app).flushdb()  # the routing cache is empty: the look-up reads PostgreSQL
     db = database(app)
     db.breakers["callbacks"].failed()
+    request.addfinalizer(db.breakers["callbacks"].succeeded)  # the engine outlives this test
     response = status_event(twilio, "CA" + "5" * 32, "completed", 3, CallDuration="30")
     assert response.status_code == 204
     assert redis_client(app).xlen(events.BUFFER) == 1  # kept, PostgreSQL not waited on
