@@ -17,15 +17,27 @@ export CALLGUARD_TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/callguard: pyproject.toml
+# Two installs, each remembered by a stamp in the virtualenv (redone when pyproject.toml changes):
+# `make run` needs only callguard and what it runs on; the suite, the linters and the benchmarks
+# need the dev tools as well. Installing the dev tools also satisfies `make run`.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+$(RUNTIME_STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+	touch $@ $(RUNTIME_STAMP)
 
-install: $(BIN)/callguard ## Create the virtualenv and install callguard with its dev tools
+install: $(DEV_STAMP) ## Create the virtualenv and install callguard with its dev tools
 
-run: install ## Zero set-up: SQLite, in-process Redis, demo data, served on localhost:$(PORT)
+run: $(RUNTIME_STAMP) ## Zero set-up: SQLite, in-process Redis, demo data, on localhost:5000 (PORT=8080 for another port)
 	$(BIN)/callguard db upgrade
 	$(BIN)/callguard demo
 	@echo
@@ -70,4 +82,7 @@ bench: install services ## Benchmarks: print their figures
 	$(BIN)/python -m bench.import_customers
 	$(BIN)/python -m bench.call_flow
 
-.PHONY: help install run services browser sentinel pgbouncer test lint bench drills
+first-run: ## Seconds from a fresh clone's `make run` to its sign-in page, beside a bare install
+	$(PYTHON) -m bench.first_run
+
+.PHONY: help install run services browser sentinel pgbouncer test lint bench drills first-run

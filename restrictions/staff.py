@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -249,6 +250,256 @@ def change_letter_details(
         after=after,
     )
     return True
+
+
+# --- staff administration (the admin's staff page and a person's own password) ------------------
+#
+# Each change is on the audit trail (entity "user", no customer), never with a password or token.
+
+STAFF_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+class FieldsInvalid(Invalid):
+    """Input that was refused, each reason by the form field it is about (``errors``), so a form
+    can show each beside its field; the message gives them all."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _staff_role(role: str) -> Role:
+    try:
+        value = Role(role)
+    except ValueError:
+        value = None
+    if value is None or value not in STAFF_ROLES:
+        raise Invalid(f"role must be agent, supervisor or admin, not {role!r}")
+    return value
+
+
+def add_user(
+    sess: Session,
+    actor: Actor,
+    name: str,
+    role: str,
+    password: str,
+    *,
+    token_days: int = TOKEN_DAYS,
+    display_name: str | None = None,
+    job_title: str | None = None,
+    direct_line: str | None = None,
+) -> tuple[User, str]:
+    """A new member of staff (agent, supervisor or admin) who signs in to the pages with
+    ``password`` (the password rules apply), and their first API token (returned once), audited
+    as ``user.created``. Every refusal is given by field (FieldsInvalid). The caller commits."""
+    errors: dict[str, str] = {}
+    try:
+        name = required_text(name, "user name", max_length=80)
+        if sess.scalar(select(User.id).where(User.name == name)) is not None:
+            errors["name"] = f"a user named {name!r} already exists"
+    except Invalid as exc:
+        errors["name"] = exc.message
+    try:
+        _staff_role(role)
+    except Invalid as exc:
+        errors["role"] = exc.message
+    try:
+        check_strength(name.strip(), password or "")
+    except Invalid as exc:
+        errors["password"] = exc.message
+    try:
+        set_letter_details(
+            User(), display_name=display_name, job_title=job_title, direct_line=direct_line
+        )
+    except DetailsInvalid as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise FieldsInvalid(errors).with_status(409 if set(errors) == {"name"} else 422)
+    try:
+        with sess.begin_nested():  # someone adding the same name at the same moment
+            user, token = create_user(
+                sess,
+                name,
+                role,
+                None,  # the password is checked above, and hashed below
+                token_days=token_days,
+                display_name=display_name,
+                job_title=job_title,
+                direct_line=direct_line,
+            )
+            user.password_hash = hash_password(password)
+    except IntegrityError:
+        raise FieldsInvalid({"name": f"a user named {name!r} already exists"}).with_status(
+            409
+        ) from None
+    after = {"name": user.name, "role": user.role, "active": True, **letter_details(user)}
+    audit(sess, actor, "user.created", "user", user.id, customer_id=None, after=after)
+    return user, token
+
+
+def _keep_an_admin(sess: Session, actor: Actor, user: User, doing: str) -> None:
+    """Refuse to take an admin away when it is the actor themselves, or the last active admin
+    (the active admins are locked until the caller commits, so two admins cannot each remove the
+    other at the same moment)."""
+    if actor.user_id == user.id:
+        raise Conflict(f"you cannot {doing} yourself: another admin must, so there is always one")
+    admins = sess.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN.value, User.active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    if not [other for other in admins if other != user.id]:
+        raise Conflict(f"{user.name} is the last admin: make someone else an admin first")
+
+
+def change_role(sess: Session, actor: Actor, user: User, role: str) -> bool:
+    """Make a member of staff an agent, a supervisor or an admin (``user.role_changed``);
+    whether anything changed. No admin takes away their own admin role, and the last admin
+    keeps theirs. The caller commits."""
+    new = _staff_role(role)
+    if user.role_enum not in STAFF_ROLES:
+        raise Invalid(f"{user.name} is an integration, not a member of staff: its role stays")
+    if new.value == user.role:
+        return False
+    if user.role_enum is Role.ADMIN:
+        _keep_an_admin(sess, actor, user, "take the admin role from")
+    before = user.role
+    user.role = new.value
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "user.role_changed",
+        "user",
+        user.id,
+        customer_id=None,
+        before={"role": before},
+        after={"role": new.value},
+    )
+    return True
+
+
+def disable_user(sess: Session, actor: Actor, user: User) -> bool:
+    """``disable`` (their sessions end and their API tokens are revoked), audited as
+    ``user.disabled``; whether they were active. No one disables themselves, and the last
+    admin stays. The caller commits."""
+    if not user.active:
+        return False
+    if actor.user_id == user.id:
+        raise Conflict("you cannot disable yourself: another admin must, so there is always one")
+    if user.role_enum is Role.ADMIN:
+        _keep_an_admin(sess, actor, user, "disable")
+    disable(user)
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "user.disabled",
+        "user",
+        user.id,
+        customer_id=None,
+        before={"active": True},
+        after={"active": False},
+        note="their sessions ended and their API tokens were revoked",
+    )
+    return True
+
+
+def enable_user(sess: Session, actor: Actor, user: User) -> bool:
+    """Let a disabled member of staff sign in again with their password (``user.enabled``);
+    their API tokens stay revoked until one is rotated. Whether they were disabled."""
+    if user.active:
+        return False
+    user.active = True
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "user.enabled",
+        "user",
+        user.id,
+        customer_id=None,
+        before={"active": False},
+        after={"active": True},
+    )
+    return True
+
+
+def reset_password(sess: Session, actor: Actor, user: User, password: str) -> None:
+    """An admin gives someone a new password (``set_password``: the rules apply, their sessions
+    end and their API tokens are revoked), audited as ``user.password_reset``. Not their own:
+    that is changed with the current one (``change_own_password``). The caller commits."""
+    if actor.user_id == user.id:
+        raise Conflict(
+            "change your own password on the Change my password page: it asks for the current one"
+        )
+    try:
+        set_password(user, password or "")
+    except Invalid as exc:
+        raise FieldsInvalid({"password": exc.message}) from None
+    sess.flush()
+    audit(
+        sess,
+        actor,
+        "user.password_reset",
+        "user",
+        user.id,
+        customer_id=None,
+        note="a new password: their sessions ended and their API tokens were revoked",
+    )
+
+
+def change_own_password(sess: Session, user: User, current: str, new: str) -> None:
+    """A person changes their own password, giving the current one (``set_password``: the rules
+    apply, every session of theirs ends and their API tokens are revoked), audited as
+    ``user.password_changed``. The caller commits, and signs the person in again."""
+    if not verify_password(user, current or ""):
+        raise FieldsInvalid({"current_password": "that is not your current password"})
+    if new == current:
+        raise FieldsInvalid({"new_password": "the new password must differ from the current one"})
+    try:
+        set_password(user, new or "")
+    except Invalid as exc:
+        raise FieldsInvalid({"new_password": exc.message}) from None
+    sess.flush()
+    audit(
+        sess,
+        Actor.of(user),
+        "user.password_changed",
+        "user",
+        user.id,
+        customer_id=None,
+        note="their own: their other sessions ended and their API tokens were revoked",
+    )
+
+
+def rotate_token_for(
+    sess: Session, actor: Actor, user: User, *, label: str, days: int = TOKEN_DAYS
+) -> str:
+    """``rotate_token`` for an active user, audited as ``user.token_rotated`` (which token, not
+    the token); the new token is returned once. The caller commits."""
+    if not user.active:
+        raise Conflict(f"{user.name} is disabled: their tokens cannot be renewed.")
+    token = rotate_token(user, label=label, days=days)
+    sess.flush()
+    newest = user.api_tokens[-1]
+    audit(
+        sess,
+        actor,
+        "user.token_rotated",
+        "user",
+        user.id,
+        customer_id=None,
+        after={
+            "token_id": newest.id,
+            "label": newest.label,
+            "expires_at": newest.expires_at.isoformat(),
+        },
+        note="their earlier API tokens were revoked",
+    )
+    return token
 
 
 def _optional(value: str, field: str, max_length: int) -> str | None:

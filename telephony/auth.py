@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
+from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, abort, current_app, flash, g, request
+from flask import Flask, Response, abort, current_app, flash, g, render_template, request
 from flask import session as flask_session
-from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import update
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 
 from restrictions.lifecycle import Actor
@@ -91,6 +94,76 @@ SIGN_IN_PER_ADDRESS = "20 per minute"
 SIGN_IN_PER_NAME = "5 per 15 minutes; 20 per day"
 # From a browser the person has signed in from (their device cookie): its own allowance.
 SIGN_IN_PER_DEVICE = "10 per 15 minutes"
+
+# --- 429: when to try again ------------------------------------------------------------------
+
+UNKNOWN_WAIT_SECONDS = 60  # a 429 whose limit cannot be read (none known, or its storage failed)
+
+
+def seconds_until_allowed(limit: RequestLimit | None) -> int:
+    """Seconds until ``limit`` lets a request through again (at least 1): its window's reset
+    time (Flask-Limiter's ``RequestLimit.window``, which its ``reset_at`` and ``Retry-After``
+    header round up a second past), when the moving window lets the oldest attempt go."""
+    if limit is None:
+        return UNKNOWN_WAIT_SECONDS
+    try:
+        reset_time = limit.window.reset_time
+    except Exception as exc:  # the storage, read again: Redis gone since the check
+        log.warning("the limit's reset time cannot be read: %s", exc)
+        return UNKNOWN_WAIT_SECONDS
+    return max(1, math.ceil(reset_time - time.time()))
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def try_again_in_words(seconds: int, now: datetime | None = None) -> str:
+    """When to try again, as a person says it, on the landlord's clock: "Try again in 15
+    minutes, at 16:32." (minutes rounded up, so the time given is never too early)."""
+    from telephony import current_settings
+
+    if seconds < 60:
+        return f"Try again in {_count(seconds, 'second')}."
+    minutes = math.ceil(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [_count(hours, "hour")] if hours else []
+    parts += [_count(minutes, "minute")] if minutes else []
+    wait = " ".join(parts)
+    zone = ZoneInfo(current_settings().timezone)
+    moment = now or datetime.now(UTC)
+    start = moment.astimezone(zone)
+    at = (moment + timedelta(seconds=seconds)).astimezone(zone)
+    late = at.second or at.microsecond  # rounded up to the minute: never too early
+    at = at.replace(second=0, microsecond=0) + timedelta(minutes=1 if late else 0)
+    days = (at.date() - start.date()).days
+    day = "" if days == 0 else "tomorrow " if days == 1 else f"on {at.day} {at:%B} "
+    return f"Try again in {wait}, {day}at {at:%H:%M}."
+
+
+def too_many_requests(exc: TooManyRequests) -> BaseResponse:
+    """Every 429 (a limit refused the request): JSON ``{"error": …}`` for the API and Twilio's
+    webhooks, a styled page for the pages (or the page the limit's own ``on_breach`` made, as
+    sign-in's does), always saying when to try again and with ``Retry-After``."""
+    seconds = seconds_until_allowed(limiter.current_limit)
+    response: BaseResponse
+    if exc.response is not None:  # made by the limit's on_breach (a Flask response)
+        response = cast(BaseResponse, exc.response)
+    elif request.path.startswith(("/api/", "/twilio/")):
+        response = json_error(
+            f"too many requests ({exc.description}); try again in {_count(seconds, 'second')}",
+            429,
+        )
+    else:
+        page = render_template(
+            "too_many.html",
+            message="There have been too many requests here for now.",
+            when=try_again_in_words(seconds),
+        )
+        response = Response(page, status=429, mimetype="text/html")
+    response.headers.setdefault("Retry-After", str(seconds))
+    return response
+
 
 # --- page sessions: idle and absolute lifetime -----------------------------------------------
 
@@ -283,6 +356,38 @@ def page_role(needed: Role) -> Callable[[Callable[P, T]], Callable[P, T | Any]]:
     return decorate
 
 
+def token_or_page_role(token: Role, page: Role) -> Callable[[Callable[P, T]], Callable[P, T | Any]]:
+    """Guard an API view people also open in a browser (the API's docs): with an
+    ``Authorization`` header, as ``api_role(token)``; without one, by the signed-in page
+    session, as a page is: sign in first, then a 403 page for a role below ``page``."""
+
+    def decorate(view: Callable[P, T]) -> Callable[P, T | Any]:
+        by_token = api_role(token)(view)
+
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | Any:
+            if "Authorization" in request.headers:
+                return by_token(*args, **kwargs)
+            if not current_user.is_authenticated:
+                if g.pop("session_ended", False):
+                    flash("Your session has ended: please sign in again.", "info")
+                return login_manager.unauthorized()
+            user: User = current_user.user
+            if not user.role_enum.may(page):
+                return error_page(
+                    "Forbidden",
+                    f"This page needs the {page.value} role (or an API token: "
+                    "Authorization: Bearer <token>).",
+                    403,
+                )
+            g.user = user
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def current_actor() -> Actor:
     """The signed-in staff member, as recorded in the audit trail."""
     user: User = g.user
@@ -319,3 +424,4 @@ def init_app(app: Flask) -> None:
             "RATELIMIT_STORAGE_OPTIONS", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
         )
     limiter.init_app(app)
+    app.register_error_handler(TooManyRequests, too_many_requests)

@@ -179,12 +179,13 @@ def users_add(
     from restrictions.staff import create_user
 
     sess = session()
+    password = _password(prompt=not no_password)
     try:
         user, token = create_user(
             sess,
             name,
             role,
-            _password(prompt=not no_password),
+            password,
             token_days=int(current_app.config["API_TOKEN_DAYS"]),
             display_name=display_name,
             job_title=job_title,
@@ -193,6 +194,14 @@ def users_add(
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     sess.commit()
+    if password is None and user.role != "integration":
+        # said out loud: with nothing on standard input this happens without a question asked
+        click.echo(
+            f"{user.name!r} was made without a password: API only, they cannot sign in to the "
+            f"pages. Set one with `callguard users password {user.name}` (that also revokes "
+            "the token below).",
+            err=True,
+        )
     click.echo(f"created {user.role} {user.name!r}; their API token (shown only now):")
     click.echo(token)
 

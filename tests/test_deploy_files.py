@@ -7,8 +7,12 @@ No Docker engine is needed: the files are read, not run."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +311,53 @@ def test_the_mounted_organisation_settings_load() -> None:
         source = ROOT / mounts[path]
         assert source.is_file()
     load_settings(str(source))  # raises on anything callguard would refuse
+
+
+# --- the Makefile: `make run` installs what running needs, the rest adds the dev tools -----------
+
+DEV_TARGETS = ("install", "test", "lint", "drills", "bench")
+
+
+def _installs(target: str, venv: Path, *, everything: bool = True) -> list[str]:
+    """The ``pip install`` lines (pip's own upgrade aside) ``make TARGET`` would run with this
+    virtualenv: every target remade (``--always-make``), or only what is out of date. Nothing
+    is run (``--dry-run``)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make on this machine")
+    flags = ["--dry-run", "--always-make"] if everything else ["--dry-run"]
+    done = subprocess.run(
+        [make, *flags, target, f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    return [line for line in lines if "pip install" in line and "--upgrade pip" not in line]
+
+
+def test_make_run_installs_callguard_without_its_dev_tools(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    assert _installs("run", venv) == [f"{venv}/bin/pip install --quiet -e ."]
+    for target in DEV_TARGETS:
+        assert _installs(target, venv) == [f"{venv}/bin/pip install --quiet -e '.[dev]'"], target
+
+
+def test_each_install_is_remembered_until_pyproject_changes(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    later = (ROOT / "pyproject.toml").stat().st_mtime + 60
+    runtime, dev = venv / ".runtime-installed", venv / ".dev-installed"
+    runtime.touch()
+    os.utime(runtime, (later, later))
+    assert _installs("run", venv, everything=False) == []
+    assert _installs("lint", venv, everything=False), "the dev tools are not there yet"
+    dev.touch()
+    os.utime(dev, (later, later))
+    for target in ("run", *DEV_TARGETS):
+        assert _installs(target, venv, everything=False) == [], f"{target} reinstalled"
+    stale = time.time() - 10 * 365 * 86400  # before pyproject.toml: both are redone
+    for stamp in (runtime, dev):
+        os.utime(stamp, (stale, stale))
+    assert _installs("run", venv, everything=False) == [f"{venv}/bin/pip install --quiet -e ."]

@@ -27,7 +27,7 @@ from restrictions.validation import (
     MAX_INT,
 )
 from telephony.api import bp
-from telephony.auth import api_role
+from telephony.auth import api_role, token_or_page_role
 from telephony.inputs import MAX_JSON_DEPTH, SID
 from telephony.limits import DEFAULTS as BODY_LIMITS
 
@@ -39,6 +39,7 @@ PREFIX = "/api/v1"
 JSON = "application/json"
 HTML = "text/html"
 BEARER = "bearerToken"
+PAGE_SESSION = "pageSession"  # the staff pages' signed-in session cookie: GET /docs only
 ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)  # each may do what the ones before it may
 
 WHO = {
@@ -172,6 +173,7 @@ class Operation:
     body_required: bool = True
     errors: Mapping[int, str] = field(default_factory=dict)
     media_type: str = JSON
+    session_role: Role | None = None  # also open to a browser signed in with this role or above
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -792,7 +794,12 @@ OPERATIONS: tuple[Operation, ...] = (
         Role.AGENT,
         "Documentation",
         {"type": "string"},
+        description=(
+            "Also opens without a token in a browser signed in to the staff pages as a "
+            "supervisor or admin (a browser not signed in is sent to sign in)."
+        ),
         media_type=HTML,
+        session_role=Role.SUPERVISOR,
     ),
 )
 
@@ -1827,7 +1834,8 @@ def operation_object(op: Operation) -> Schema:
         "description": description,
         "tags": [op.tag],
         # OpenAPI 3.1 lets a non-OAuth2 requirement list the roles it needs.
-        "security": [{BEARER: [op.role.value]}],
+        "security": [{BEARER: [op.role.value]}]
+        + ([{PAGE_SESSION: [op.session_role.value]}] if op.session_role else []),
         "x-required-role": op.role.value,
         "responses": responses,
     }
@@ -1872,7 +1880,16 @@ def document(server_url: str = "/") -> Schema:
                         "stops working when it is rotated or revoked, when its owner signs out, "
                         "gets a new password or is disabled: then the API answers 401."
                     ),
-                }
+                },
+                PAGE_SESSION: {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": (
+                        "The staff pages' signed-in session, as a browser has it after signing "
+                        "in at /sign-in: only the operations that name it take it."
+                    ),
+                },
             },
             "schemas": schemas(),
         },
@@ -1996,7 +2013,7 @@ def openapi_document() -> Response:
 
 
 @bp.get("/docs")
-@api_role(Role.AGENT)
+@token_or_page_role(Role.AGENT, Role.SUPERVISOR)  # a browser signed in as a supervisor opens it
 def api_docs() -> str:
     doc = _served_document()
     return render_template(

@@ -30,7 +30,9 @@ from telephony.auth import (
     device_for,
     limiter,
     remember_device,
+    seconds_until_allowed,
     start_session,
+    try_again_in_words,
 )
 from telephony.database import session
 
@@ -88,13 +90,17 @@ def _unknown_device() -> bool:
 
 
 def _too_many(limit: RequestLimit) -> Response:
-    """429, the same words whether or not the name is anyone's."""
+    """429, the same words whether or not the name is anyone's, saying when to try again: when
+    the limit refused lets the next attempt through (also the ``Retry-After`` header)."""
+    seconds = seconds_until_allowed(limit)
     page = render_template(
         "sign_in.html",
         form=SignInForm(formdata=None),
-        refusal="Too many attempts to sign in: wait a few minutes, then try again.",
+        refusal=f"Too many attempts to sign in. {try_again_in_words(seconds)}",
     )
-    return Response(page, status=429, mimetype="text/html")
+    response = Response(page, status=429, mimetype="text/html")
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 # Each limit is counted (and checked) before the view runs, so before any password is hashed.

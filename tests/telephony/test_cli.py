@@ -49,6 +49,24 @@ def test_users_add_refuses_a_duplicate_name_and_an_unknown_role(runner: Any) -> 
     assert bad.exit_code == 2 and "boss" in bad.output
 
 
+def test_users_add_with_nothing_on_stdin_says_the_user_has_no_password(runner: Any) -> None:
+    made = runner.invoke(main, ["users", "add", "kim", "--role", "agent"], input="")
+    assert made.exit_code == 0, made.output
+    said = made.stderr.strip().splitlines()
+    assert said == [
+        "'kim' was made without a password: API only, they cannot sign in to the pages. Set one "
+        "with `callguard users password kim` (that also revokes the token below)."
+    ]
+    assert made.stdout.strip().splitlines()[-1].startswith("cg_"), "the token stays last"
+
+    with_one = runner.invoke(
+        main, ["users", "add", "lee", "--role", "agent"], input="correct horse battery staple\n"
+    )
+    assert with_one.exit_code == 0 and "without a password" not in with_one.output
+    machine = runner.invoke(main, ["users", "add", "hms", "--role", "integration"], input="")
+    assert machine.exit_code == 0 and machine.stderr == "", "an integration never signs in"
+
+
 # --- demo --------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from restrictions import kinds
 from restrictions.kinds import Effect, Field, FieldType, Kind
 from restrictions.models import Role
+from tests.pages import csrf, signed_in
 
 DOCUMENT = "/api/v1/openapi.json"
 DOCS = "/api/v1/docs"
@@ -125,13 +126,19 @@ def test_the_document_is_valid_openapi_3_1(app: Flask, fetch: Callable[[], dict[
     validate(doc, cls=OpenAPIV31SpecValidator)
     assert doc["servers"] == [{"url": app.config["PUBLIC_BASE_URL"]}]
     schemes = doc["components"]["securitySchemes"]
-    assert list(schemes) == ["bearerToken"]
+    assert list(schemes) == ["bearerToken", "pageSession"]
     assert {k: v for k, v in schemes["bearerToken"].items() if k != "description"} == {
         "type": "http",
         "scheme": "bearer",
     }
     assert schemes["bearerToken"]["description"].startswith("A staff member's API token.")
     assert "90 days" in schemes["bearerToken"]["description"]
+    # the pages' session cookie, which the docs page alone takes (a browser signed in)
+    assert {k: v for k, v in schemes["pageSession"].items() if k != "description"} == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "session",
+    }
 
 
 def test_every_reference_in_the_document_resolves(fetch: Callable[[], dict[str, Any]]) -> None:
@@ -197,7 +204,8 @@ def test_every_operation_is_described(fetch: Callable[[], dict[str, Any]]) -> No
         assert op["tags"], where
         role = op["x-required-role"]
         assert role in {r.value for r in Role}, where
-        assert op["security"] == [{"bearerToken": [role]}], where
+        by_session = [{"pageSession": ["supervisor"]}] if path == DOCS else []
+        assert op["security"] == [{"bearerToken": [role]}, *by_session], where
         assert role in op["description"] or Role(role) is Role.AGENT, where
 
         declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
@@ -461,9 +469,56 @@ def test_the_docs_page_lists_each_operation_and_escapes_text(
 
 @pytest.mark.parametrize("url", [DOCUMENT, DOCS])
 def test_without_a_valid_token_it_is_401(client: Any, url: str) -> None:
-    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic x"}):
+    tried: list[dict[str, str]] = [
+        {"Authorization": "Bearer not-a-token"},
+        {"Authorization": "Basic x"},
+    ]
+    if url == DOCUMENT:  # the docs page without a token is a browser's: see below
+        tried.append({})
+    for headers in tried:
         response = client.get(url, headers=headers)
         assert response.status_code == 401
         assert response.mimetype == "application/json"
         assert set(response.get_json()) == {"error"}
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="callguard"'
+
+
+def test_a_supervisors_browser_signed_in_to_the_pages_opens_the_docs(
+    app: Flask, client: Any, make_staff: Callable[..., Any]
+) -> None:
+    for role in ("supervisor", "admin"):
+        browser = signed_in(app, make_staff(role, f"{role}.reader"))
+        response = browser.get(DOCS)
+        assert response.status_code == 200, role
+        assert response.mimetype == "text/html"
+        assert 'id="getAPIDocs"' in response.get_data(as_text=True)
+        # the session opens the page for people only: the JSON API still wants a token
+        assert browser.get(DOCUMENT).status_code == 401
+        # and a token sent with it is checked as a token
+        assert browser.get(DOCS, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+
+
+def test_an_agents_browser_is_refused_the_docs_and_a_strangers_is_sent_to_sign_in(
+    app: Flask, client: Any, agent: Any, supervisor: Any
+) -> None:
+    refused = signed_in(app, agent).get(DOCS)
+    assert refused.status_code == 403
+    assert refused.mimetype == "text/html"
+    assert "supervisor" in refused.get_data(as_text=True)
+    assert client.get(DOCS, headers=agent.headers).status_code == 200, "an agent's token opens it"
+
+    stranger = app.test_client()
+    sent = stranger.get(DOCS)
+    assert sent.status_code == 302
+    assert sent.headers["Location"] == "/sign-in?next=%2Fapi%2Fv1%2Fdocs"
+    form = stranger.get(sent.headers["Location"]).get_data(as_text=True)
+    signing_in = stranger.post(
+        sent.headers["Location"],
+        data={
+            "csrf_token": csrf(form),
+            "name": supervisor.user.name,
+            "password": supervisor.password,
+        },
+    )
+    assert signing_in.status_code == 302 and signing_in.headers["Location"] == DOCS
+    assert stranger.get(DOCS).status_code == 200

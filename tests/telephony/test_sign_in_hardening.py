@@ -517,6 +517,78 @@ def test_staff_pages_answer_through_a_sign_in_flood(
     assert answers.count(503) == 14, "sign-ins past their own slots are turned away at once"
 
 
+# --- 429: a page that says when to try again ----------------------------------------------------
+
+
+def test_the_sixth_wrong_password_gets_a_styled_page_saying_when_to_try_again(
+    app: Flask, make_staff: Callable[..., Any]
+) -> None:
+    make_staff("agent", "alex")
+    with time_machine.travel(START, tick=False):  # 08:00 on the landlord's clock (GMT)
+        browser = app.test_client()
+        statuses = [sign_in(browser, "alex", f"wrong guess {i}").status_code for i in range(5)]
+        locked = sign_in(browser, "alex", "wrong guess 6")
+    assert statuses == [401] * 5
+    assert locked.status_code == 429
+    assert locked.mimetype == "text/html"
+    # 15 minutes after the window's first attempt (Flask-Limiter rounds it up a second)
+    assert locked.headers["Retry-After"] in ("900", "901")
+    page = locked.get_data(as_text=True)
+    assert 'href="/static/callguard.css"' in page, "base.html's page, styled"
+    assert "Too many attempts to sign in. Try again in 15 minutes, at 08:15." in page
+    assert "Too Many Requests" not in page and "per 15 minute" not in page
+    assert 'name="password"' in page, "the form is there for when the time comes"
+
+
+def test_when_to_try_again_is_in_words_on_the_landlords_clock(app: Flask) -> None:
+    from telephony.auth import try_again_in_words
+
+    late = datetime(2026, 7, 1, 22, 50, 30, tzinfo=UTC)  # 23:50:30 in London (BST)
+    assert try_again_in_words(1, late) == "Try again in 1 second."
+    assert try_again_in_words(45, late) == "Try again in 45 seconds."
+    assert try_again_in_words(60, late) == "Try again in 1 minute, at 23:52."  # never too early
+    assert try_again_in_words(900, late) == "Try again in 15 minutes, tomorrow at 00:06."
+    assert try_again_in_words(3_661, late) == "Try again in 1 hour 2 minutes, tomorrow at 00:52."
+    assert try_again_in_words(86_400, late) == "Try again in 24 hours, tomorrow at 23:51."
+
+
+def test_any_other_limit_gets_a_styled_page_and_the_api_keeps_its_json(
+    app_with: Callable[..., Flask],
+) -> None:
+    from telephony.auth import limiter
+
+    fresh = app_with()
+
+    @limiter.limit("1 per minute")
+    def limited_page() -> str:
+        return "a page"
+
+    @limiter.limit("1 per minute")
+    def limited_api() -> dict[str, bool]:
+        return {"ok": True}
+
+    fresh.add_url_rule("/limited", "limited_page", limited_page)
+    fresh.add_url_rule("/api/v1/limited", "limited_api", limited_api)
+    with time_machine.travel(START, tick=False):
+        client = fresh.test_client()
+        assert client.get("/limited").status_code == 200
+        page = client.get("/limited")
+        assert client.get("/api/v1/limited").status_code == 200
+        api = client.get("/api/v1/limited")
+
+    assert page.status_code == 429 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"] in ("60", "61")
+    text = page.get_data(as_text=True)
+    assert 'href="/static/callguard.css"' in text and "<h1>Too many requests</h1>" in text
+    assert "Try again in 1 minute, at 08:01." in text
+
+    assert api.status_code == 429 and api.mimetype == "application/json"
+    assert api.headers["Retry-After"] in ("60", "61")
+    assert api.get_json() == {
+        "error": "too many requests (1 per 1 minute); try again in 60 seconds"
+    }
+
+
 # --- the migration --------------------------------------------------------------------------------
 
 
