@@ -51,6 +51,9 @@ ENV_KEYS = (
     "SECRET_KEY",
     "TRUSTED_PROXY_HOPS",
 )
+# The web process's threads, the bulkhead's reserve for Twilio's webhooks and the sign-in's
+# share (telephony.bulkhead); whole numbers from the environment.
+THREAD_KEYS = ("WEB_THREADS", "CALL_PATH_RESERVED_THREADS", "SIGN_IN_THREADS")
 # Request bodies, in bytes, per family of routes (telephony.limits); whole numbers from the
 # environment.
 BODY_LIMIT_KEYS = ("MAX_WEBHOOK_BODY_BYTES", "MAX_API_BODY_BYTES", "MAX_PAGE_BODY_BYTES")
@@ -153,7 +156,7 @@ def configure(app: Flask, test_config: dict[str, Any] | None, *, serving: bool) 
     for key in ENV_KEYS:
         if os.environ.get(key):
             app.config[key] = os.environ[key]
-    for key in ("WEB_THREADS", *BODY_LIMIT_KEYS, *SIGN_IN_KEYS, *DATABASE_POOL_KEYS):
+    for key in (*THREAD_KEYS, *BODY_LIMIT_KEYS, *SIGN_IN_KEYS, *DATABASE_POOL_KEYS):
         if os.environ.get(key, "").isdigit():
             app.config[key] = int(os.environ[key])
     app.config["TWILIO_WEBHOOK_SIGNING_KEYS"] = _signing_keys(

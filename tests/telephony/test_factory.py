@@ -31,6 +31,16 @@ def test_factory_requires_secret_key_outside_zero_setup(
         create_app({"DATABASE_URL": app_config["DATABASE_URL"]})
 
 
+def test_the_threads_reserved_for_webhooks_are_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, app_config: dict[str, Any]
+) -> None:
+    """CALL_PATH_RESERVED_THREADS, as the README documents it, not only its default."""
+    monkeypatch.setenv("WEB_THREADS", "12")
+    monkeypatch.setenv("CALL_PATH_RESERVED_THREADS", "5")
+    made = create_app(app_config)
+    assert (made.config["WEB_THREADS"], made.config["CALL_PATH_RESERVED_THREADS"]) == (12, 5)
+
+
 def test_health_check(client: Any) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
