@@ -267,7 +267,8 @@ def app(app_config: dict[str, Any], redis_conn: Redis, engine: Engine) -> Iterat
     application.config.update(config)
     application.extensions.clear()
     application.extensions.update(extensions)
-    database(application).breaker.succeeded()
+    for breaker in database(application).breakers.values():  # each kind of work's
+        breaker.succeeded()
     call_path_breaker(application).succeeded()
     _empty_tables(engine)  # domain tests share the database and must find it empty
 
