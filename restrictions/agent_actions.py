@@ -217,13 +217,22 @@ def incidents(
     )
 
 
-def mark_reviewed(sess: Session, supervisor: User, action_id: int) -> AgentAction:
+REVIEW_NOTE_MAX = 5000
+
+
+def mark_reviewed(sess: Session, supervisor: User, action_id: int, note: Any = None) -> AgentAction:
+    """A supervisor reviewed the incident, with what they make of it (``note``, optional; kept
+    on the incident and the audit trail). Reviewing it again changes nothing."""
     action = sess.get(AgentAction, action_id)
     if action is None:
         raise NotFound(f"no incident {action_id}")
+    text = None
+    if note is not None and str(note).strip():
+        text = required_text(note, "note", max_length=REVIEW_NOTE_MAX)
     if action.reviewed_at is None:
         action.reviewed_at = datetime.now(UTC)
         action.reviewed_by_id = supervisor.id
+        action.review_note = text
         audit(
             sess,
             Actor.of(supervisor),
@@ -231,5 +240,6 @@ def mark_reviewed(sess: Session, supervisor: User, action_id: int) -> AgentActio
             "agent_action",
             action.id,
             customer_id=action.customer_id,
+            note=text,
         )
     return action

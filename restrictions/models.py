@@ -339,6 +339,8 @@ class Call(Base):
     person_present_since: Mapped[datetime | None] = mapped_column()
     person_left_at: Mapped[datetime | None] = mapped_column()
     caller_joined_at: Mapped[datetime | None] = mapped_column()
+    # What the agent wrote about the call when wrapping it up (migration 0012), audited.
+    wrap_up_note: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer | None] = relationship()
 
@@ -428,9 +430,11 @@ class AgentAction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column()
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    review_note: Mapped[str | None] = mapped_column(Text)  # the reviewer's words (0013)
 
     call: Mapped[Call] = relationship()
     user: Mapped[User] = relationship(foreign_keys=[user_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
     customer: Mapped[Customer | None] = relationship()
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request, url_for
 from markupsafe import escape
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("callguard.errors")
 
@@ -23,12 +24,54 @@ def json_error(message: str, status: int) -> Response:
 def error_page(title: str, message: str, status: int) -> Response:
     """A page's error answer: a plain page that says what is wrong (it reads no session, no
     database: it may be answered before anything else about the request is known)."""
+    stylesheet = escape(url_for("static", filename="callguard.css"))
     body = (
         '<!doctype html>\n<html lang="en-GB"><head><meta charset="utf-8">'
-        f"<title>{escape(title)} · callguard</title></head>"
-        f"<body><main><h1>{escape(title)}</h1><p>{escape(message)}</p></main></body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} · callguard</title>"
+        f'<link rel="stylesheet" href="{stylesheet}"></head>'
+        '<body><header class="top"><span class="brand">callguard</span></header>'
+        f'<main id="main"><h1>{escape(title)}</h1><p>{escape(message)}</p></main></body></html>\n'
     )
     return Response(body, status=status, mimetype="text/html")
+
+
+# What a page's error says, in plain words (Werkzeug's own descriptions are written for developers).
+PAGE_ERRORS = {
+    400: (
+        "Something was wrong with the request",
+        "The page could not use what was sent. Go back, reload the page and try again.",
+    ),
+    403: (
+        "You cannot open this page",
+        "Your role does not allow this page. Ask a supervisor or an admin if you need it.",
+    ),
+    404: (
+        "Page not found",
+        "There is no page at this address. Check the address, or start again from the menu.",
+    ),
+    405: ("That cannot be done here", "This address does not take that kind of request."),
+}
+
+
+def page_error(exc: HTTPException) -> Response:
+    """A page's 4xx answer: a page of the site (base.html: its header, its menu for the signed-in,
+    a main landmark), never Werkzeug's bare one. The API and Twilio's webhooks keep theirs."""
+    status = exc.code or 500
+    title, message = PAGE_ERRORS.get(status, (exc.name, exc.description or exc.name))
+    if status == 400 and exc.description:  # what was wrong (a CSRF token's end), then what to do
+        message = f"{exc.description} {message}"
+    body = render_template("error.html", title=title, message=message, status=status)
+    response = Response(body, status=status, mimetype="text/html")
+    allowed = getattr(exc, "valid_methods", None)
+    if status == 405 and allowed:
+        response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
+
+
+def is_page(path: str) -> bool:
+    """Whether an error at ``path`` is answered with a page (not JSON, not TwiML)."""
+    return not path.startswith(("/api/", "/twilio/"))
 
 
 def too_large(limit: int) -> Response:
@@ -51,3 +94,11 @@ def init_app(app: Flask) -> None:
         response = json_error("the database is unavailable just now; try again shortly", 503)
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.errorhandler(400)
+    @app.errorhandler(403)
+    def _page_error(exc: HTTPException) -> Response | HTTPException:
+        # by its code, this handler is found before the API blueprint's own: it answers as that does
+        if request.path.startswith("/api/"):
+            return json_error(exc.description or exc.name, exc.code or 400)
+        return page_error(exc) if is_page(request.path) else exc

@@ -3,16 +3,27 @@ record the press, then have Twilio carry it out (through the gateway), recording
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 import prompts
 from restrictions import adjustments, agent_actions, kinds
-from restrictions.models import AgentAction, Call, Customer, User
+from restrictions.errors import Forbidden, NotFound
+from restrictions.lifecycle import Actor, audit
+from restrictions.models import AgentAction, Call, Customer, Restriction, User
 from restrictions.speech import Listener, danger, say
+from restrictions.validation import required_text
 from telephony import current_settings, metrics, twilio_gateway, twiml
 from telephony.urls import announce_url
+
+MAX_WRAP_UP_NOTE = 4000
+# What a press on a demonstration call records: no call was placed, so Twilio is not asked.
+SIMULATED = "simulated (demo): nothing was sent to Twilio"
 
 
 def speech_for(call: Call, key: str) -> prompts.Speech:
@@ -88,6 +99,11 @@ def end(sess: Session, user: User, call_sid: str, reason: Any) -> AgentAction:
 
 def press(sess: Session, user: User, call_sid: str, kind: str, reason: Any = None) -> AgentAction:
     """Warn or End, as the agent pressed it (the API and the console both come here)."""
+    # the flags alone, not the row: a Call loaded here would be the one the locked read below
+    # returns, with what it said before the lock (two Ends at once both ended the call)
+    flags = sess.scalar(select(Call.flags).where(Call.call_sid == call_sid))
+    if isinstance(flags, dict) and flags.get("simulated"):
+        return _simulated_press(sess, user, call_sid, kind, reason)
     if kind == agent_actions.WARN:
         return warn(sess, user, call_sid)
     return end(sess, user, call_sid, reason)
@@ -100,17 +116,29 @@ def card(
     work) or ``waiting`` (the caller is being put through); ``warning`` is the latest Warn's
     outcome (``pending`` while Twilio has not said it played, ``ok``, ``failed``)."""
     flags = list((call.flags or {}).get("flags", []))
+    sess = object_session(call)
     restrictions = []
+    spoc = None
     if customer is not None:
         for r in customer.restrictions:
             if r.ended_at is None:
                 kind = kinds.find(r.kind)
+                spoc_name = (
+                    staff_name(sess, str(r.details["spoc"]))
+                    if (r.details or {}).get("spoc")
+                    else None
+                )
+                spoc = spoc or spoc_name
                 restrictions.append(
                     {
                         "kind": r.kind,
                         "label": kind.label if kind else r.kind,
                         "since": r.decided_at.date().isoformat(),
                         **dict(r.details or {}),
+                        # in words for the console (the fields above are the API's shape)
+                        "in_force": r.state == "active",
+                        "terms": restriction_terms(sess, r),
+                        "spoc_name": spoc_name,
                     }
                 )
     return {
@@ -121,6 +149,7 @@ def card(
             "reference": customer.reference,
             "name": customer.name,
             "language": customer.language,
+            "language_name": language_name(customer.language),
             # never the sensitive note: the console is for agents
             "adjustments": adjustments.of(customer).public(),
             "adjustment_texts": adjustments.of(customer).words(customer.language),
@@ -138,4 +167,196 @@ def card(
         "started": call.started_at.isoformat(),
         "warned": warned,
         "warning": warning,
+        "spoc_name": spoc,
+        "wrap_up_note": call.wrap_up_note,
+        "simulated": is_simulated(call),
     }
+
+
+# --- in words for agents --------------------------------------------------------------------------
+
+
+def language_name(code: str | None) -> str:
+    """A language tag as staff read it: "Welsh (Cymraeg)", not ``cy-GB`` (one table, in
+    restrictions.adjustments)."""
+    if not code:
+        return ""
+    return adjustments.LANGUAGE_NAMES.get(code, code)
+
+
+def staff_name(sess: Session | None, contact: str) -> str:
+    """A named contact as people know them: a member of staff by the name letters give them
+    (else their user name), a phone number as it is."""
+    if not contact.startswith("client:"):
+        return contact
+    login = contact.removeprefix("client:")
+    user = sess.scalar(select(User).where(User.name == login)) if sess is not None else None
+    if user is None:
+        return login
+    return user.display_name or user.name
+
+
+def restriction_terms(sess: Session | None, r: Restriction) -> list[str]:
+    """A restriction's own terms in words ("Permitted days and times: on Tuesday …"), each field
+    its kind declares that is set."""
+    kind = kinds.find(r.kind)
+    details = r.details or {}
+    terms = []
+    for f in kind.fields if kind else ():
+        value = details.get(f.name)
+        if value in (None, "", []):
+            continue
+        if f.type is kinds.FieldType.WINDOWS:
+            text = prompts.describe_windows(value, prompts.DEFAULT)
+        elif f.type is kinds.FieldType.CONTACT:
+            text = staff_name(sess, str(value))
+        else:
+            text = str(value)
+        terms.append(f"{f.label}: {text}")
+    return terms
+
+
+# --- the wrap-up note ----------------------------------------------------------------------------
+
+
+def save_wrap_up_note(sess: Session, user: User, call_sid: str, note: Any) -> Call:
+    """The agent's wrap-up note on a call they were on (a supervisor's on any), during the call
+    or after it; audited with what it said before. The caller commits."""
+    call = sess.scalar(select(Call).where(Call.call_sid == call_sid).with_for_update())
+    if call is None:
+        raise NotFound(f"no call {call_sid}")
+    if not agent_actions.may_press(user, call):
+        raise Forbidden(f"call {call_sid} is another member of staff's call")
+    text = required_text(note, "note", max_length=MAX_WRAP_UP_NOTE)
+    before = call.wrap_up_note
+    call.wrap_up_note = text
+    audit(
+        sess,
+        Actor.of(user),
+        "call.wrap_up_note",
+        "call",
+        call.id,
+        customer_id=call.customer_id,
+        before={"call_sid": call.call_sid, "wrap_up_note": before},
+        after={"call_sid": call.call_sid, "wrap_up_note": text},
+    )
+    return call
+
+
+# --- demonstration calls (the zero-setup demo only) -----------------------------------------------
+
+
+def is_simulated(call: Call) -> bool:
+    return bool((call.flags or {}).get("simulated"))
+
+
+def _flags_of(customer: Customer | None, tz: ZoneInfo) -> list[str]:
+    """The flag codes routing would give the caller's restrictions in force."""
+    if customer is None:
+        return ["unidentified"]
+    flags: list[str] = []
+    for r in customer.restrictions:
+        kind = kinds.find(r.kind)
+        if kind is None or r.state != "active":
+            continue
+        if kind.flag_detail == "since":
+            flags.append(f"{kind.name}:{r.decided_at.astimezone(tz).date().isoformat()}")
+        elif kind.flag_detail:
+            flags.append(f"{kind.name}:{(r.details or {}).get(kind.flag_detail, '')}")
+        else:
+            flags.append(kind.name)
+    return flags
+
+
+def _demo_caller(sess: Session) -> Customer | None:
+    """A customer whose call would reach an agent: none of their restrictions in force ends it
+    (a flag on the card is what the demonstration is for, so one with a restriction first)."""
+    reachable = []
+    for customer in sess.scalars(select(Customer).order_by(Customer.id)):
+        active = [kinds.find(r.kind) for r in customer.restrictions if r.state == "active"]
+        if any(k is not None and k.effect is kinds.Effect.ENDS_CALL for k in active):
+            continue
+        if any(k is not None and k.effect is kinds.Effect.PERSON for k in active):
+            continue  # put through to their named contact, not the contact centre
+        reachable.append((not active, customer.id, customer))
+    return min(reachable, key=lambda t: t[:2])[2] if reachable else None
+
+
+def simulate_call(sess: Session, user: User) -> Call:
+    """A demonstration caller waiting in their conference (no call is placed: nothing goes to
+    Twilio); ``simulate_join`` then plays the agent being put through. Audited as simulated."""
+    customer = _demo_caller(sess)
+    number = customer.numbers[0].e164 if customer is not None and customer.numbers else None
+    sid = "CA" + secrets.token_hex(16)
+    now = datetime.now(UTC)
+    call = Call(
+        call_sid=sid,
+        from_number=number or "+447700900000",
+        from_e164=number or "+447700900000",
+        to_number=current_settings().caller_id or "",
+        customer_id=customer.id if customer is not None else None,
+        identified=customer is not None,
+        route="default",
+        flags={
+            "flags": _flags_of(customer, ZoneInfo(current_settings().timezone)),
+            "simulated": True,
+        },
+        status="in-progress",
+        started_at=now,
+        caller_joined_at=now,
+        conference_name=f"cg-{sid}",
+    )
+    call.customer = customer
+    sess.add(call)
+    sess.flush()
+    audit(
+        sess,
+        Actor.of(user),
+        "call.simulated",
+        "call",
+        call.id,
+        customer_id=call.customer_id,
+        after={"call_sid": sid, "simulated": True},
+        note="a demonstration call: no call was placed",
+    )
+    return call
+
+
+def simulate_join(sess: Session, user: User, call_sid: str) -> Call:
+    """The agent is put through to a demonstration call: Warn and End work on it from now."""
+    call = sess.scalar(select(Call).where(Call.call_sid == call_sid).with_for_update())
+    if call is None or not is_simulated(call):
+        raise NotFound(f"no demonstration call {call_sid}")
+    if call.answered_at is None and call.ended_at is None:
+        now = datetime.now(UTC)
+        call.answered_at = now
+        call.conference_sid = "CF" + secrets.token_hex(16)
+        call.agent_call_sid = "CA" + secrets.token_hex(16)
+        call.agent_label = f"client:{user.name}"
+        call.person_present_since = now
+    return call
+
+
+def _simulated_press(
+    sess: Session, user: User, call_sid: str, kind: str, reason: Any
+) -> AgentAction:
+    """Warn or End on a demonstration call: recorded and audited as any press is, marked as
+    simulated, and carried out without Twilio (a warning "plays" at once)."""
+    action = agent_actions.record_press(sess, user, call_sid, kind, reason)
+    action.detail = SIMULATED
+    sess.commit()
+    agent_actions.carry_out(sess, user, action, lambda: None)
+    if kind == agent_actions.WARN:
+        action.outcome = "ok"
+    audit(
+        sess,
+        Actor.of(user),
+        f"agent.{kind}.simulated",
+        "agent_action",
+        action.id,
+        customer_id=action.customer_id,
+        after={"kind": kind, "call_sid": call_sid, "outcome": action.outcome},
+        note=SIMULATED,
+    )
+    sess.commit()
+    return action

@@ -431,7 +431,7 @@ def test_release_waits_a_bounded_time_for_a_busy_table_and_goes_on_once_it_is_fr
     assert result.exit_code == 0, result.output
     assert "waited too long for a lock (try 1 of 3)" in result.output
     assert pauses == [1]
-    assert _version(database_at_0010) == "0011"
+    assert _version(database_at_0010) == max(p.name[:4] for p in VERSIONS.glob("0*.py"))  # head
 
 
 def test_release_that_never_gets_its_lock_fails_with_the_migrations_before_it_kept(

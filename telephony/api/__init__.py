@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from restrictions.errors import DomainError
-from telephony.errors import json_error
+from telephony.errors import is_page, json_error, page_error
 from telephony.inputs import json_object
 
 log = logging.getLogger("callguard.api")
@@ -89,7 +89,7 @@ def init_app(app: Flask) -> None:
     def _not_found(exc: HTTPException) -> Any:
         if request.path.startswith("/api/"):
             return error("no such resource", 404)
-        return exc
+        return page_error(exc) if is_page(request.path) else exc
 
     @app.errorhandler(405)
     def _method(exc: HTTPException) -> Any:
@@ -98,4 +98,4 @@ def init_app(app: Flask) -> None:
             allowed = getattr(exc, "valid_methods", None) or []
             answer.headers["Allow"] = ", ".join(sorted(allowed))  # what is, as HTTP asks
             return answer
-        return exc
+        return page_error(exc) if is_page(request.path) else exc

@@ -1,17 +1,34 @@
-"""The agent console: live calls, each with the caller's flags and Warn / End controls.
+"""The agent console: live calls, each with the caller's flags and Warn / End controls, a
+running timer and a wrap-up note; and a customer's page as an agent may read it.
 
 The page polls ``/agent/live.json`` every second (session-authenticated; the JSON API is for
-bearer tokens) and posts presses with the CSRF token in a header.
+bearer tokens) and posts presses and notes with the CSRF token in a header. In the zero-setup
+demonstration (SQLite and the in-process Redis, or ``DEMO`` set) the console can also play a
+call arriving and the agent being put through: Warn and End on it are recorded as simulated.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import select
 
+from restrictions import adjustments, agent_actions, kinds
 from restrictions.errors import DomainError
-from restrictions.models import Role
+from restrictions.lifecycle import get_customer
+from restrictions.models import Call, Role
 from telephony import live
 from telephony.api.calls import cards
 from telephony.auth import page_role
@@ -22,11 +39,27 @@ from telephony.twilio_gateway import GatewayError
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 
+RECENT_CALLS = 20
+STATE_NAMES = {"awaiting_notice": "Awaiting notice", "active": "In force"}
+
+
+def demo_mode() -> bool:
+    """The zero-setup demonstration: ``DEMO`` set, or the SQLite database with the in-process
+    Redis (never a deployment's PostgreSQL and Redis)."""
+    config = current_app.config
+    if config.get("DEMO"):
+        return True
+    if config.get("TESTING"):
+        return False
+    url = str(config.get("DATABASE_URL") or "")
+    redis = config.get("REDIS_URL") or config.get("REDIS_SENTINELS")
+    return url.startswith("sqlite") and not redis
+
 
 @bp.route("/")
 @page_role(Role.AGENT)
 def console() -> Any:
-    return render_template("agent/console.html")
+    return render_template("agent/console.html", demo=demo_mode())
 
 
 @bp.route("/live.json")
@@ -48,3 +81,108 @@ def press(call_sid: str, kind: str) -> Any:
     except GatewayError as exc:
         return json_error(str(exc), 502)
     return jsonify(outcome=action.outcome, kind=action.kind, detail=action.detail)
+
+
+@bp.route("/calls/<sid:call_sid>/wrap-up", methods=["POST"])
+@page_role(Role.AGENT)
+def wrap_up(call_sid: str) -> Any:
+    """Save the wrap-up note: JSON from the console (answers JSON), or the customer page's form
+    (back to that page)."""
+    sess = session()
+    from_form = not request.is_json
+    try:
+        note = request.form.get("note") if from_form else json_object().get("note")
+        call = live.save_wrap_up_note(sess, g.user, call_sid, note)
+        sess.commit()
+    except DomainError as exc:
+        sess.rollback()
+        if not from_form:
+            return json_error(exc.message, exc.status)
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message, "error")
+        back = request.form.get("back", "")
+        return redirect(url_for("agent.customer", reference=back) if back else url_for(".console"))
+    if not from_form:
+        return jsonify(call_sid=call.call_sid, wrap_up_note=call.wrap_up_note)
+    flash("Wrap-up note saved.", "info")
+    if call.customer is not None:
+        return redirect(url_for("agent.customer", reference=call.customer.reference))
+    return redirect(url_for("agent.console"))
+
+
+@bp.route("/customers/<path:reference>")
+@page_role(Role.AGENT)
+def customer(reference: str) -> Any:
+    """What an agent may read about a customer: never the sensitive note."""
+    sess = session()
+    try:
+        found = get_customer(sess, reference)
+    except DomainError:
+        abort(404)
+    restrictions = []
+    for r in reversed(found.restrictions):
+        if r.ended_at is not None:
+            continue
+        kind = kinds.find(r.kind)
+        spoc = (r.details or {}).get("spoc")
+        restrictions.append(
+            {
+                "id": r.id,
+                "label": kind.label if kind else r.kind,
+                "state": STATE_NAMES.get(r.state, r.state),
+                "terms": live.restriction_terms(sess, r),
+                "spoc_name": live.staff_name(sess, str(spoc)) if spoc else None,
+                "decided_on": r.decided_on,
+                "under_appeal": any(a.outcome is None for a in r.appeals),
+            }
+        )
+    calls = list(
+        sess.scalars(
+            select(Call)
+            .where(Call.customer_id == found.id)
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(RECENT_CALLS)
+        )
+    )
+    return render_template(
+        "agent/customer.html",
+        customer=found,
+        language=live.language_name(found.language),
+        # only what any member of staff may see: public(), never the sensitive note
+        adjustments=adjustments.from_stored(adjustments.of(found).public(), None).words(),
+        restrictions=restrictions,
+        calls=calls,
+        may_note={c.id for c in calls if agent_actions.may_press(g.user, c)},
+    )
+
+
+# --- the demonstration ----------------------------------------------------------------------------
+
+
+@bp.route("/demo/calls", methods=["POST"])
+@page_role(Role.AGENT)
+def simulate_call() -> Any:
+    """A demonstration caller starts waiting (no call is placed)."""
+    if not demo_mode():
+        abort(404)
+    sess = session()
+    call = live.simulate_call(sess, g.user)
+    sess.commit()
+    return jsonify(call_sid=call.call_sid, simulated=True), 201
+
+
+@bp.route("/demo/calls/<sid:call_sid>/join", methods=["POST"])
+@page_role(Role.AGENT)
+def simulate_join(call_sid: str) -> Any:
+    """The agent is put through to the demonstration caller."""
+    if not demo_mode():
+        abort(404)
+    sess = session()
+    try:
+        call = live.simulate_join(sess, g.user, call_sid)
+    except DomainError as exc:
+        sess.rollback()
+        return json_error(exc.message, exc.status)
+    sess.commit()
+    return jsonify(call_sid=call.call_sid, state="connected")

@@ -29,6 +29,7 @@ from restrictions.errors import DomainError, Invalid
 from restrictions.lifecycle import (
     NOTICE_METHODS,
     add_restriction,
+    create_customer,
     get_customer,
     get_restriction,
     update_customer,
@@ -39,7 +40,7 @@ from restrictions.records import customer_record
 from telephony import current_settings, letters
 from telephony.auth import current_actor, page_role
 from telephony.database import session
-from telephony.pages.supervisor import RestrictionForm, bp
+from telephony.pages.supervisor import RestrictionForm, bp, terms
 from telephony.redis_store import redis_client
 
 PER_PAGE = 25
@@ -53,6 +54,13 @@ NOTICE_METHOD_NAMES = {
 }
 STATE_NAMES = {"awaiting_notice": "Awaiting notice", "active": "In force", "ended": "Ended"}
 OUTCOME_NAMES = {"upheld": "Upheld", "overturned": "Overturned", "varied": "Varied"}
+LETTERS = {  # the letters about a restriction a supervisor can open (?about= on its letter page)
+    "decision": "Decision letter",
+    "review": "Review outcome letter",
+    "appeal": "Appeal outcome letter",
+    "end": "End letter",
+    "lapse": "Lapse letter",
+}
 REVIEW_NAMES = {"continue": "Continued", "vary": "Varied", "end": "Ended"}
 DUE_SECTIONS = (
     ("notice_overdue", "Notices overdue"),
@@ -147,6 +155,7 @@ class CustomerForm(FlaskForm):  # type: ignore[misc]
             "interpreter": self.interpreter.data or None,
             "sensitive_note": self.sensitive_note.data or None,
         }
+
     postal_address = TextAreaField("Postal address, a line each (for letters)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -169,6 +178,24 @@ def _adjustment_fields(adjusted: adjustments.Adjustments) -> dict[str, Any]:
         "interpreter": adjusted.interpreter or "",
         "sensitive_note": adjusted.sensitive_note or "",
     }
+
+
+class NewCustomerForm(CustomerForm):
+    reference = StringField("Reference (the housing system's)", validators=[DataRequired()])
+
+
+def _letter_method() -> SelectField:
+    """How the letter this step sends goes (post when not said)."""
+    return SelectField(
+        "How the letter goes",
+        choices=[SelectChoice(m, NOTICE_METHOD_NAMES.get(m, m)) for m in NOTICE_METHODS],
+        default="post",
+        validators=[DataRequired()],
+    )
+
+
+def _numbers(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(";") if n.strip()]
 
 
 class NewRestrictionForm(RestrictionForm):
@@ -212,10 +239,12 @@ class ReviewForm(FlaskForm):  # type: ignore[misc]
     next_review_on = DateField(
         "Next review by (if it continues; 12 months on if left blank)", validators=[Optional()]
     )
+    letter_method = _letter_method()
 
 
 class EndForm(FlaskForm):  # type: ignore[misc]
     reason = TextAreaField("Why it ends", validators=[DataRequired()])
+    letter_method = _letter_method()
 
 
 class AppealForm(FlaskForm):  # type: ignore[misc]
@@ -247,6 +276,7 @@ class AppealDecisionForm(FlaskForm):  # type: ignore[misc]
         validators=[DataRequired()],
     )
     notes = TextAreaField("Reasons for the decision", validators=[DataRequired()])
+    letter_method = _letter_method()
     override_reason = TextAreaField(
         "Admins only, if you took part in the restriction: why you decide the appeal all the "
         "same (recorded)",
@@ -254,16 +284,46 @@ class AppealDecisionForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+class VaryForm(RestrictionForm):
+    """Varying a restriction, at a review or on appeal: it ends and a successor with new terms
+    replaces it (the new restriction's fields, as on the customer's page)."""
+
+    notes = TextAreaField(
+        "Why it varies (review notes, or the reasons for the decision)",
+        validators=[DataRequired()],
+    )
+    letter_method = _letter_method()
+    override_reason = TextAreaField(
+        "Admins only, if you took part in the restriction: why you decide the appeal all the "
+        "same (recorded)",
+        validators=[Optional()],
+    )
+
+    def vary_body(self, outcome: str, form: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "outcome": outcome,
+            "notes": self.notes.data,
+            "letter_method": self.letter_method.data,
+            "override_reason": self.override_reason.data or None,
+            "successor": self.body(form),
+        }
+
+
 class Forms:
     """The page's forms, each with its own prefix (so ids never clash); the one just submitted,
     when it failed, comes back with what was typed and its errors."""
 
-    def __init__(self, customer: Customer, bound: tuple[str, FlaskForm] | None) -> None:
+    def __init__(
+        self, customer: Customer, bound: tuple[str, FlaskForm] | None, opened: str | None = None
+    ) -> None:
         self.customer = customer
         self.bound = bound
+        self.opened = opened  # ?open=<key>: a link (the Due list's) asks for that form open
 
     def open(self, key: str) -> bool:
-        return self.bound is not None and self.bound[0] == key
+        if self.bound is not None:
+            return self.bound[0] == key
+        return self.opened == key
 
     def _get(self, factory: Callable[..., FlaskForm], key: str, **data: Any) -> FlaskForm:
         if self.bound is not None and self.bound[0] == key:
@@ -292,16 +352,16 @@ class Forms:
         return self._get(LapseLetterForm, f"lapse-{r.id}", sent_on=today(), method="post")
 
     def review(self, r: Restriction) -> FlaskForm:
-        return self._get(ReviewForm, f"review-{r.id}")
+        return self._get(ReviewForm, f"review-{r.id}", letter_method="post")
 
     def end(self, r: Restriction) -> FlaskForm:
-        return self._get(EndForm, f"end-{r.id}")
+        return self._get(EndForm, f"end-{r.id}", letter_method="post")
 
     def appeal(self, r: Restriction) -> FlaskForm:
         return self._get(AppealForm, f"appeal-{r.id}", lodged_on=today())
 
     def decide(self, a: Appeal) -> FlaskForm:
-        return self._get(AppealDecisionForm, f"decide-{a.id}")
+        return self._get(AppealDecisionForm, f"decide-{a.id}", letter_method="post")
 
     def sharing(self, r: Restriction) -> FlaskForm:
         return self._get(SharingForm, f"sharing-{r.id}", shared_on=today())
@@ -339,22 +399,9 @@ class RestrictionView:
     open_appeal: Appeal | None
 
 
-def _field_text(field: kinds.Field, value: Any) -> str:
-    if value in (None, "", []):
-        return "not set"
-    if field.type is kinds.FieldType.WINDOWS:
-        return prompts.describe_windows(value, "en-GB")
-    if field.type is kinds.FieldType.CONTACT and str(value).startswith("client:"):
-        return f"{str(value).removeprefix('client:')} (staff user)"
-    return str(value)
-
-
 def describe(r: Restriction, reviews: list[Review], on: date) -> RestrictionView:
     kind = kinds.find(r.kind)
-    details = [
-        (f.label, _field_text(f, (r.details or {}).get(f.name)))
-        for f in (kind.fields if kind else ())
-    ]
+    details = terms(r)
     ended = r.ended_at is not None
     notice_overdue = (
         not ended
@@ -504,7 +551,7 @@ def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: i
             "supervisor/customer.html",
             record=customer_record(sess, found),
             restrictions=views,
-            forms=Forms(found, bound),
+            forms=Forms(found, bound, request.args.get("open") if bound is None else None),
             language_names=LANGUAGE_NAMES,
             review_names=REVIEW_NAMES,
             adjusted=adjustments.of(found),  # the sensitive note too: this page is supervisors'
@@ -512,11 +559,45 @@ def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: i
             sent_letters=sent_letters.for_customer(sess, found.id),
             letter_kinds=sent_letters.KIND_NAMES,
             method_names=NOTICE_METHOD_NAMES,
+            letter_names=LETTERS,
             today=on,
             unattached=attach.unattached_calls(sess),
         ),
         status,
     )
+
+
+@bp.route("/customers/new", methods=["GET", "POST"])
+@page_role(Role.SUPERVISOR)
+def new_customer() -> Any:
+    """Add a customer: reference, name, numbers, language, typed adjustments and postal address,
+    as the API's ``POST /customers`` takes them."""
+    form = NewCustomerForm(prefix="customer")
+    if request.method == "GET":
+        return render_template("supervisor/new_customer.html", form=form)
+    if not form.validate_on_submit():
+        if form.meta.csrf and form.csrf_token.errors:
+            flash("The form had expired; please try again.", "error")
+        return render_template("supervisor/new_customer.html", form=form), 422
+    sess = session()
+    try:
+        made = create_customer(
+            sess,
+            current_actor(),
+            reference=(form.reference.data or "").strip(),
+            name=form.name.data,
+            phone_numbers=_numbers(form.numbers.data),
+            language=form.language.data,
+            adjustments=form.adjustments_body(),
+            postal_address=(form.postal_address.data or "").splitlines(),
+        )
+        sess.commit()
+    except DomainError as exc:
+        sess.rollback()
+        flash(exc.message, "error")
+        return render_template("supervisor/new_customer.html", form=form), exc.status
+    flash(f"{made.name} added as {made.reference}.", "info")
+    return redirect(url_for("supervisor.customer", reference=made.reference))
 
 
 @bp.route("/customers/<path:reference>")
@@ -556,7 +637,7 @@ def edit_customer(reference: str) -> Any:
     form = CustomerForm(prefix="customer")
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        numbers = [n.strip() for n in (form.numbers.data or "").split(";") if n.strip()]
+        numbers = _numbers(form.numbers.data)
         changed = update_customer(
             sess,
             current_actor(),
@@ -636,10 +717,15 @@ def record_lapse_letter(restriction_id: int) -> Any:
 @bp.route("/restrictions/<id:restriction_id>/letter")
 @page_role(Role.SUPERVISOR)
 def letter(restriction_id: int) -> Any:
-    """The decision letter: the HTML preview, or ``?download=1`` for the PDF."""
+    """A letter about the restriction, ``?about=`` decision (the default), review (its latest
+    review's outcome), appeal (its latest decided appeal's outcome), end or lapse: the HTML
+    preview, or ``?download=1`` for the PDF, which is the letter as it was sent once it was."""
+    about = request.args.get("about") or "decision"
+    if about not in LETTERS:
+        abort(404)
     r = _restriction(restriction_id)
     try:
-        return letters.respond(r, "decision", html=request.args.get("download") != "1")
+        return letters.respond(r, about, html=request.args.get("download") != "1")
     except DomainError as exc:
         flash(exc.message, "error")
         return redirect(
@@ -672,6 +758,7 @@ def review(restriction_id: int) -> Any:
             "outcome": form.outcome.data,
             "notes": form.notes.data,
             "next_review_on": form.next_review_on.data,
+            "letter_method": form.letter_method.data,
         }
         done, _ = sent_letters.review(
             sess,
@@ -706,7 +793,7 @@ def end(restriction_id: int) -> Any:
             sess,
             current_actor(),
             r,
-            {"reason": form.reason.data},
+            {"reason": form.reason.data, "letter_method": form.letter_method.data},
             today=today(),
             settings=current_settings(),
             render=letters.render_for_sending,
@@ -751,6 +838,7 @@ def decide_appeal(appeal_id: int) -> Any:
         body = {
             "outcome": form.outcome.data,
             "notes": form.notes.data,
+            "letter_method": form.letter_method.data,
             "override_reason": form.override_reason.data or None,
         }
         sent_letters.decide_appeal(
@@ -766,6 +854,109 @@ def decide_appeal(appeal_id: int) -> Any:
         return [(f"Appeal {appeal.id} {appeal.outcome}: {what}.", "info")]
 
     return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
+
+
+# --- varying a restriction: at a review, or on appeal ---------------------------------------------
+
+
+def _vary_page(
+    r: Restriction, form: VaryForm, *, appeal: Appeal | None = None, status: int = 200
+) -> Any:
+    return (
+        render_template(
+            "supervisor/vary.html",
+            restriction=r,
+            label=kinds.get(r.kind).label if kinds.find(r.kind) else r.kind,
+            terms=terms(r),
+            appeal=appeal,
+            form=form,
+        ),
+        status,
+    )
+
+
+def _vary(r: Restriction, appeal: Appeal | None, send: Callable[[Session, VaryForm], Any]) -> Any:
+    """Show the form to vary ``r`` (its kind and reason to start from), or take it: the domain
+    ends ``r`` and records its successor, and the outcome letter is kept as sent."""
+    form = VaryForm()
+    if request.method == "GET":
+        form.kind.data = r.kind
+        form.reason.data = r.reason
+        return _vary_page(r, form, appeal=appeal)
+    if not form.validate_on_submit():
+        if form.meta.csrf and form.csrf_token.errors:
+            flash("The form had expired; please try again.", "error")
+        return _vary_page(r, form, appeal=appeal, status=422)
+    sess = session()
+    try:
+        successor_id = send(sess, form)
+        sess.commit()
+    except DomainError as exc:
+        sess.rollback()
+        flash(exc.message, "error")
+        return _vary_page(r, form, appeal=appeal, status=exc.status)
+    successor = _restriction(successor_id)
+    flash(
+        f"Restriction {r.id} varied: {kinds.get(successor.kind).label} (restriction "
+        f"{successor.id}) replaces it.",
+        "info",
+    )
+    for warning in decisions.clashes(successor):
+        flash(warning, "warning")
+    return redirect(
+        url_for(
+            "supervisor.customer",
+            reference=successor.customer.reference,
+            _anchor=f"restriction-{successor.id}",
+        )
+    )
+
+
+@bp.route("/restrictions/<id:restriction_id>/vary", methods=["GET", "POST"])
+@page_role(Role.SUPERVISOR)
+def vary(restriction_id: int) -> Any:
+    """A review whose outcome is to vary the restriction (the API's review ``vary``)."""
+    r = _restriction(restriction_id, for_decision=request.method == "POST")
+
+    def send(sess: Session, form: VaryForm) -> Any:
+        done, _ = sent_letters.review(
+            sess,
+            current_actor(),
+            r,
+            form.vary_body("vary", request.form),
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
+        )
+        return done.successor_id
+
+    return _vary(r, None, send)
+
+
+@bp.route("/appeals/<id:appeal_id>/vary", methods=["GET", "POST"])
+@page_role(Role.SUPERVISOR)
+def vary_on_appeal(appeal_id: int) -> Any:
+    """An appeal decided ``varied``: the restriction ends and a successor replaces it."""
+    posting = request.method == "POST"
+    try:
+        appeal = decisions.get_appeal(session(), appeal_id, for_decision=posting)
+    except DomainError:
+        abort(404)
+    r = _restriction(appeal.restriction_id, for_decision=posting)
+
+    def send(sess: Session, form: VaryForm) -> Any:
+        sent_letters.decide_appeal(
+            sess,
+            current_actor(),
+            appeal,
+            form.vary_body("varied", request.form),
+            today=today(),
+            settings=current_settings(),
+            render=letters.render_for_sending,
+        )
+        return appeal.successor_id
+
+    return _vary(r, appeal, send)
 
 
 # --- attaching calls nobody was attached to, and subject access ---------------------------------
@@ -889,11 +1080,39 @@ def record_sharing(restriction_id: int) -> Any:
 # --- what is due ---------------------------------------------------------------------------------
 
 
+DUE_ACTIONS = {  # what is due -> the form on the customer's page that does it
+    "letter": ("notice", "Record the notice"),
+    "notice_overdue": ("notice", "Record the notice"),
+    "review_due": ("review", "Review it"),
+    "review_overdue": ("review", "Review it"),
+    "lapse_letter": ("lapse", "Record the letter about the lapse"),
+    "appeal": ("decide", "Decide the appeal"),
+}
+
+
+def due_action(item: decisions.DueItem) -> tuple[str, str]:
+    """The link that does what is due (the customer's page, the form opened, at its
+    restriction) and its words."""
+    form, words = DUE_ACTIONS[item.what]
+    r = item.restriction
+    key = f"decide-{item.appeal.id}" if item.appeal is not None else f"{form}-{r.id}"
+    url = url_for(
+        "supervisor.customer",
+        reference=r.customer.reference,
+        open=key,
+        _anchor=f"restriction-{r.id}",
+    )
+    return url, words
+
+
 @bp.route("/due")
 @page_role(Role.SUPERVISOR)
 def due() -> Any:
     items = decisions.due(session(), today())
-    sections = [(title, [i for i in items if i.what == what]) for what, title in DUE_SECTIONS]
+    sections = [
+        (title, [(i, *due_action(i)) for i in items if i.what == what])
+        for what, title in DUE_SECTIONS
+    ]
     return render_template(
         "supervisor/due.html",
         sections=sections,

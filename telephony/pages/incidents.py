@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
+from wtforms import TextAreaField
+from wtforms.validators import Optional
 
 from restrictions import agent_actions
 from restrictions.errors import DomainError
@@ -14,6 +16,10 @@ from telephony.auth import page_role
 from telephony.database import session
 
 bp = Blueprint("incidents", __name__, url_prefix="/supervisor/incidents")
+
+
+class ReviewForm(FlaskForm):  # type: ignore[misc]
+    note = TextAreaField("Review note (optional)", validators=[Optional()])
 
 
 @bp.route("/")
@@ -25,20 +31,28 @@ def queue() -> Any:
         session(), kind=kind, outcome=outcome, unreviewed=request.args.get("unreviewed") == "1"
     )
     return render_template(
-        "supervisor/incidents.html", incidents=found, kind=kind, outcome=outcome, form=FlaskForm()
+        "supervisor/incidents.html",
+        incidents=found,
+        kind=kind,
+        outcome=outcome,
+        review_form=lambda a: ReviewForm(formdata=None, prefix=f"review-{a.id}"),
     )
 
 
 @bp.route("/<id:action_id>/reviewed", methods=["POST"])
 @page_role(Role.SUPERVISOR)
 def reviewed(action_id: int) -> Any:
-    if not FlaskForm().validate_on_submit():
+    form = ReviewForm(prefix=f"review-{action_id}")
+    if not form.validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("incidents.queue"))
     sess = session()
     try:
-        agent_actions.mark_reviewed(sess, g.user, action_id)
+        agent_actions.mark_reviewed(sess, g.user, action_id, form.note.data or None)
         sess.commit()
     except DomainError as exc:
+        sess.rollback()
         flash(exc.message, "error")
+        return redirect(url_for("incidents.queue", _anchor=f"incident-{action_id}"))
+    flash(f"Incident {action_id} reviewed.", "info")
     return redirect(url_for("incidents.queue"))

@@ -13,11 +13,12 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Optional
 
+import prompts
 from restrictions import alerts as domain
-from restrictions import kinds
+from restrictions import kinds, validation
 from restrictions.errors import DomainError
 from restrictions.letters import date_in_words
-from restrictions.models import ContactAlert, Role
+from restrictions.models import ContactAlert, Restriction, Role
 from telephony import current_settings, letters
 from telephony.auth import current_actor, page_role
 from telephony.database import session
@@ -55,19 +56,32 @@ class RestrictionForm(FlaskForm):  # type: ignore[misc]
         return body
 
 
-def input_name(kind: str, field: kinds.Field, part: str = "") -> str:
-    return f"{kind}-{field.name}" + (f"-{part}" if part else "")
+# Permitted times offered as rows of inputs (the first unnumbered, then "-2", "-3", …); with
+# script the empty ones hide behind "Add another time" (kind_fields.js).
+WINDOW_ROWS = 4
+
+
+def input_name(kind: str, field: kinds.Field, part: str = "", row: int = 1) -> str:
+    return f"{kind}-{field.name}" + (f"-{part}" if part else "") + (f"-{row}" if row > 1 else "")
+
+
+def windows_value(field: kinds.Field, kind: str, form: Mapping[str, str]) -> Any:
+    """Every row of permitted times that was filled in (a row partly filled is handed on for
+    the domain to refuse in its words), in order; None when none was."""
+    found = []
+    for row in range(1, validation.MAX_WINDOWS + 1):
+        days = (form.get(input_name(kind, field, "days", row)) or "").replace(",", " ").split()
+        start = (form.get(input_name(kind, field, "start", row)) or "").strip()
+        end = (form.get(input_name(kind, field, "end", row)) or "").strip()
+        if days or start or end:
+            found.append({"days": days, "start": start, "end": end})
+    return found or None
 
 
 def field_value(field: kinds.Field, kind: str, form: Mapping[str, str]) -> Any:
     """A kind's field as the API would take it, from the form's inputs."""
     if field.type is kinds.FieldType.WINDOWS:
-        days = (form.get(input_name(kind, field, "days")) or "").replace(",", " ").split()
-        start = form.get(input_name(kind, field, "start")) or ""
-        end = form.get(input_name(kind, field, "end")) or ""
-        if not (days or start or end):
-            return None
-        return [{"days": days, "start": start, "end": end}]
+        return windows_value(field, kind, form)
     raw = (form.get(input_name(kind, field)) or "").strip()
     if field.type is kinds.FieldType.COUNT:
         return int(raw) if raw.isdigit() else (raw or None)
@@ -76,7 +90,36 @@ def field_value(field: kinds.Field, kind: str, form: Mapping[str, str]) -> Any:
 
 @bp.app_context_processor
 def _kinds() -> dict[str, Any]:
-    return {"restriction_kinds": kinds.all_kinds(), "kind_input": input_name}
+    return {
+        "restriction_kinds": kinds.all_kinds(),
+        "kind_input": input_name,
+        "window_rows": WINDOW_ROWS,
+    }
+
+
+def field_text(field: kinds.Field, value: Any) -> str:
+    """A kind's field in words, as stored."""
+    if value in (None, "", []):
+        return "not set"
+    if field.type is kinds.FieldType.WINDOWS:
+        return prompts.describe_windows(value, "en-GB")
+    if field.type is kinds.FieldType.CONTACT and str(value).startswith("client:"):
+        return f"{str(value).removeprefix('client:')} (staff user)"
+    return str(value)
+
+
+def terms(r: Restriction) -> list[tuple[str, str]]:
+    """A restriction's own terms in words: each of its kind's fields, labelled."""
+    kind = kinds.find(r.kind)
+    return [
+        (f.label, field_text(f, (r.details or {}).get(f.name)))
+        for f in (kind.fields if kind else ())
+    ]
+
+
+def kind_label(r: Restriction) -> str:
+    kind = kinds.find(r.kind)
+    return kind.label if kind else r.kind
 
 
 def _alert(alert_id: int, *, for_decision: bool = False) -> ContactAlert:
@@ -113,9 +156,15 @@ def alert(alert_id: int) -> Any:
         today=datetime.now(UTC),
         tz=current_settings().timezone,
     )
+    in_force = [
+        (kind_label(r), terms(r), r)
+        for r in (found.customer.restrictions if found.customer else [])
+        if r.state == "active"
+    ]
     return render_template(
         "supervisor/alert.html",
         alert=found,
+        in_force=in_force,
         days=days,
         peak=max([n for _, n in days] + [1]),
         form=DismissForm(),

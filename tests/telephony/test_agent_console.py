@@ -3,6 +3,7 @@ Supervisors then see the presses as incidents."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from restrictions.models import AgentAction
+from restrictions.models import AgentAction, Call
 from telephony.database import database
 from tests.browser import follow
 
@@ -96,6 +97,10 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     warn = card.get_by_role("button", name="Warn")
     warn.focus()
     page.keyboard.press("Enter")  # keyboard-reachable
+    assert fake_twilio.requests == []  # it asks first
+    send = card.get_by_role("button", name="Play the warning to")
+    assert send.evaluate("button => button === document.activeElement")
+    page.keyboard.press("Enter")
     page.get_by_text("waiting for Twilio to say it has played").wait_for()  # in flight
     (announce,) = fake_twilio.posts("/Conferences/")
     assert announce.path.endswith(f"/Conferences/{CONFERENCE}.json")
@@ -182,3 +187,137 @@ def test_supervisors_see_presses_as_incidents_and_mark_them_reviewed(
 def test_the_console_is_for_signed_in_staff(page: Any) -> None:
     page.goto("/agent/")
     assert page.get_by_role("heading", name="Sign in").is_visible()
+
+
+# --- the caller named, the Warn confirmation, Escape, the timer, announcements ------------------
+
+
+WHO = "Pat <script>alert(1)</script> (+447400100001)"
+
+
+def test_controls_name_the_caller_and_the_card_speaks_in_words(
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+) -> None:
+    connect_call()
+    sign_in(page, agent)
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for()
+    assert card.locator(".warn").get_attribute("aria-label") == f"Warn {WHO}"
+    assert card.locator(".end").get_attribute("aria-label") == f"End call (reason needed): {WHO}"
+    assert card.get_attribute("aria-labelledby") == f"caller-{CALLER}"
+    link = card.get_by_role("link", name="Customer record: Pat")
+    assert link.get_attribute("href") == "/agent/customers/HMS-0001"
+    assert "Speaks English" in card.locator(".adjustments").inner_text()
+    assert (
+        "Issue not to be engaged on: the boundary fence"
+        in card.locator(".restrictions").inner_text()
+    )
+    assert card.locator(".elapsed").get_attribute("role") == "timer"
+    assert re.fullmatch(r"\d+:\d\d(:\d\d)?", card.locator(".elapsed").inner_text())
+    # the poll's "Updated …" line is no live region: only #announcer is
+    assert page.locator("#status").get_attribute("aria-live") is None
+    assert page.locator("#calls").get_attribute("aria-live") is None
+    page.get_by_text("1 live call.").wait_for()
+
+
+def test_warn_then_cancel_sends_nothing(
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+    fake_twilio: Any,
+    app: Flask,
+) -> None:
+    connect_call()
+    sign_in(page, agent)
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for()
+    card.get_by_role("button", name="Warn").click()
+    dialog = card.get_by_role("dialog", name=f"Warn {WHO}?")
+    assert dialog.is_visible()
+    assert card.get_by_role("button", name=f"Play the warning to {WHO}").is_visible()
+    card.get_by_role("button", name="Cancel: do not warn").click()
+    assert dialog.is_hidden()
+    assert card.locator(".outcome").inner_text() == "Warning not sent."
+    page.clock.run_for(POLL_MS)
+    assert fake_twilio.requests == []
+    # Escape closes the confirmation too, and focus goes back to Warn
+    card.get_by_role("button", name="Warn").click()
+    assert dialog.is_visible()
+    page.keyboard.press("Escape")
+    assert dialog.is_hidden()
+    assert card.locator(".warn").evaluate("b => b === document.activeElement")
+    assert fake_twilio.requests == []
+    with database(app).sessions() as sess:
+        assert sess.scalar(select(AgentAction)) is None
+
+
+def test_escape_closes_the_end_reason_dialog(
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+    fake_twilio: Any,
+) -> None:
+    connect_call()
+    sign_in(page, agent)
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for()
+    card.get_by_role("button", name="End call (reason needed)").click()
+    dialog = card.get_by_role("dialog", name=f"End the call with {WHO}")
+    assert dialog.is_visible()
+    assert card.get_by_role("button", name=f"Confirm end: {WHO}").is_visible()
+    page.keyboard.press("Escape")
+    assert dialog.is_hidden()
+    assert card.locator(".end").evaluate("b => b === document.activeElement")
+    assert fake_twilio.requests == []
+
+
+def test_announcements_say_what_matters_and_can_be_paused(
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+) -> None:
+    sign_in(page, agent)
+    announcer = page.locator("#announcer")
+    page.clock.run_for(POLL_MS)
+    assert announcer.inner_text() == ""  # polls with nothing new say nothing
+    connect_call()
+    page.clock.run_for(POLL_MS)
+    page.locator(f'section.call[data-call-sid="{CALLER}"]').wait_for()
+    page.clock.run_for(100)  # the announcement is written a moment after it is cleared
+    assert announcer.inner_text() == f"Call arrived: {WHO}."
+    for _ in range(3):
+        page.clock.run_for(POLL_MS)  # no change: the same words stay, nothing re-announced
+    assert announcer.inner_text() == f"Call arrived: {WHO}."
+    pause = page.get_by_role("button", name="Pause announcements")
+    pause.click()
+    assert (
+        page.get_by_role("button", name="Resume announcements").get_attribute("aria-pressed")
+        == "true"
+    )
+    assert announcer.inner_text() == ""
+
+
+def test_the_wrap_up_note_is_saved_from_the_card(
+    app: Flask,
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+) -> None:
+    connect_call()
+    sign_in(page, agent)
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for()
+    card.get_by_label("Wrap-up note").fill("Asked about the fence again; declined (5.1).")
+    card.get_by_role("button", name="Save the wrap-up note").click()
+    card.get_by_text("Wrap-up note saved.").wait_for()
+    with database(app).sessions() as sess:
+        call = sess.scalar(select(Call).where(Call.call_sid == CALLER))
+        assert call is not None
+        assert call.wrap_up_note == "Asked about the fence again; declined (5.1)."

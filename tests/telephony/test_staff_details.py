@@ -168,7 +168,7 @@ def test_a_bad_direct_line_is_shown_beside_its_field_and_nothing_is_saved(
     page = refused.get_data(as_text=True)
     field = re.search(
         rf'name="details-{person.user.id}-direct_line"[^>]*>\s*'
-        r'<span class="flash error field-error">([^<]+)</span>',
+        r'<span class="flash error field-error"[^>]*>([^<]+)</span>',
         page,
     )
     assert field is not None, "the error is beside the direct line"

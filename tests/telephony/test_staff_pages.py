@@ -92,7 +92,7 @@ def error_beside(page: str, name: str) -> str:
     """The error shown just after the input (or the select) named ``name``."""
     found = re.search(
         rf'name="{re.escape(name)}"[^>]*>(?:(?:\s*<option[^>]*>[^<]*</option>)*\s*</select>)?'
-        r'\s*<span class="flash error field-error">([^<]+)</span>',
+        r'\s*<span class="flash error field-error"[^>]*>([^<]+)</span>',
         page,
     )
     assert found is not None, f"no error beside {name}"
