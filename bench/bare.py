@@ -21,6 +21,8 @@ from redis import Redis
 from sqlalchemy import make_url
 from twilio.request_validator import RequestValidator
 
+from restrictions import redis_keys
+
 TWIML = (
     '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-GB">Connecting you now.'
     "</Say><Dial><Number>+441332000100</Number></Dial></Response>"
@@ -78,7 +80,7 @@ def _postgresql() -> Any:
 @floor.post("/twilio/voice/incoming")
 def floor_incoming() -> Response:
     _signed()
-    _redis().get("cg:caller:v2:" + request.form.get("From", ""))
+    _redis().get(redis_keys.CALLER.of(request.form.get("From", "")))
     return Response(TWIML, mimetype="text/xml")
 
 

@@ -88,7 +88,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from bench import infra
-from restrictions import alerts, counting
+from restrictions import alerts, counting, redis_keys
 from restrictions.models import Call, CallEvent, ContactAlert
 from restrictions.settings import ContactRule
 from tests.fake_twilio import FakeTwilio, TwilioRequest
@@ -1293,7 +1293,9 @@ class Run:
         )
         redis = infra.redis_at(self.master)
         infra.wait_for(
-            "the worker's first sweep builds Redis", lambda: bool(redis.exists("cg:rebuilt")), 60
+            "the worker's first sweep builds Redis",
+            lambda: bool(redis.exists(redis_keys.REBUILT.key)),
+            60,
         )
         c = THIS_RELEASE.commands
         print(f"machine: {os.cpu_count()} cores, load average {load_average()} at the start")
@@ -1351,7 +1353,7 @@ class Run:
                     .where(CallEvent.processed_at.is_(None), CallEvent.parked_reason.is_(None))
                     .limit(1)
                 )
-            if pending is None and self.redis().xlen("cg:events:buffered") == 0:
+            if pending is None and self.redis().xlen(redis_keys.EVENTS_BUFFERED.key) == 0:
                 break
         time.sleep(5)
         stop_answering.set()

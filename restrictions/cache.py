@@ -22,7 +22,7 @@ from redis import Redis
 from sqlalchemy import Connection, Engine, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from restrictions import adjustments
+from restrictions import adjustments, redis_keys
 from restrictions.db import CACHE_REDIS, after_commit
 from restrictions.models import AuditEntry, Customer, PhoneNumber, Restriction
 from restrictions.resilience import fail_open
@@ -30,7 +30,7 @@ from restrictions.routing import ActiveRestriction, CallerProfile, needs_weekly_
 
 log = logging.getLogger("callguard.cache")
 
-PREFIX = "cg:caller:v2:"  # v2: entries carry their mark; an older release reads none of them
+PREFIX = redis_keys.CALLER.key  # v2: entries carry their mark
 DECIDES_ALONE = "="
 NEEDS_COUNT = "+"
 TTL_SECONDS = 3600  # an entry that only saves a PostgreSQL read: the usual caller
@@ -38,8 +38,8 @@ TTL_SECONDS = 3600  # an entry that only saves a PostgreSQL read: the usual call
 # not: ``keep_restricted_warm`` rewrites every such entry each WARM_SECONDS, well inside this.
 RESTRICTED_TTL_SECONDS = 6 * 3600
 WARM_SECONDS = 3600
-WARM_KEY = "cg:caller:warm"  # set while the restricted entries were rewritten this period
-SYNCED_KEY = "cg:caller:synced"  # up to when changes on the audit trail are in the cache
+WARM_KEY = redis_keys.CALLER_WARM.key
+SYNCED_KEY = redis_keys.CALLER_SYNCED.key
 SYNC_OVERLAP_SECONDS = 60  # a change committed just before the watermark moved is read again
 CHUNK = 1000
 _MISS = object()

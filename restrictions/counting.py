@@ -18,13 +18,14 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from restrictions import redis_keys
 from restrictions.models import AlertStatus, Call, ContactAlert
 from restrictions.resilience import fail_open
 
-CALLS = "cg:count:calls:"
-TALK = "cg:count:talk:"
-ALLOWANCE = "cg:allowance:customer:"
-DECIDED = "cg:count:decided:"  # hash per subject: rule name -> when its alert was last decided
+CALLS = redis_keys.COUNT_CALLS.key
+TALK = redis_keys.COUNT_TALK.key
+ALLOWANCE = redis_keys.ALLOWANCE.key
+DECIDED = redis_keys.COUNT_DECIDED.key
 KEEP_SECONDS = 8 * 24 * 3600  # longer than the longest default window (7 days)
 
 
@@ -211,7 +212,7 @@ def note_allowance(redis: Redis, customer_id: int, call_sid: str, started_at: da
     pipe.execute()
 
 
-PENDING = "cg:allowance:pending:"
+PENDING = redis_keys.ALLOWANCE_PENDING.key
 
 
 def expect_allowance(redis: Redis, call_sid: str, customer_id: int) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from restrictions import redis_keys
 from restrictions.errors import Invalid
 from restrictions.models import CallEvent, utcnow
 from restrictions.validation import MAX_INT
@@ -140,7 +141,7 @@ def _insert_once(dialect: str) -> Any:
 
 # --- events kept in Redis while PostgreSQL cannot take them --------------------------------------
 
-BUFFER = "cg:events:buffered"
+BUFFER = redis_keys.EVENTS_BUFFERED.key
 
 
 @dataclass(frozen=True)

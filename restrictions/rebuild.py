@@ -16,10 +16,10 @@ from redis import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy.orm import Session
 
-from restrictions import alerts, cache, counting
+from restrictions import alerts, cache, counting, redis_keys
 from restrictions.settings import ContactRule
 
-MARKER = "cg:rebuilt"
+MARKER = redis_keys.REBUILT.key
 
 
 @dataclass(frozen=True)

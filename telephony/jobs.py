@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy.orm import Session
 
-from restrictions import cache
+from restrictions import cache, redis_keys
 from restrictions.db import after_commit
 from telephony.redis_store import call_path_breaker, queue
 
@@ -100,20 +100,12 @@ def enqueue(
 
 # Inbound calls wait here for a worker (telephony.worker.take_calls), one entry each: an XADD is
 # a third of an rq enqueue's Redis work, and the caller is waiting while it is written.
-CALLS = "cg:calls:inbound"
+CALLS = redis_keys.CALLS.key
 CALLS_GROUP = "callguard-workers"
 
 
-# The usual caller's one round trip: read their routing-cache entry and, when the entry alone
-# decides the route (restrictions.cache's mark), hand the call over with it; the worker decides
-# the same route from the same entry and start time. Returns the entry (nil on a miss).
-LOOK_UP_AND_HAND_OVER = """
-local entry = redis.call('GET', KEYS[1])
-if entry and string.sub(entry, 1, 1) == ARGV[2] then
-  redis.call('XADD', KEYS[2], '*', 'call', ARGV[1], 'entry', entry)
-end
-return entry
-"""
+# The usual caller's one round trip is the script restrictions.redis_keys.HAND_OVER (with its
+# keys and arguments labelled there).
 
 
 def hands_over_calls(app: Flask | None = None) -> bool:
@@ -123,7 +115,7 @@ def hands_over_calls(app: Flask | None = None) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _script(redis: Redis) -> Script:
-    return redis.register_script(LOOK_UP_AND_HAND_OVER)
+    return redis.register_script(redis_keys.HAND_OVER)
 
 
 def look_up_and_hand_over(redis: Redis, cache_key: str, call: dict[str, Any]) -> bytes | None:
@@ -157,8 +149,8 @@ def hand_over_call(record: dict[str, Any]) -> bool:
 
 
 # Stored status events wait here for the worker, which drains the list in one job per burst.
-READY_EVENTS = "cg:events:ready"
-READY_EVENTS_QUEUED = "cg:events:ready:queued"  # set while a drain job is waiting
+READY_EVENTS = redis_keys.EVENTS_READY.key
+READY_EVENTS_QUEUED = redis_keys.EVENTS_READY_QUEUED.key  # set while a run is queued
 
 
 def hand_over_event(event_id: int) -> bool:

@@ -23,6 +23,7 @@ from flask import Flask, Response, current_app, jsonify
 from redis import Redis
 from sqlalchemy import Connection, text
 
+from restrictions import redis_keys
 from restrictions.events import BUFFER
 from restrictions.resilience import Breaker, DependencyDown, within_pool
 from telephony import current_settings, jobs, startup
@@ -100,7 +101,7 @@ def check_database(app: Flask) -> dict[str, Any]:
 
 def check_redis(app: Flask) -> dict[str, Any]:
     client = redis_client(app)
-    key = f"cg:readyz:{socket.gethostname()}:{os.getpid()}"
+    key = redis_keys.READYZ.of(f"{socket.gethostname()}:{os.getpid()}")
 
     def write() -> object:
         return client.set(key, "1", px=PROBE_TTL_MS)  # a replica answers READONLY

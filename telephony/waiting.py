@@ -24,6 +24,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
+from restrictions import redis_keys
 from restrictions.db import Database
 from restrictions.models import Call
 from restrictions.settings import Settings
@@ -36,7 +37,7 @@ from telephony.urls import dial_result_url, hold_url, key_url
 
 log = logging.getLogger("callguard.waiting")
 
-CLAIM_PREFIX = "cg:moved:"
+CLAIM_PREFIX = redis_keys.MOVED.key
 HEARTBEAT_SECONDS = 10
 AGENT = "agent"
 SPOC = "spoc"
@@ -178,7 +179,7 @@ def hold_for_emergency(app: Flask, call_sid: str) -> None:
         log.warning("redis unavailable to hold call %s on the emergency line: %s", call_sid, exc)
 
 
-STOPPED_PREFIX = "cg:stopped:"
+STOPPED_PREFIX = redis_keys.STOPPED.key
 
 
 def cancel_leg(agent_call_sid: str, *, fast: bool = False) -> None:

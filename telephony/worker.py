@@ -31,7 +31,7 @@ from rq import SimpleWorker as RqSimpleWorker
 from rq.job import Job
 from rq.utils import import_attribute
 
-from restrictions import rebuild
+from restrictions import rebuild, redis_keys
 from restrictions.resilience import database_unavailable
 from telephony import jobs, logs
 from telephony.inbound import record_from_hand_over
@@ -40,9 +40,9 @@ from telephony.redis_store import queue, queues
 log = logging.getLogger("callguard.worker")
 
 TICK_SECONDS = 15
-TICK_KEY = "cg:sweep-tick"
+TICK_KEY = redis_keys.SWEEP_TICK.key
 TICK_TTL_SECONDS = TICK_SECONDS - 1  # one sweep per period, whichever worker ticks first
-DAILY_KEY = "cg:daily"
+DAILY_KEY = redis_keys.DAILY.key
 MAX_BACKOFF_SECONDS = 30.0
 DIALLER_RETRY_SECONDS = 1.0  # a dialler is back within a second of Redis: callers are on hold
 RECLAIM_MS = 10_000  # a call taken by a worker that died is another's after this long
@@ -100,7 +100,7 @@ def tick(app: Flask) -> bool:
         q = queue(app)
         try:
             day = time.strftime("%Y-%m-%d")
-            if q.connection.set(f"{DAILY_KEY}:{day}", "1", nx=True, ex=2 * 86400):
+            if q.connection.set(redis_keys.DAILY.of(day), "1", nx=True, ex=2 * 86400):
                 jobs.enqueue(jobs.DAILY, job_id=f"daily-{day}", retry=False)
             if not q.connection.set(TICK_KEY, "1", nx=True, ex=TICK_TTL_SECONDS):
                 return False
@@ -111,7 +111,7 @@ def tick(app: Flask) -> bool:
 
 
 LOST_CHECK_SECONDS = 1.0  # how soon a Redis that came back empty (or failed over) is rebuilt
-REBUILD_ASKED = "cg:rebuild-asked"  # one sweep asked for per 10 s while the rebuild is pending
+REBUILD_ASKED = redis_keys.REBUILD_ASKED.key  # one sweep per 10 s while a rebuild is pending
 
 
 def rebuild_if_lost(app: Flask) -> bool:

@@ -558,6 +558,32 @@ def page(_tab: Any, live_server: str) -> Iterator[Any]:
     _tab.context.clear_cookies()
 
 
+@pytest.fixture
+def server_errors(page: Any) -> Iterator[list[str]]:
+    """Every response the browser got with a 5xx status, in any of the tab's context's pages (a
+    link that opens a new tab included): a page must never answer with one."""
+    seen: list[str] = []
+
+    def note(response: Any) -> None:
+        if response.status >= 500:
+            seen.append(f"{response.status} {response.url}")
+
+    page.context.on("response", note)
+    yield seen
+    page.context.remove_listener("response", note)
+
+
+@pytest.fixture
+def check(page: Any) -> Iterator[Any]:
+    """axe and the 320 px reflow check on each page state: ``check("label")``, then
+    ``check.assert_none()`` (tests/a11y.py)."""
+    from tests.a11y import WIDE, Checks
+
+    page.set_viewport_size(WIDE)
+    yield Checks(page)
+    page.set_viewport_size(WIDE)
+
+
 CSRF_FIELD = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 

@@ -35,6 +35,7 @@ from telephony.auth import page_role
 from telephony.database import session
 from telephony.errors import json_error
 from telephony.inputs import json_object
+from telephony.pages.words import plain_message
 from telephony.twilio_gateway import GatewayError
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -100,7 +101,7 @@ def wrap_up(call_sid: str) -> Any:
             return json_error(exc.message, exc.status)
         if exc.status == 404:
             abort(404)
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         back = request.form.get("back", "")
         return redirect(url_for("agent.customer", reference=back) if back else url_for(".console"))
     if not from_form:

@@ -41,11 +41,11 @@ from telephony import current_settings, letters
 from telephony.auth import current_actor, page_role
 from telephony.database import session
 from telephony.pages.supervisor import RestrictionForm, bp, terms
+from telephony.pages.words import language_name, plain_message
 from telephony.redis_store import redis_client
 
 PER_PAGE = 25
 MAX_QUERY = 200
-LANGUAGE_NAMES = {"en-GB": "English", "cy-GB": "Welsh (Cymraeg)", "pl-PL": "Polish (polski)"}
 NOTICE_METHOD_NAMES = {
     "post": "Post",
     "email": "Email",
@@ -93,15 +93,6 @@ def day(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         value = value.astimezone(london()).date()
     return f"{value.day} {value:%b %Y}"
-
-
-@bp.app_template_filter("moment")
-def moment(value: datetime | None) -> str:
-    """A moment on the landlord's clock: "26 Nov 2026 14:05"."""
-    if value is None:
-        return ""
-    local = value.astimezone(london())
-    return f"{local.day} {local:%b %Y %H:%M}"
 
 
 def _days(n: int) -> str:
@@ -161,7 +152,7 @@ class CustomerForm(FlaskForm):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.language.choices = [
-            SelectChoice(code, LANGUAGE_NAMES.get(code, code)) for code in prompts.languages()
+            SelectChoice(code, language_name(code)) for code in prompts.languages()
         ]
 
 
@@ -552,7 +543,6 @@ def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: i
             record=customer_record(sess, found),
             restrictions=views,
             forms=Forms(found, bound, request.args.get("open") if bound is None else None),
-            language_names=LANGUAGE_NAMES,
             review_names=REVIEW_NAMES,
             adjusted=adjustments.of(found),  # the sensitive note too: this page is supervisors'
             lawful_bases=sharing.LAWFUL_BASES,
@@ -594,7 +584,7 @@ def new_customer() -> Any:
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return render_template("supervisor/new_customer.html", form=form), exc.status
     flash(f"{made.name} added as {made.reference}.", "info")
     return redirect(url_for("supervisor.customer", reference=made.reference))
@@ -623,7 +613,7 @@ def _act(reference: str, key: str, form: FlaskForm, action: Action, anchor: str)
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return _page(get_customer(sess, reference), (key, form), exc.status)
     for message, category in messages:
         flash(message, category)
@@ -727,7 +717,7 @@ def letter(restriction_id: int) -> Any:
     try:
         return letters.respond(r, about, html=request.args.get("download") != "1")
     except DomainError as exc:
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return redirect(
             url_for(
                 "supervisor.customer", reference=r.customer.reference, _anchor=f"restriction-{r.id}"
@@ -893,7 +883,7 @@ def _vary(r: Restriction, appeal: Appeal | None, send: Callable[[Session, VaryFo
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return _vary_page(r, form, appeal=appeal, status=exc.status)
     successor = _restriction(successor_id)
     flash(

@@ -14,6 +14,7 @@ from restrictions.errors import DomainError
 from restrictions.models import Role
 from telephony.auth import page_role
 from telephony.database import session
+from telephony.pages.words import plain_message
 
 bp = Blueprint("incidents", __name__, url_prefix="/supervisor/incidents")
 
@@ -52,7 +53,7 @@ def reviewed(action_id: int) -> Any:
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return redirect(url_for("incidents.queue", _anchor=f"incident-{action_id}"))
     flash(f"Incident {action_id} reviewed.", "info")
     return redirect(url_for("incidents.queue"))

@@ -26,6 +26,7 @@ from restrictions.errors import DomainError
 from restrictions.models import Role, User
 from telephony.auth import current_actor, limiter, page_role, start_session
 from telephony.database import session
+from telephony.pages.words import plain_message
 
 bp = Blueprint("staff", __name__)
 
@@ -54,7 +55,7 @@ def _rotate(user: User, label: str, back: str) -> Any:
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return redirect(back)
     return _issued(user, token, back)
 
@@ -202,9 +203,9 @@ def _refused(form: FlaskForm, exc: DomainError) -> None:
     errors = getattr(exc, "errors", None)
     if isinstance(errors, dict) and all(field in form for field in errors):
         for field, message in errors.items():
-            form[field].errors.append(message)
+            form[field].errors.append(plain_message(message))
     else:
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
 
 
 def _card_change(kind: str, user_id: int, change: Callable[[User, Any], str]) -> Any:
@@ -236,7 +237,7 @@ def _button(user_id: int, change: Callable[[User], str]) -> Any:
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return _listing(status=exc.status)
     flash(f"{user.name}: {said}.", "info")
     return _back_to(user)

@@ -4,7 +4,7 @@ customer's record and a restriction's life are in ``telephony.pages.customers``)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from restrictions.models import ContactAlert, Restriction, Role
 from telephony import current_settings, letters
 from telephony.auth import current_actor, page_role
 from telephony.database import session
+from telephony.pages.words import plain_message
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
@@ -137,7 +138,7 @@ def alerts() -> Any:
     try:
         found = domain.list_alerts(session(), status=status, rule=rule)
     except DomainError as exc:
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         found = []
     rules = [r.name for r in current_settings().contact_rules]
     return render_template(
@@ -149,13 +150,16 @@ def alerts() -> Any:
 @page_role(Role.SUPERVISOR)
 def alert(alert_id: int) -> Any:
     found = _alert(alert_id)
-    days = domain.daily_calls(
-        session(),
-        customer_id=found.customer_id,
-        e164=found.phone_e164,
-        today=datetime.now(UTC),
-        tz=current_settings().timezone,
-    )
+    days = [
+        (date.fromisoformat(on), n)
+        for on, n in domain.daily_calls(
+            session(),
+            customer_id=found.customer_id,
+            e164=found.phone_e164,
+            today=datetime.now(UTC),
+            tz=current_settings().timezone,
+        )
+    ]
     in_force = [
         (kind_label(r), terms(r), r)
         for r in (found.customer.restrictions if found.customer else [])
@@ -166,7 +170,8 @@ def alert(alert_id: int) -> Any:
         alert=found,
         in_force=in_force,
         days=days,
-        peak=max([n for _, n in days] + [1]),
+        peak=max([n for _, n in days] + [1]),  # the chart's scale
+        busiest=max([n for _, n in days] + [0]),
         form=DismissForm(),
     )
 
@@ -185,7 +190,7 @@ def dismiss(alert_id: int) -> Any:
         sess.commit()
     except DomainError as exc:
         sess.rollback()
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
         return redirect(url_for("supervisor.alert", alert_id=alert_id))
     flash(f"Alert {alert_id} dismissed.", "info")
     return redirect(url_for("supervisor.alerts"))
@@ -233,7 +238,7 @@ def escalate(alert_id: int) -> Any:
             sess.commit()
         except DomainError as exc:
             sess.rollback()
-            flash(exc.message, "error")
+            flash(plain_message(exc.message), "error")
             return render_template("supervisor/escalate.html", alert=found, form=form), 422
         reference = restriction.customer.reference
         flash(f"{kinds.get(restriction.kind).label} recorded for {reference}.", "info")

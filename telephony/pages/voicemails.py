@@ -15,6 +15,7 @@ from restrictions.models import Role, Voicemail
 from telephony.api.voicemails import audio_response
 from telephony.auth import current_actor, page_role
 from telephony.database import session
+from telephony.pages.words import plain_message
 
 bp = Blueprint("voicemails", __name__)
 
@@ -73,5 +74,5 @@ def handled(voicemail_id: int) -> Any:
         sess.rollback()
         if exc.status in (403, 404):
             abort(exc.status)
-        flash(exc.message, "error")
+        flash(plain_message(exc.message), "error")
     return redirect(url_for("voicemails.listing"))

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy.orm import Session
 
-from restrictions import cache
+from restrictions import cache, redis_keys
 from restrictions.db import CACHE_REDIS
 from restrictions.decisions import lodge_appeal
 from restrictions.lifecycle import (
@@ -380,7 +380,7 @@ def test_rebuild_writes_one_entry_per_known_number_and_drops_the_rest(
     sess.commit()
     cache_redis.delete(cache.key(SECOND))  # an entry lost (expired, evicted)
     cache.write_profiles(cache_redis, [(NOBODYS, PROFILE), ("+447400200298", None)])
-    cache_redis.set("cg:count:calls:customer:7", "kept")  # not the routing cache's
+    cache_redis.set(redis_keys.COUNT_CALLS.of("customer:7"), "kept")  # not the routing cache's
 
     assert cache.rebuild(sess, cache_redis) == already + 3
 
@@ -390,7 +390,7 @@ def test_rebuild_writes_one_entry_per_known_number_and_drops_the_rest(
     assert cache.read(cache_redis, NOBODYS) == (False, None)  # nobody owns it any more
     assert cache.read(cache_redis, "+447400200298") == (False, None)
     assert len(list(cache_redis.scan_iter(match=cache.PREFIX + "*"))) == already + 3
-    assert cache_redis.get("cg:count:calls:customer:7") == b"kept"
+    assert cache_redis.get(redis_keys.COUNT_CALLS.of("customer:7")) == b"kept"
 
 
 # --- Redis down: the change still commits (fail open) --------------------------------------------

@@ -8,76 +8,20 @@ its own container)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from flask import Flask
 
 from restrictions.models import Call, ContactAlert, Customer, Voicemail
 from telephony.database import database
+from tests.a11y import Checks
 from tests.browser import follow
 from tests.conftest import Staff
 
 pytestmark = pytest.mark.browser
-
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-NARROW = {"width": 320, "height": 640}
-WIDE = {"width": 1280, "height": 720}
-AXE = Axe()
-
-
-class Checks:
-    """What axe and the reflow check found, page by page, reported together at the end."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.problems: list[str] = []
-        self.checked: list[str] = []
-
-    def __call__(self, label: str) -> None:
-        self.checked.append(label)
-        results = AXE.run(self.page, options={"runOnly": {"type": "tag", "values": TAGS}})
-        for violation in results.response["violations"]:
-            targets = "; ".join(
-                " ".join(str(part) for part in node["target"]) for node in violation["nodes"]
-            )
-            self.problems.append(
-                f"{label}: {violation['id']} ({violation['impact']}) at {targets}"
-                f" -- {violation['help']}"
-            )
-        self.page.set_viewport_size(NARROW)
-        try:
-            width = self.page.evaluate("document.documentElement.scrollWidth")
-            if width > NARROW["width"]:
-                wide = self.page.evaluate(
-                    """() => [...document.querySelectorAll('body *')]
-                        .filter(e => e.getBoundingClientRect().right > 321
-                                     && !e.closest('.table-scroll'))
-                        .slice(0, 4).map(e => e.tagName.toLowerCase()
-                                        + (e.id ? '#' + e.id : '')
-                                        + (e.className && typeof e.className === 'string'
-                                           ? '.' + e.className.trim().split(/\\s+/).join('.')
-                                           : ''))"""
-                )
-                self.problems.append(
-                    f"{label}: scrolls sideways at 320 px (scrollWidth {width}), wide: {wide}"
-                )
-        finally:
-            self.page.set_viewport_size(WIDE)
-
-    def assert_none(self) -> None:
-        assert self.problems == [], f"{len(self.problems)} problem(s):\n" + "\n".join(self.problems)
-
-
-@pytest.fixture
-def check(page: Any) -> Iterator[Checks]:
-    page.set_viewport_size(WIDE)
-    checks = Checks(page)
-    yield checks
-    page.set_viewport_size(WIDE)
 
 
 @pytest.fixture

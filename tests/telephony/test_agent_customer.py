@@ -91,8 +91,8 @@ def test_an_agent_reads_the_customer_in_words_without_the_sensitive_note(
     assert "Single point of contact: Dana Price" in html
     assert "Not engaging on an issue" in html
     assert "Issue not to be engaged on: the boundary fence" in html
-    assert "1 Jul 2026 14:05" in html  # on the Europe/London clock
-    assert "4 min 5 s" in html
+    assert "1 Jul 2026, 14:05" in html  # on the Europe/London clock
+    assert "4 min 05 s" in html
     assert SECRET not in html and "bereavement" not in html
     assert "Sensitive note" not in html
 

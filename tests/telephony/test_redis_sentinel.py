@@ -27,7 +27,7 @@ from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.sentinel import SentinelConnectionPool
 
-from restrictions import cache, counting, rebuild
+from restrictions import cache, counting, rebuild, redis_keys
 from telephony import ConfigurationError
 from telephony.jobs import CALLS
 from telephony.redis_store import (
@@ -343,7 +343,13 @@ def test_the_app_follows_a_sentinel_failover_and_the_sweep_rebuilds_the_new_mast
 
     # what the old master took after the replica stopped copying it is lost with it: here,
     # the counters and the routing cache; the marker was copied, so it alone decides nothing
-    for key in [*new.scan_iter("cg:count:*"), *new.scan_iter(cache.PREFIX + "*")]:
+    lost = (
+        redis_keys.COUNT_CALLS.key,
+        redis_keys.COUNT_TALK.key,
+        redis_keys.COUNT_DECIDED.key,
+        cache.PREFIX,
+    )
+    for key in [k for prefix in lost for k in new.scan_iter(prefix + "*")]:
         new.delete(key)
     assert new.exists(rebuild.MARKER) and counted(new, customer.id) == 0
     caplog.clear()

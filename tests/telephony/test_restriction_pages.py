@@ -36,20 +36,6 @@ def midday() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def server_errors(page: Any) -> Iterator[list[str]]:
-    """Every response the browser got with a 5xx status: a page must never answer with one."""
-    seen: list[str] = []
-
-    def note(response: Any) -> None:
-        if response.status >= 500:
-            seen.append(f"{response.status} {response.url}")
-
-    page.on("response", note)
-    yield seen
-    page.remove_listener("response", note)
-
-
 def names(page: Any) -> list[str]:
     rows = page.locator("#customers tbody tr td:first-child")
     return [text.strip() for text in rows.all_inner_texts()]
@@ -182,7 +168,7 @@ def test_a_restriction_from_its_decision_through_notice_and_appeal_to_its_end(
     section.get_by_text("Record the notice…").click()
     section.get_by_label("Notice sent on").fill("2026-05-01")
     follow(section.get_by_role("button", name="Record notice"))
-    assert page.get_by_text("sent_on 2026-05-01 is before the decision (2026-06-02)").is_visible()
+    assert page.get_by_text("Sent on 2026-05-01 is before the decision (2026-06-02)").is_visible()
     section = restriction(page, rid)
     assert section.locator("dd.state").inner_text() == "Awaiting notice"
     section.get_by_label("Notice sent on").fill("2026-06-02")
@@ -272,7 +258,7 @@ def test_applied_at_once_shows_notice_overdue_and_clashes_are_flashed(
     page.get_by_label("Apply at once, before the notice is sent (danger, policy 4.6)").check()
     follow(page.get_by_role("button", name="Record the restriction"))
     # no urgent reason: refused with the domain's words, and what was typed is kept
-    assert page.get_by_text("urgent_reason is required and must be text").is_visible()
+    assert page.get_by_text("Why it must apply at once is required and must be text").is_visible()
     assert page.get_by_label(SPOC_LABEL).input_value() == "sam.supervisor"
     page.get_by_label("Why it must apply at once").fill("Threatened to come to the office")
     follow(page.get_by_role("button", name="Record the restriction"))
@@ -410,9 +396,9 @@ def test_editing_the_customer_s_details(
     assert page.get_by_text("Details saved.").is_visible()
     details = page.locator("#details dl.facts").inner_text()
     assert "+447400100001" in details and "+447400100009" in details
-    assert "(cy-GB)" in details and "Speak slowly and clearly" in details
+    assert "Welsh (Cymraeg)" in details and "Speak slowly and clearly" in details
     assert page.get_by_role("heading", name="Pat Changed HMS-0001").is_visible()
-    assert "customer.updated" in page.locator("#audit").inner_text()
+    assert "Customer's details changed" in page.locator("#audit").inner_text()
     assert server_errors == []
 
 

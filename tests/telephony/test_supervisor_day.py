@@ -544,7 +544,7 @@ def test_emergency_key_presses_show_on_the_record_the_alert_and_the_incidents(
     assert calls is not None
     rows = re.findall(r'<tr class="call( emergency)?">(.*?)</tr>', calls[1], re.S)
     assert [bool(flag) for flag, _ in rows] == [True, False]  # newest first
-    assert "Pressed for emergency repairs at 3 Jun 2026 11:41" in rows[0][1]  # BST
+    assert "Pressed for emergency repairs at 3 Jun 2026, 11:41" in rows[0][1]  # BST
 
     alert_id = _alert(app, customer, emergency=True)
     evidence = page_of(browser, f"/supervisor/alerts/{alert_id}")
@@ -554,7 +554,7 @@ def test_emergency_key_presses_show_on_the_record_the_alert_and_the_incidents(
     assert "pressed the key for emergency repairs" not in plain
 
     incidents = page_of(browser, "/supervisor/incidents/")
-    assert "Pressed for emergency repairs at 3 Jun 2026 11:41" in incidents
+    assert "Pressed for emergency repairs at 3 Jun 2026, 11:41" in incidents
 
 
 # --- 7. limited contact with several permitted times --------------------------------------------
@@ -609,7 +609,7 @@ def test_limited_contact_is_recorded_with_several_permitted_times(
     )
     assert refused.status_code == 422
     page = refused.get_data(as_text=True)
-    assert "windows[1].start must be a time like" in page
+    assert "Permitted days and times, row 2, start must be a time like" in page
     assert 'name="limited_contact-windows-days-2" value="wed"' in page
     with database(app).sessions() as sess:
         assert len(sess.scalars(select(Restriction)).all()) == 1
