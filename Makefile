@@ -67,7 +67,7 @@ test: install services browser sentinel pgbouncer ## The whole suite against rea
 
 lint: install ## ruff, mypy --strict (package, tests, bench) and the import layers
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check bench tests/restrictions
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 

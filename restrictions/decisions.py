@@ -552,4 +552,3 @@ def clashes(restriction: Restriction) -> list[str]:
                 f"it comes first in the routing order"
             )
     return warnings
-

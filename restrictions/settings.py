@@ -193,7 +193,7 @@ def _timezone(value: Any) -> str:
         ZoneInfo(str(value))
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, too long
         raise SettingsError(
-            f"timezone: {value!r} is not a time zone name (such as \"Europe/London\")"
+            f'timezone: {value!r} is not a time zone name (such as "Europe/London")'
         ) from None
     return str(value)
 

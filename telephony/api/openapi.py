@@ -1713,9 +1713,7 @@ def schemas() -> dict[str, Schema]:
                 "flags": {"type": "array", "items": {"type": "string"}},
                 "flag_texts": {"type": "array", "items": {"type": "string"}},
                 "twiml_url": text("callguard's inbound webhook: hand the call to it whole."),
-                "fallback": text_bool(
-                    "The decision could not be made in time: the default route."
-                ),
+                "fallback": text_bool("The decision could not be made in time: the default route."),
                 "task_attributes": maybe(
                     {**ANY_OBJECT, "description": "The task's attributes for a taskrouter: route."}
                 ),

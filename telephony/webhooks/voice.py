@@ -105,9 +105,7 @@ def key_pressed() -> Response:
         since, ring = _whole("since"), _whole("ring", settings.spoc_ring_seconds)
         wait = hold_url(call_sid, waiting.SPOC, since, ring, listener)
         after = after_conference_url(call_sid, waiting.SPOC, listener)
-        return twiml_response(
-            twiml.conference_only(call_sid, conference_status_url(), wait, after)
-        )
+        return twiml_response(twiml.conference_only(call_sid, conference_status_url(), wait, after))
     if source == messages.DIRECT:
         try:
             onward = Destination.parse(request.args.get("to", ""))

@@ -132,4 +132,3 @@ def after_conference() -> Response:
     if kind == waiting.SPOC:
         return _xml(messages.voicemail(listener, settings, call_sid))
     return _xml(messages.team_busy(listener, settings, call_sid))
-

@@ -59,8 +59,6 @@ CALLER = "CA" + "c" * 32
 RECORDING = "RE" + "5" * 32
 
 
-
-
 def rows(app: Flask, model: type, *where: Any) -> int:
     with database(app).sessions() as sess:
         return int(sess.scalar(select(func.count()).select_from(model).where(*where)) or 0)
@@ -356,9 +354,9 @@ def test_a_purge_after_the_periods_deletes_what_it_should_and_records_it_once(
     with database(app).sessions() as sess:
         assert sess.get(Customer, quiet.id) is None, "a customer quiet for six years goes"
         for model in (PhoneNumber, Call, ContactAlert, Voicemail, AuditEntry):
-            assert not sess.scalars(
-                select(model).where(model.customer_id == quiet.id)
-            ).all(), model.__name__
+            assert not sess.scalars(select(model).where(model.customer_id == quiet.id)).all(), (
+                model.__name__
+            )
         assert sess.get(Restriction, history["ended"].id) is None
         kept = sess.get(Customer, held.id)
         assert kept is not None, "never a customer with a restriction still held"

@@ -27,10 +27,9 @@ def conference_event(twilio: Any) -> Callable[..., Any]:
     """Post a signed conference status callback as Twilio does."""
     seq = iter(range(1, 1000))
 
-    def post(
-        event: str, participant: str | None = None, caller: str = CALLER, **extra: str
-    ) -> Any:
-        params = {**extra,
+    def post(event: str, participant: str | None = None, caller: str = CALLER, **extra: str) -> Any:
+        params = {
+            **extra,
             "AccountSid": ACCOUNT,
             "ConferenceSid": CONFERENCE,
             "FriendlyName": f"cg-{caller}",
@@ -133,9 +132,7 @@ def test_a_retried_conference_event_is_stored_once(app: Flask, twilio: Any, live
     with database(app).sessions() as sess:
         events = list(
             sess.scalars(
-                select(CallEvent)
-                .where(CallEvent.source == "conference")
-                .order_by(CallEvent.id)
+                select(CallEvent).where(CallEvent.source == "conference").order_by(CallEvent.id)
             )
         )
         assert [e.event for e in events] == [

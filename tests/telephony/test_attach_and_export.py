@@ -62,7 +62,6 @@ def calls_from(twilio: Any, run_jobs: Callable[[], int], number: str, *lengths: 
     return sids
 
 
-
 # --- attaching -----------------------------------------------------------------------------------
 
 
@@ -176,9 +175,12 @@ def test_a_dismissed_alert_stays_decided_when_its_calls_are_attached_to_a_custom
         dismissed_row = sess.get(ContactAlert, alert_id)
         assert dismissed_row is not None
         assert (dismissed_row.status, dismissed_row.customer_id) == ("dismissed", customer.id)
-        assert sess.scalar(
-            select(ContactAlert.id).where(ContactAlert.subject == f"customer:{customer.id}")
-        ) is None
+        assert (
+            sess.scalar(
+                select(ContactAlert.id).where(ContactAlert.subject == f"customer:{customer.id}")
+            )
+            is None
+        )
 
     # five more calls after the dismissal: a new excess, a new alert about those calls only
     later = calls_from(twilio, run_jobs, KNOWN, 50, 40, 30, 20, 10)

@@ -73,9 +73,7 @@ def test_the_person_rung_hears_who_is_calling_and_joins_only_by_pressing_1(
     assert dial.form["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
     # they answer: who is calling, their restriction in words, press 1
     whisper_path = urlsplit(dial.param("Url") or "")
-    heard = parse(
-        twilio.post(f"{whisper_path.path}?{whisper_path.query}", {"CallSid": AGENT_LEG})
-    )
+    heard = parse(twilio.post(f"{whisper_path.path}?{whisper_path.query}", {"CallSid": AGENT_LEG}))
     gather = heard.find("Gather")
     assert gather is not None and gather.get("numDigits") == "1"
     words = spoken(heard)

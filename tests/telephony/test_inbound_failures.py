@@ -240,7 +240,6 @@ def test_a_decision_that_fails_after_the_hand_over_rings_nobody_later(
     rendering): the fallback's row, written on the spot, stops the late dial-out."""
     from telephony import inbound
 
-
     def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("a bug in rendering")
 

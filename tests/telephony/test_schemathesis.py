@@ -38,12 +38,26 @@ EVERY_CHECK = [
 schema = schemathesis.openapi.from_dict(document("http://localhost"))
 schema.config.generation.update(allow_x00=False)
 schema.config.checks.positive_data_acceptance.expected_statuses = [
-    "2xx", "401", "403", "404", "409", "422"
+    "2xx",
+    "401",
+    "403",
+    "404",
+    "409",
+    "422",
 ]
 # a request that breaks the schema is rejected: by what it breaks, or (a generated body past the
 # API's limit) as too large before it is read
 schema.config.checks.negative_data_rejection.expected_statuses = [
-    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422"
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "406",
+    "409",
+    "413",
+    "415",
+    "422",
 ]
 
 
@@ -62,6 +76,4 @@ def admin(make_staff: Any) -> Any:
 def test_the_api_answers_every_generated_request_as_documented(
     case: Any, live_server: str, admin: Any
 ) -> None:
-    case.call_and_validate(
-        base_url=live_server, headers=admin.headers, checks=EVERY_CHECK
-    )
+    case.call_and_validate(base_url=live_server, headers=admin.headers, checks=EVERY_CHECK)

@@ -22,7 +22,6 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "telephony" / "templates"
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-
 def csp(response: TestResponse) -> dict[str, list[str]]:
     """The Content-Security-Policy, directive by directive."""
     header = response.headers.get("Content-Security-Policy")

@@ -534,15 +534,21 @@ def test_the_letter_about_a_lapse_is_recorded_from_the_customers_page(
         assert token is not None
         too_early = browser.post(
             f"/supervisor/restrictions/{made['id']}/lapse-letter",
-            data={f"{key}-csrf_token": token[1], f"{key}-sent_on": "2027-07-01",
-                  f"{key}-method": "post"},  # fmt: skip
+            data={
+                f"{key}-csrf_token": token[1],
+                f"{key}-sent_on": "2027-07-01",
+                f"{key}-method": "post",
+            },  # fmt: skip
             follow_redirects=True,
         )
         assert "must be between the lapse" in too_early.get_data(as_text=True)
         recorded = browser.post(
             f"/supervisor/restrictions/{made['id']}/lapse-letter",
-            data={f"{key}-csrf_token": token[1], f"{key}-sent_on": "2027-08-02",
-                  f"{key}-method": "post"},  # fmt: skip
+            data={
+                f"{key}-csrf_token": token[1],
+                f"{key}-sent_on": "2027-08-02",
+                f"{key}-method": "post",
+            },  # fmt: skip
         )
         assert recorded.status_code == 302, recorded.get_data(as_text=True)
         page = browser.get("/supervisor/customers/HMS-0001").get_data(as_text=True)

@@ -429,9 +429,7 @@ def test_a_conference_callback_for_a_conference_no_call_knows_is_stored_and_chan
         assert sess.scalar(select(func.count()).select_from(Call)) == 1
         stored = list(
             sess.scalars(
-                select(CallEvent)
-                .where(CallEvent.source == "conference")
-                .order_by(CallEvent.id)
+                select(CallEvent).where(CallEvent.source == "conference").order_by(CallEvent.id)
             )
         )
         assert [(e.event, e.processed_at is not None) for e in stored] == [

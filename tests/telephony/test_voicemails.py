@@ -118,7 +118,6 @@ def stored(app: Flask) -> list[Voicemail]:
         return list(sess.scalars(select(Voicemail).order_by(Voicemail.id)))
 
 
-
 # --- the <Record> and its callbacks --------------------------------------------------------------
 
 
