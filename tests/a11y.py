@@ -23,6 +23,21 @@ _WIDE_ELEMENTS = """() => [...document.querySelectorAll('body *')]
                        : ''))"""
 
 
+def violations(tab: Any, label: str = "") -> list[str]:
+    """axe-core's WCAG 2.2 A and AA violations on the page as it is now, a line each."""
+    results = AXE.run(tab, options={"runOnly": {"type": "tag", "values": TAGS}})
+    found = []
+    for violation in results.response["violations"]:
+        targets = "; ".join(
+            " ".join(str(part) for part in node["target"]) for node in violation["nodes"]
+        )
+        found.append(
+            f"{label + ': ' if label else ''}{violation['id']} ({violation['impact']}) at "
+            f"{targets} -- {violation['help']}"
+        )
+    return found
+
+
 class Checks:
     """What axe and the reflow check found, page state by page state, reported together by
     ``assert_none``: ``check("label")`` checks the page as it is now (``page=`` another tab)."""
@@ -35,15 +50,7 @@ class Checks:
     def __call__(self, label: str, page: Any = None) -> None:
         tab = page if page is not None else self.page
         self.checked.append(label)
-        results = AXE.run(tab, options={"runOnly": {"type": "tag", "values": TAGS}})
-        for violation in results.response["violations"]:
-            targets = "; ".join(
-                " ".join(str(part) for part in node["target"]) for node in violation["nodes"]
-            )
-            self.problems.append(
-                f"{label}: {violation['id']} ({violation['impact']}) at {targets}"
-                f" -- {violation['help']}"
-            )
+        self.problems.extend(violations(tab, label))
         before = tab.viewport_size or WIDE
         tab.set_viewport_size(NARROW)
         try:
