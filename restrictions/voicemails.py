@@ -205,7 +205,7 @@ def list_voicemails(
 ) -> list[Voicemail]:
     """Newest first: all of them for a supervisor, an agent's own (they are the SPOC) for an
     agent; ``status`` new or handled."""
-    if status and status not in STATUSES:
+    if status is not None and status not in STATUSES:  # an empty one too: it is not a filter
         raise Invalid(f"status must be new or handled, not {status!r}")
     _fill_in(sess)
     query = select(Voicemail)

@@ -62,7 +62,7 @@ def audio_response(v: Voicemail) -> Response:
 @bp.get("/voicemails")
 @api_role(Role.AGENT)
 def list_voicemails() -> Any:
-    found = domain.list_voicemails(session(), g.user, status=request.args.get("status") or None)
+    found = domain.list_voicemails(session(), g.user, status=request.args.get("status"))
     return jsonify(voicemails=[voicemail_json(v) for v in found])
 
 

@@ -293,6 +293,7 @@ def test_the_spoc_and_supervisors_see_the_voicemail_and_other_agents_do_not(
         "voicemails": []
     }
     assert client.get("/api/v1/voicemails?status=bogus", headers=spoc.headers).status_code == 422
+    assert client.get("/api/v1/voicemails?status=", headers=spoc.headers).status_code == 422
 
     other = make_staff("agent", "alex.other")
     assert client.get("/api/v1/voicemails", headers=other.headers).get_json() == {"voicemails": []}
