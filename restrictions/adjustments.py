@@ -41,6 +41,13 @@ MAX_INTERPRETER = 64  # a language's name
 MAX_SENSITIVE_NOTE = 2000
 
 LANGUAGE_NAMES = {"en-GB": "English", "cy-GB": "Welsh (Cymraeg)", "pl-PL": "Polish (polski)"}
+
+
+def language_name(code: str | None) -> str:
+    """A language tag as staff read it: "cy-GB" → "Welsh (Cymraeg)" (an unknown tag as it is)."""
+    return LANGUAGE_NAMES.get(code or "", code or "")
+
+
 CONTACT_WORDS = {
     "post": "by post",
     "email": "by email",
@@ -99,7 +106,7 @@ class Adjustments:
         customer's, named first."""
         found = []
         if language:
-            found.append(f"Speaks {LANGUAGE_NAMES.get(language, language)}")
+            found.append(f"Speaks {language_name(language)}")
         if self.slow_speech:
             found.append("Speak slowly and clearly: they asked for slower speech")
         if self.interpreter:

@@ -16,9 +16,11 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import fpdf
 from flask import Response, has_request_context, render_template, url_for
@@ -30,6 +32,7 @@ from restrictions import letters, policy_dates, sent_letters
 from restrictions.lifecycle import Actor
 from restrictions.models import Restriction, SentLetter
 from telephony import current_settings
+from telephony.auth import current_actor
 from telephony.database import session
 
 FONTS = Path(__file__).resolve().parent / "static" / "fonts"
@@ -39,6 +42,8 @@ TEMPLATE = "letters/letter.html"
 STYLESHEET = "/static/letter.css"  # where url_for puts it, for a letter made outside a request
 # fontTools logs each font subset at INFO, some forty lines a letter: only its warnings matter.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+T = TypeVar("T")
 
 
 def today() -> date:
@@ -147,6 +152,20 @@ def template_version(language: str) -> str:
 def render_for_sending(letter: letters.Letter) -> sent_letters.Rendered:
     """The letter drawn once, as it is sent (``restrictions.sent_letters`` keeps it)."""
     return sent_letters.Rendered(render_pdf(letter), template_version(letter.language))
+
+
+def send(step: Callable[..., T], sess: Session, *args: Any) -> T:
+    """Run a step of ``restrictions.sent_letters`` (it sends a letter and keeps it as sent) as
+    the signed-in member of staff, today on the landlord's clock, the letter drawn as it goes:
+    ``letters.send(sent_letters.end, sess, restriction, body)``. The caller commits."""
+    return step(
+        sess,
+        current_actor(),
+        *args,
+        today=today(),
+        settings=current_settings(),
+        render=render_for_sending,
+    )
 
 
 def keep_notice_given(sess: Session, actor: Actor, restriction: Restriction) -> None:

@@ -149,7 +149,7 @@ def card(
             "reference": customer.reference,
             "name": customer.name,
             "language": customer.language,
-            "language_name": language_name(customer.language),
+            "language_name": adjustments.language_name(customer.language),
             # never the sensitive note: the console is for agents
             "adjustments": adjustments.of(customer).public(),
             "adjustment_texts": adjustments.of(customer).words(customer.language),
@@ -174,14 +174,6 @@ def card(
 
 
 # --- in words for agents --------------------------------------------------------------------------
-
-
-def language_name(code: str | None) -> str:
-    """A language tag as staff read it: "Welsh (Cymraeg)", not ``cy-GB`` (one table, in
-    restrictions.adjustments)."""
-    if not code:
-        return ""
-    return adjustments.LANGUAGE_NAMES.get(code, code)
 
 
 def staff_name(sess: Session | None, contact: str) -> str:

@@ -12,7 +12,7 @@ from restrictions import decisions, sent_letters
 from restrictions.errors import Invalid
 from restrictions.lifecycle import get_restriction
 from restrictions.models import Role
-from telephony import current_settings, letters
+from telephony import letters
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
 from telephony.database import session
@@ -32,14 +32,11 @@ def end(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    sent_letters.end(
+    letters.send(
+        sent_letters.end,
         sess,
-        current_actor(),
         restriction,
         body,
-        today=today(),
-        settings=current_settings(),
-        render=letters.render_for_sending,
     )
     sess.commit()
     return jsonify(serialize.restriction(restriction))
@@ -53,15 +50,12 @@ def notice(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    sent_letters.record_notice(
+    letters.send(
+        sent_letters.record_notice,
         sess,
-        current_actor(),
         restriction,
         body.get("sent_on"),
         body.get("method"),
-        today=today(),
-        settings=current_settings(),
-        render=letters.render_for_sending,
     )
     sess.commit()
     return jsonify(serialize.restriction(restriction))
@@ -98,14 +92,11 @@ def review(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    done, _ = sent_letters.review(
+    done, _ = letters.send(
+        sent_letters.review,
         sess,
-        current_actor(),
         restriction,
         body,
-        today=today(),
-        settings=current_settings(),
-        render=letters.render_for_sending,
     )
     sess.commit()
     return jsonify(serialize.review(done, restriction))
@@ -147,14 +138,11 @@ def decide_appeal(appeal_id: int) -> Any:
     sess = session()
     appeal = decisions.get_appeal(sess, appeal_id, for_decision=True)
     get_restriction(sess, appeal.restriction_id, for_decision=True)
-    sent_letters.decide_appeal(
+    letters.send(
+        sent_letters.decide_appeal,
         sess,
-        current_actor(),
         appeal,
         body,
-        today=today(),
-        settings=current_settings(),
-        render=letters.render_for_sending,
     )
     sess.commit()
     return jsonify(serialize.appeal(appeal))
@@ -169,14 +157,11 @@ def lapse_letter(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    kept = sent_letters.lapse_letter_sent(
+    kept = letters.send(
+        sent_letters.lapse_letter_sent,
         sess,
-        current_actor(),
         restriction,
         body,
-        today=today(),
-        settings=current_settings(),
-        render=letters.render_for_sending,
     )
     sess.commit()
     return jsonify({**serialize.restriction(restriction), "letter": serialize.sent_letter(kept)})

@@ -149,9 +149,9 @@ def customer(reference: str) -> Any:
     return render_template(
         "agent/customer.html",
         customer=found,
-        language=live.language_name(found.language),
+        language=adjustments.language_name(found.language),
         # only what any member of staff may see: public(), never the sensitive note
-        adjustments=adjustments.from_stored(adjustments.of(found).public(), None).words(),
+        adjustments=adjustments.of(found).words(),  # never the sensitive note
         restrictions=restrictions,
         calls=calls,
         may_note={c.id for c in calls if agent_actions.may_press(g.user, c)},

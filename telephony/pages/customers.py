@@ -211,13 +211,8 @@ class NoticeForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class LapseLetterForm(FlaskForm):  # type: ignore[misc]
+class LapseLetterForm(NoticeForm):
     sent_on = DateField("Letter sent on", validators=[DataRequired()])
-    method = SelectField(
-        "Sent by",
-        choices=[SelectChoice(m, NOTICE_METHOD_NAMES.get(m, m)) for m in NOTICE_METHODS],
-        validators=[DataRequired()],
-    )
 
 
 class ReviewForm(FlaskForm):  # type: ignore[misc]
@@ -666,15 +661,12 @@ def record_notice(restriction_id: int) -> Any:
     form = NoticeForm(prefix=key)
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        sent_letters.record_notice(
+        letters.send(
+            sent_letters.record_notice,
             sess,
-            current_actor(),
             r,
             form.sent_on.data,
             form.method.data,
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         return [(f"Notice recorded: it applies from {day(r.takes_effect_on)}.", "info")]
 
@@ -690,14 +682,11 @@ def record_lapse_letter(restriction_id: int) -> Any:
     form = LapseLetterForm(prefix=key)
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        sent_letters.lapse_letter_sent(
+        letters.send(
+            sent_letters.lapse_letter_sent,
             sess,
-            current_actor(),
             r,
             {"sent_on": form.sent_on.data, "method": form.method.data},
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         return [("The letter about the lapse is recorded and kept as sent.", "info")]
 
@@ -750,14 +739,11 @@ def review(restriction_id: int) -> Any:
             "next_review_on": form.next_review_on.data,
             "letter_method": form.letter_method.data,
         }
-        done, _ = sent_letters.review(
+        done, _ = letters.send(
+            sent_letters.review,
             sess,
-            current_actor(),
             r,
             body,
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         if done.outcome == "continue":
             return [
@@ -779,14 +765,11 @@ def end(restriction_id: int) -> Any:
     form = EndForm(prefix=key)
 
     def action(sess: Session) -> list[tuple[str, str]]:
-        sent_letters.end(
+        letters.send(
+            sent_letters.end,
             sess,
-            current_actor(),
             r,
             {"reason": form.reason.data, "letter_method": form.letter_method.data},
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         return [(f"Restriction {r.id} ended.", "info")]
 
@@ -831,14 +814,11 @@ def decide_appeal(appeal_id: int) -> Any:
             "letter_method": form.letter_method.data,
             "override_reason": form.override_reason.data or None,
         }
-        sent_letters.decide_appeal(
+        letters.send(
+            sent_letters.decide_appeal,
             sess,
-            current_actor(),
             appeal,
             body,
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         what = "the restriction has ended" if r.ended_at else "the restriction stays"
         return [(f"Appeal {appeal.id} {appeal.outcome}: {what}.", "info")]
@@ -909,14 +889,11 @@ def vary(restriction_id: int) -> Any:
     r = _restriction(restriction_id, for_decision=request.method == "POST")
 
     def send(sess: Session, form: VaryForm) -> Any:
-        done, _ = sent_letters.review(
+        done, _ = letters.send(
+            sent_letters.review,
             sess,
-            current_actor(),
             r,
             form.vary_body("vary", request.form),
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         return done.successor_id
 
@@ -935,14 +912,11 @@ def vary_on_appeal(appeal_id: int) -> Any:
     r = _restriction(appeal.restriction_id, for_decision=posting)
 
     def send(sess: Session, form: VaryForm) -> Any:
-        sent_letters.decide_appeal(
+        letters.send(
+            sent_letters.decide_appeal,
             sess,
-            current_actor(),
             appeal,
             form.vary_body("varied", request.form),
-            today=today(),
-            settings=current_settings(),
-            render=letters.render_for_sending,
         )
         return appeal.successor_id
 

@@ -222,9 +222,7 @@ def when(value: datetime | str | None) -> str:
     return f"{local.day} {local:%b %Y}, {local:%H:%M}"
 
 
-def language_name(code: str | None) -> str:
-    """A language code in words: "cy-GB" → "Welsh (Cymraeg)"."""
-    return adjustments.LANGUAGE_NAMES.get(code or "", code or "")
+language_name = adjustments.language_name  # "cy-GB" → "Welsh (Cymraeg)"
 
 
 # --- the domain's messages ----------------------------------------------------------------------
