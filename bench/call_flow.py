@@ -54,7 +54,7 @@ from restrictions import counting
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import AgentAction, Call
 from restrictions.staff import create_user
-from telephony import jobs
+from telephony import handover
 from telephony.database import database
 from telephony.redis_store import queue, queues
 from telephony.worker import BurstWorker, take_calls
@@ -743,9 +743,9 @@ def main() -> None:
                 with app.app_context():  # the worker died with the call
                     redis = queue(app).connection
                     ((newest, _),) = cast(
-                        list[tuple[bytes, Any]], redis.xrevrange(jobs.CALLS, count=1)
+                        list[tuple[bytes, Any]], redis.xrevrange(handover.CALLS, count=1)
                     )
-                    redis.xdel(jobs.CALLS, newest)
+                    redis.xdel(handover.CALLS, newest)
             else:
                 run_jobs(app)
             seconds = plan.seconds if plan.fate != "message" else rng.randrange(20, 60)

@@ -1,8 +1,8 @@
 """rq jobs: plain module-level functions that take ids, enqueued after the commit they depend on.
 
-The web queues them by name (``telephony.jobs``) and never imports this package; jobs may use the
-web's infrastructure (settings, the Twilio gateway, TwiML). ``@job`` makes a function run inside a
-Flask app context of its own, whether it is called inline (zero-setup default, tests) or by
+The web queues them by name (``telephony.handover``) and never imports this package; jobs may
+use the web's infrastructure (settings, the Twilio gateway, TwiML). ``@job`` makes a function run
+inside a Flask app context of its own, whether it is called inline (zero-setup default, tests) or by
 ``callguard worker``, and in a log context of its own: its lines name the call its arguments
 name (``call_sid``), and a job may name the call it finds (``logs.set_call_sid``) for its own
 lines alone.

@@ -18,13 +18,13 @@ from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import database_unavailable
 from restrictions.routing import decide, needs_weekly_count, week_start
-from telephony import current_settings, inbound, jobs, logs, metrics, twiml, waiting
+from telephony import current_settings, handover, inbound, logs, metrics, twiml, waiting
 from telephony.database import database, session
+from telephony.handover import READY_EVENTS, READY_EVENTS_QUEUED
 from telephony.inputs import is_sid
-from telephony.jobs import READY_EVENTS, READY_EVENTS_QUEUED
 from telephony.redis_store import queue, redis_client
 
-log = logging.getLogger("callguard.jobs.contact")
+log = logging.getLogger("callguard.handover.contact")
 
 PARK_AFTER = 5  # failed attempts before an event is parked for a person to look at
 
@@ -104,7 +104,7 @@ READY_EVENTS_SECONDS = 2.0  # a run's share of the worker before others' jobs (t
 
 @job
 def process_ready_events(batch: int = 200, seconds: float = READY_EVENTS_SECONDS) -> int:
-    """Process the events handed over since the last run (``telephony.jobs.hand_over_event``);
+    """Process the events handed over since the last run (``telephony.handover.hand_over_event``);
     returns how many. A failed event is noted and left to the sweep, as in the sweep.
 
     A run ends after ``seconds`` and queues the next one behind the jobs already waiting: under
@@ -122,8 +122,8 @@ def process_ready_events(batch: int = 200, seconds: float = READY_EVENTS_SECONDS
                 note_failure(event_id, exc)
             done += 1
     if redis.llen(READY_EVENTS) and redis.set(READY_EVENTS_QUEUED, 1, nx=True, ex=60):
-        jobs.enqueue(
-            jobs.PROCESS_READY_EVENTS, job_id=f"ready-events-more-{time.time_ns()}", retry=False
+        handover.enqueue(
+            handover.PROCESS_READY_EVENTS, job_id=f"ready-events-more-{time.time_ns()}", retry=False
         )
     return done
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from handlers import job
-from restrictions import decisions, overdue, policy_dates
+from restrictions import due_list, overdue, policy_dates
 from restrictions.lifecycle import SYSTEM, audit
 from restrictions.models import AuditEntry
 from telephony import current_settings, purging
@@ -28,7 +28,7 @@ def daily() -> dict[str, int]:
     today = policy_dates.today(settings.timezone)  # the landlord's clock, as the API's
     sess = session()
     marked = 0
-    for item in decisions.due(sess, today):
+    for item in due_list.due(sess, today):
         if item.what in ("letter", "lapse_letter") or (
             item.what == "appeal" and not item.days_overdue
         ):

@@ -7,7 +7,7 @@ the one writer: refresh, rebuild and import all go through it.
 
 An entry is the profile's JSON behind one mark: ``=`` when the entry alone decides the caller's
 route, ``+`` when a weekly allowance must be counted too. The inbound webhook's Redis script reads
-the mark to hand the call over in the same round trip as the look-up (telephony.jobs).
+the mark to hand the call over in the same round trip as the look-up (telephony.handover).
 """
 
 from __future__ import annotations

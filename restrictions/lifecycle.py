@@ -370,3 +370,26 @@ def end_restriction(
     )
     cache.refresh_after_commit(sess, restriction.customer_id)
     return restriction
+
+
+def clashes(restriction: Restriction) -> list[str]:
+    """Which other live restriction of the customer wins over this one on the phone line (the
+    routing precedence), in words; empty when this one applies."""
+    mine = kinds.find(restriction.kind)
+    if mine is None:
+        return []
+    warnings = []
+    for other in restriction.customer.restrictions:
+        if other.id == restriction.id or other.state != "active":
+            continue  # only what applies to calls can override
+        theirs = kinds.find(other.kind)
+        if theirs is None or theirs.effect is kinds.Effect.FLAG:
+            continue
+        if theirs.precedence < mine.precedence or (
+            theirs.name == mine.name and other.decided_at > restriction.decided_at
+        ):
+            warnings.append(
+                f"restriction {other.id} ({theirs.label}) overrides this one on calls: "
+                f"it comes first in the routing order"
+            )
+    return warnings

@@ -62,7 +62,7 @@ CALLS = RedisKey(
     "stream, consumer group `callguard-workers`: one entry per inbound call handed over to the "
     "workers (`record`, or `call` with the cache `entry` it was decided from)",
     "entries deleted once a worker has recorded the call",
-    "telephony.inbound / telephony.jobs (HAND_OVER, hand_over_call)",
+    "telephony.inbound / telephony.handover (HAND_OVER, hand_over_call)",
     "telephony.worker.take_calls",
     "lost: the hold heartbeat moves the caller on; the sweep records the route (`recovered`)",
 )
@@ -97,7 +97,7 @@ EVENTS_READY = RedisKey(
     "cg:events:ready",
     "list of stored event ids waiting to be processed",
     "none (popped by the worker)",
-    "telephony.jobs.hand_over_event",
+    "telephony.handover.hand_over_event",
     "handlers.contact.process_ready_events",
     "the sweep processes every stored, unprocessed event",
 )
@@ -105,7 +105,7 @@ EVENTS_READY_QUEUED = RedisKey(
     "cg:events:ready:queued",
     "string: a run of process_ready_events is queued",
     "60 s",
-    "telephony.jobs, handlers.contact",
+    "telephony.handover, handlers.contact",
     "the same",
     "the next arrival queues a run",
 )

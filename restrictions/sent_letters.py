@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from restrictions import decisions, letters, overdue
+from restrictions import appeals, letters, notices, overdue, reviews
 from restrictions.errors import Invalid, NotFound
 from restrictions.lifecycle import NOTICE_METHODS, Actor, audit, end_restriction
 from restrictions.models import Appeal, Restriction, Review, SentLetter
@@ -151,7 +151,7 @@ def record_notice(
 ) -> SentLetter:
     """The notice went (``{sent_on, method}``, no earlier than the decision and no later than
     today): the decision letter is drawn as it is then, dated ``sent_on``, and kept."""
-    decisions.record_notice(sess, actor, restriction, sent_on, method, today=today)
+    notices.record_notice(sess, actor, restriction, sent_on, method, today=today)
     assert restriction.notice_sent_on is not None and restriction.notice_method is not None
     return keep(
         sess,
@@ -194,11 +194,11 @@ def review(
     settings: Settings,
     render: Render,
 ) -> tuple[Review, SentLetter]:
-    """The review (``decisions.review``) and its outcome letter, sent today by
+    """The review (``reviews.review``) and its outcome letter, sent today by
     ``letter_method`` (post when not said); a successor recorded with its notice sent has its
     decision letter kept too."""
     method = _method(body.get("letter_method"))
-    done = decisions.review(sess, actor, restriction, body, today=today)
+    done = reviews.review(sess, actor, restriction, body, today=today)
     kept = keep(
         sess,
         actor,
@@ -224,10 +224,10 @@ def decide_appeal(
     settings: Settings,
     render: Render,
 ) -> tuple[Appeal, SentLetter]:
-    """The appeal's decision (``decisions.decide_appeal``) and its outcome letter, sent today by
+    """The appeal's decision (``appeals.decide_appeal``) and its outcome letter, sent today by
     ``letter_method`` (post when not said)."""
     method = _method(body.get("letter_method"))
-    decisions.decide_appeal(sess, actor, appeal, body, today=today)
+    appeals.decide_appeal(sess, actor, appeal, body, today=today)
     kept = keep(
         sess,
         actor,

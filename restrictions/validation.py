@@ -52,6 +52,18 @@ def optional_date(value: Any, field: str) -> date | None:
     return day
 
 
+def not_after_today(value: Any, field: str, today: date, *, required: bool = True) -> date | None:
+    """A day that has happened (a notice sent, an appeal lodged): not in the future."""
+    day = optional_date(value, field)
+    if day is None:
+        if required:
+            raise Invalid(f"{field} is required: a date like {today.isoformat()}")
+        return None
+    if day > today:
+        raise Invalid(f"{field} {day.isoformat()} is in the future")
+    return day
+
+
 def whole_number(value: Any, field: str, *, minimum: int = 1, required: bool = False) -> int | None:
     if value is None or value == "":
         if required:

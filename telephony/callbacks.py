@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from restrictions.db import Database
 from restrictions.events import EventRecord, buffer, store_record
-from telephony import jobs, metrics
+from telephony import handover, metrics
 from telephony.database import database
 from telephony.redis_store import redis_client
 
@@ -80,4 +80,4 @@ def _keep(
 
 def process_later(event_id: int) -> None:
     """A stored event is processed by the worker (idempotent on the event id)."""
-    jobs.hand_over_event(event_id)
+    handover.hand_over_event(event_id)

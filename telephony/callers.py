@@ -36,7 +36,7 @@ def decision(
     try:
         deadline = clock.monotonic() + float(app.config["INBOUND_DEADLINE_SECONDS"])
         if e164:
-            profile = inbound.look_up(app, e164, deadline)[0]
+            profile = inbound.look_up(app, e164, deadline)
         weekly = 0
         if profile is not None and needs_weekly_count(profile):
             weekly = inbound.calls_this_week(

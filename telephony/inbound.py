@@ -1,7 +1,7 @@
 """Answering an inbound call: look the caller up, decide, say it in their language, record it.
 
 For the usual caller the look-up and the hand-over to the workers (the call's row and the
-dial-out, one Redis stream entry) are one Redis round trip, a script (telephony.jobs); on a miss
+dial-out, one Redis stream entry) are one Redis round trip, a script (telephony.handover); on a miss
 PostgreSQL is read under a deadline in its own session and the call handed over once decided. The
 decision is restrictions.routing.decide (no SQL). ``fallback`` is what any failure on the way gets
 instead: the default route, emergency repairs offered first, in the caller's language when the
@@ -38,7 +38,7 @@ from restrictions.routing import (
 )
 from restrictions.settings import Settings
 from restrictions.speech import Listener, say
-from telephony import jobs, messages, metrics, twiml, waiting
+from telephony import handover, messages, metrics, twiml, waiting
 from telephony.database import database
 from telephony.inputs import is_sid
 from telephony.redis_store import call_path_breaker, redis_client
@@ -110,8 +110,20 @@ def _in_own_session(db: Database, fn: Any, *args: Any) -> Any:
         return fn(sess, *args)
 
 
-def look_up(
-    app: Flask, e164: str, deadline: float, call: dict[str, Any] | None = None
+def look_up(app: Flask, e164: str, deadline: float) -> CallerProfile | None:
+    """The caller's profile, without handing any call over (what a decision is asked for)."""
+    return _look_up(app, e164, deadline, None)[0]
+
+
+def look_up_and_hand_over(
+    app: Flask, e164: str, deadline: float, call: dict[str, Any]
+) -> tuple[CallerProfile | None, bool]:
+    """The caller's profile, and whether ``call`` was handed to the workers with it."""
+    return _look_up(app, e164, deadline, call)
+
+
+def _look_up(
+    app: Flask, e164: str, deadline: float, call: dict[str, Any] | None
 ) -> tuple[CallerProfile | None, bool]:
     """The caller's profile, and whether the call was handed to the workers with it.
 
@@ -124,10 +136,10 @@ def look_up(
     redis_ok = breaker.allow()
     if redis_ok:
         try:
-            script = call is not None and jobs.hands_over_calls(app)
+            script = call is not None and handover.hands_over_calls(app)
             raw: bytes | str | None
             if script:
-                raw = jobs.look_up_and_hand_over(redis, cache.key(e164), call or {})
+                raw = handover.look_up_and_hand_over(redis, cache.key(e164), call or {})
             else:
                 raw = redis.get(cache.key(e164))
             breaker.succeeded()
@@ -349,7 +361,9 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     routing = routing_settings(settings)
     profile, handed_over = None, False
     if caller.e164:
-        profile, handed_over = look_up(app, caller.e164, deadline, caller.facts(now, routing))
+        profile, handed_over = look_up_and_hand_over(
+            app, caller.e164, deadline, caller.facts(now, routing)
+        )
     weekly = 0
     if profile is not None and needs_weekly_count(profile):
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
@@ -357,7 +371,7 @@ def answer(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
     record = call_record(caller, route, profile, fallback=False, now=now, dial=route.dials)
     if profile is not None and not route.ends_call and needs_weekly_count(profile):
         expect_allowance(app, caller.call_sid, profile.customer_id)
-    queued = handed_over or jobs.hand_over_call(record)
+    queued = handed_over or handover.hand_over_call(record)
     if not queued:
         direct = {**record, "dial": False, "direct": True, "conference_name": None}
         if _record_now(app, direct, max(deadline - clock.monotonic(), 0.05)) is False:
@@ -377,7 +391,7 @@ def replay(app: Flask, settings: Settings, form: Mapping[str, str], call_sid: st
     now = datetime.now(UTC)
     deadline = clock.monotonic() + float(app.config["INBOUND_DEADLINE_SECONDS"])
     caller = Caller.from_form(form)
-    profile = look_up(app, caller.e164, deadline)[0] if caller.e164 else None
+    profile = look_up(app, caller.e164, deadline) if caller.e164 else None
     weekly = 0
     if profile is not None and needs_weekly_count(profile):
         weekly = calls_this_week(app, profile.customer_id, now, settings.timezone, deadline)
@@ -420,7 +434,7 @@ def fallback(app: Flask, settings: Settings, form: Mapping[str, str]) -> str:
             record["direct"] = True
             # on the spot first: the row then stops any dial-out a hand-over made before the
             # failure would start; through a worker only when PostgreSQL cannot take it now
-            if _record_now(app, record) is None and not jobs.hand_over_call(record):
+            if _record_now(app, record) is None and not handover.hand_over_call(record):
                 log.error("call %s was connected directly and not recorded", call_sid)
         except Exception:
             log.exception("could not record fallback call %s", call_sid)

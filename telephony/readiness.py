@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 from restrictions import redis_keys
 from restrictions.events import BUFFER
 from restrictions.resilience import Breaker, DependencyDown, within_pool
-from telephony import current_settings, jobs, startup
+from telephony import current_settings, handover, startup
 from telephony.database import database
 from telephony.redis_store import QUEUE_NAME, URGENT_QUEUE_NAME, redis_client
 
@@ -44,9 +44,9 @@ BOUNDS = {
     "unprocessed_events": ("READY_MAX_UNPROCESSED_EVENTS", 1000),
 }
 BACKLOG_HELP = {
-    "calls_stream_length": f"Inbound calls waiting for a worker ({jobs.CALLS}, taken included)",
-    "calls_stream_pending": f"Inbound calls a worker has taken and not finished ({jobs.CALLS})",
-    "ready_events_length": f"Stored callbacks waiting for the worker ({jobs.READY_EVENTS})",
+    "calls_stream_length": f"Inbound calls waiting for a worker ({handover.CALLS}, taken included)",
+    "calls_stream_pending": f"Inbound calls a worker has taken and not finished ({handover.CALLS})",
+    "ready_events_length": f"Stored callbacks waiting for the worker ({handover.READY_EVENTS})",
     "buffered_events_length": f"Callbacks kept in Redis until PostgreSQL takes them ({BUFFER})",
     "unprocessed_events": "Stored callbacks not yet processed nor parked (counted up to a cap)",
     "parked_events": "Stored callbacks parked for an admin (GET /api/v1/events/parked)",
@@ -122,9 +122,9 @@ def check_settings(app: Flask) -> dict[str, Any]:
 
 def _redis_lengths(client: Redis) -> dict[str, int]:
     pipe = client.pipeline(transaction=False)
-    pipe.xlen(jobs.CALLS)
-    pipe.xpending(jobs.CALLS, jobs.CALLS_GROUP)
-    pipe.llen(jobs.READY_EVENTS)
+    pipe.xlen(handover.CALLS)
+    pipe.xpending(handover.CALLS, handover.CALLS_GROUP)
+    pipe.llen(handover.READY_EVENTS)
     pipe.xlen(BUFFER)
     pipe.llen(f"rq:queue:{URGENT_QUEUE_NAME}")
     pipe.llen(f"rq:queue:{QUEUE_NAME}")

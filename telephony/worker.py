@@ -33,7 +33,7 @@ from rq.utils import import_attribute
 
 from restrictions import rebuild, redis_keys
 from restrictions.resilience import database_unavailable
-from telephony import jobs, logs
+from telephony import handover, logs
 from telephony.inbound import record_from_hand_over
 from telephony.redis_store import queue, queues
 
@@ -101,13 +101,13 @@ def tick(app: Flask) -> bool:
         try:
             day = time.strftime("%Y-%m-%d")
             if q.connection.set(redis_keys.DAILY.of(day), "1", nx=True, ex=2 * 86400):
-                jobs.enqueue(jobs.DAILY, job_id=f"daily-{day}", retry=False)
+                handover.enqueue(handover.DAILY, job_id=f"daily-{day}", retry=False)
             if not q.connection.set(TICK_KEY, "1", nx=True, ex=TICK_TTL_SECONDS):
                 return False
         except RedisError as exc:
             log.warning("redis unavailable for the sweep ticker: %s", exc)
             return False
-        return jobs.start_sweeping()
+        return handover.start_sweeping()
 
 
 LOST_CHECK_SECONDS = 1.0  # how soon a Redis that came back empty (or failed over) is rebuilt
@@ -125,7 +125,7 @@ def rebuild_if_lost(app: Flask) -> bool:
                 return False  # built, or a sweep was asked for a moment ago
         except RedisError:
             return False
-        return jobs.start_sweeping()
+        return handover.start_sweeping()
 
 
 def _ticker(app: Flask, stop: threading.Event) -> None:
@@ -151,7 +151,7 @@ def _start_call(app: Flask, entry_id: bytes, fields: dict[bytes, bytes]) -> bool
     of connections) is never given up: the entry stays unacknowledged in the consumer group and
     is taken again after RECLAIM_MS, by this worker or another, until it succeeds, so every
     call's route is recorded however long the outage."""
-    start_inbound_call = import_attribute(jobs.START_INBOUND_CALL)
+    start_inbound_call = import_attribute(handover.START_INBOUND_CALL)
     try:
         call: dict[str, Any] = json.loads(fields.get(b"record") or fields[b"call"])
         sid = call["call_sid"]
@@ -199,7 +199,7 @@ def _read_new(
     read = cast(
         list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
         redis.xreadgroup(
-            jobs.CALLS_GROUP, me, {jobs.CALLS: ">"}, count=CALLS_PER_READ, block=block_ms
+            handover.CALLS_GROUP, me, {handover.CALLS: ">"}, count=CALLS_PER_READ, block=block_ms
         ),
     )
     return read[0][1] if read else []
@@ -211,7 +211,7 @@ def take_calls(
     """Take inbound calls from their stream and start them until ``stop`` (with ``burst``, until
     none is waiting); returns how many were taken. Raises RedisError for the caller's policy."""
     try:
-        redis.xgroup_create(jobs.CALLS, jobs.CALLS_GROUP, id="0", mkstream=True)
+        redis.xgroup_create(handover.CALLS, handover.CALLS_GROUP, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -223,7 +223,7 @@ def take_calls(
         entries = _read_new(redis, me, None)
         if not entries:
             entries = redis.xautoclaim(
-                jobs.CALLS, jobs.CALLS_GROUP, me, RECLAIM_MS, "0-0", count=CALLS_PER_READ
+                handover.CALLS, handover.CALLS_GROUP, me, RECLAIM_MS, "0-0", count=CALLS_PER_READ
             )[1]
         if not entries and not burst:
             entries = _read_new(redis, me, CALLS_BLOCK_MS)
@@ -236,14 +236,14 @@ def take_calls(
                     return taken  # left for a later pass, after RECLAIM_MS
                 continue  # unacknowledged: reclaimed and tried again after RECLAIM_MS
             pipe = redis.pipeline(transaction=False)
-            pipe.xack(jobs.CALLS, jobs.CALLS_GROUP, entry_id)
-            pipe.xdel(jobs.CALLS, entry_id)
+            pipe.xack(handover.CALLS, handover.CALLS_GROUP, entry_id)
+            pipe.xdel(handover.CALLS, entry_id)
             pipe.execute()
             taken += 1
     # a consumer with nothing left unacknowledged need not stay in the group (deleting one that
     # holds calls PostgreSQL refused would lose them: they stay, for another to reclaim)
-    if not redis.xpending_range(jobs.CALLS, jobs.CALLS_GROUP, "-", "+", 1, consumername=me):
-        redis.xgroup_delconsumer(jobs.CALLS, jobs.CALLS_GROUP, me)
+    if not redis.xpending_range(handover.CALLS, handover.CALLS_GROUP, "-", "+", 1, consumername=me):
+        redis.xgroup_delconsumer(handover.CALLS, handover.CALLS_GROUP, me)
     return taken
 
 
@@ -306,7 +306,7 @@ def run(app: Flask, *, periodic: bool, burst: bool, urgent_only: bool = False) -
                 q = queue(app)
                 try:
                     q.connection.ping()
-                    jobs.start_sweeping()  # what was stored while no worker ran comes first
+                    handover.start_sweeping()  # what was stored while no worker ran comes first
                     if burst:
                         take_calls(app, q.connection, burst=True)
                     worker_class = BurstWorker if burst else SimpleWorker

@@ -49,7 +49,7 @@ def conference_of(root: ElementTree.Element) -> ElementTree.Element | None:
 
 def handed_over(app: Flask) -> list[dict[bytes, bytes]]:
     """The inbound calls waiting for a worker, oldest first: each entry's fields."""
-    from telephony.jobs import CALLS
+    from telephony.handover import CALLS
     from telephony.redis_store import redis_client
 
     entries = cast(list[tuple[bytes, dict[bytes, bytes]]], redis_client(app).xrange(CALLS))

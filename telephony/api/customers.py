@@ -7,10 +7,10 @@ from typing import Any
 from flask import g, jsonify
 
 from restrictions import attach, sent_letters
-from restrictions.decisions import clashes
 from restrictions.errors import Invalid
 from restrictions.lifecycle import (
     add_restriction,
+    clashes,
     create_customer,
     get_customer,
     update_customer,

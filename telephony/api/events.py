@@ -11,7 +11,7 @@ from sqlalchemy import select
 from restrictions.errors import NotFound
 from restrictions.lifecycle import audit
 from restrictions.models import CallEvent, Role
-from telephony import jobs
+from telephony import handover
 from telephony.api import bp
 from telephony.auth import api_role, current_actor
 from telephony.database import session
@@ -59,6 +59,6 @@ def retry_event(event_id: int) -> Any:
         customer_id=None,
         note=reason,
     )
-    jobs.enqueue_after_commit(sess, jobs.PROCESS_CALL_EVENT, event.id)
+    handover.enqueue_after_commit(sess, handover.PROCESS_CALL_EVENT, event.id)
     sess.commit()
     return jsonify(event_json(event))

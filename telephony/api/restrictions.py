@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from restrictions import decisions, sent_letters
+from restrictions import appeals, due_list, sent_letters
 from restrictions.errors import Invalid
 from restrictions.lifecycle import get_restriction
 from restrictions.models import Role
@@ -106,7 +106,7 @@ def review(restriction_id: int) -> Any:
 @api_role(Role.SUPERVISOR)
 def reviews() -> Any:
     """Restrictions due for review within 30 days, and overdue ones, oldest first."""
-    items = decisions.reviews_due(session(), today())
+    items = due_list.reviews_due(session(), today())
     return jsonify(reviews=[serialize.due_item(i) for i in items])
 
 
@@ -117,7 +117,7 @@ def lodge_appeal(restriction_id: int) -> Any:
     body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
-    appeal = decisions.lodge_appeal(sess, current_actor(), restriction, body, today=today())
+    appeal = appeals.lodge_appeal(sess, current_actor(), restriction, body, today=today())
     sess.commit()
     return jsonify(serialize.appeal(appeal)), 201
 
@@ -125,7 +125,7 @@ def lodge_appeal(restriction_id: int) -> Any:
 @bp.get("/appeals/<id:appeal_id>")
 @api_role(Role.SUPERVISOR)
 def show_appeal(appeal_id: int) -> Any:
-    return jsonify(serialize.appeal(decisions.get_appeal(session(), appeal_id)))
+    return jsonify(serialize.appeal(appeals.get_appeal(session(), appeal_id)))
 
 
 @bp.post("/appeals/<id:appeal_id>/decision")
@@ -136,7 +136,7 @@ def decide_appeal(appeal_id: int) -> Any:
     ``override_reason``, recorded)."""
     body = json_body()
     sess = session()
-    appeal = decisions.get_appeal(sess, appeal_id, for_decision=True)
+    appeal = appeals.get_appeal(sess, appeal_id, for_decision=True)
     get_restriction(sess, appeal.restriction_id, for_decision=True)
     letters.send(
         sent_letters.decide_appeal,
@@ -172,4 +172,4 @@ def lapse_letter(restriction_id: int) -> Any:
 def due() -> Response:
     """Letters to send, notices overdue, reviews due and overdue (with their escalations),
     appeals awaiting a decision, letters about lapsed restrictions."""
-    return jsonify(due=[serialize.due_item(i) for i in decisions.due(session(), today())])
+    return jsonify(due=[serialize.due_item(i) for i in due_list.due(session(), today())])

@@ -8,7 +8,7 @@ from typing import Any
 from restrictions import adjustments, policy_dates
 from restrictions.attach import Attached
 from restrictions.cache import in_force
-from restrictions.decisions import DueItem
+from restrictions.due_list import DueItem
 from restrictions.models import (
     AgentAction,
     Appeal,

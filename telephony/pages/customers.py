@@ -24,7 +24,17 @@ from wtforms import BooleanField, DateField, SelectChoice, SelectField, StringFi
 from wtforms.validators import DataRequired, Optional
 
 import prompts
-from restrictions import adjustments, attach, decisions, export, kinds, sent_letters, sharing
+from restrictions import (
+    adjustments,
+    appeals,
+    attach,
+    due_list,
+    export,
+    kinds,
+    lifecycle,
+    sent_letters,
+    sharing,
+)
 from restrictions.errors import DomainError, Invalid
 from restrictions.lifecycle import (
     NOTICE_METHODS,
@@ -648,7 +658,7 @@ def new_restriction(reference: str) -> Any:
         r = add_restriction(sess, current_actor(), found, form.body(request.form), today=today())
         letters.keep_notice_given(sess, current_actor(), r)  # recorded as sent already
         done = f"{kinds.get(r.kind).label} recorded for {found.reference}."
-        return [(done, "info")] + [(w, "warning") for w in decisions.clashes(r)]
+        return [(done, "info")] + [(w, "warning") for w in lifecycle.clashes(r)]
 
     return _act(reference, "new", form, action, "restrictions")
 
@@ -789,7 +799,7 @@ def lodge_appeal(restriction_id: int) -> Any:
             "grounds": form.grounds.data,
             "late_reason": form.late_reason.data or None,
         }
-        appeal = decisions.lodge_appeal(sess, current_actor(), r, body, today=today())
+        appeal = appeals.lodge_appeal(sess, current_actor(), r, body, today=today())
         return [(f"Appeal lodged: a decision is due by {day(appeal.due_on)}.", "info")]
 
     return _act(r.customer.reference, key, form, action, f"restriction-{r.id}")
@@ -800,7 +810,7 @@ def lodge_appeal(restriction_id: int) -> Any:
 def decide_appeal(appeal_id: int) -> Any:
     sess = session()
     try:
-        appeal = decisions.get_appeal(sess, appeal_id, for_decision=True)
+        appeal = appeals.get_appeal(sess, appeal_id, for_decision=True)
     except DomainError:
         abort(404)
     r = _restriction(appeal.restriction_id, for_decision=True)
@@ -871,7 +881,7 @@ def _vary(r: Restriction, appeal: Appeal | None, send: Callable[[Session, VaryFo
         f"{successor.id}) replaces it.",
         "info",
     )
-    for warning in decisions.clashes(successor):
+    for warning in lifecycle.clashes(successor):
         flash(warning, "warning")
     return redirect(
         url_for(
@@ -906,7 +916,7 @@ def vary_on_appeal(appeal_id: int) -> Any:
     """An appeal decided ``varied``: the restriction ends and a successor replaces it."""
     posting = request.method == "POST"
     try:
-        appeal = decisions.get_appeal(session(), appeal_id, for_decision=posting)
+        appeal = appeals.get_appeal(session(), appeal_id, for_decision=posting)
     except DomainError:
         abort(404)
     r = _restriction(appeal.restriction_id, for_decision=posting)
@@ -1054,7 +1064,7 @@ DUE_ACTIONS = {  # what is due -> the form on the customer's page that does it
 }
 
 
-def due_action(item: decisions.DueItem) -> tuple[str, str]:
+def due_action(item: due_list.DueItem) -> tuple[str, str]:
     """The link that does what is due (the customer's page, the form opened, at its
     restriction) and its words."""
     form, words = DUE_ACTIONS[item.what]
@@ -1072,7 +1082,7 @@ def due_action(item: decisions.DueItem) -> tuple[str, str]:
 @bp.route("/due")
 @page_role(Role.SUPERVISOR)
 def due() -> Any:
-    items = decisions.due(session(), today())
+    items = due_list.due(session(), today())
     sections = [
         (title, [(i, *due_action(i)) for i in items if i.what == what])
         for what, title in DUE_SECTIONS

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from restrictions.models import Call
 from restrictions.speech import say
-from telephony import current_settings, inbound, jobs, messages, twiml, waiting
+from telephony import current_settings, handover, inbound, messages, twiml, waiting
 from telephony.database import database
 from telephony.errors import json_error
 from telephony.inputs import is_sid
@@ -72,7 +72,7 @@ def queue_key() -> Response:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     waiting.hold_for_emergency(app, call_sid)
     chosen_at = datetime.now(UTC).isoformat()
-    if not jobs.enqueue(jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True):
+    if not handover.enqueue(handover.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True):
         inbound.record_emergency_now(app, call_sid, chosen_at)
     return _xml(twiml.leave_queue())
 

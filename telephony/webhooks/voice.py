@@ -23,8 +23,8 @@ from restrictions.speech import danger, say
 from telephony import (
     callbacks,
     current_settings,
+    handover,
     inbound,
-    jobs,
     messages,
     metrics,
     twiml,
@@ -90,7 +90,9 @@ def key_pressed() -> Response:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         waiting.hold_for_emergency(app, call_sid)
         chosen_at = datetime.now(UTC).isoformat()
-        if not jobs.enqueue(jobs.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True):
+        if not handover.enqueue(
+            handover.RECORD_EMERGENCY_CHOICE, call_sid, chosen_at, call_path=True
+        ):
             inbound.record_emergency_now(app, call_sid, chosen_at)
         connecting = say("emergency_connecting", listener, settings)
         return twiml_response(
@@ -166,8 +168,8 @@ def participant() -> Response:
     if is_sid(leg) and status in LEG_STARTED:
         remember_leg(current_app._get_current_object(), call_sid, leg)  # type: ignore[attr-defined]
     if status in UNANSWERED or status == "completed":  # the job knows whether they talked
-        jobs.enqueue(
-            jobs.PARTICIPANT_UNANSWERED, call_sid, kind, status, job_id=f"unanswered-{call_sid}"
+        handover.enqueue(
+            handover.PARTICIPANT_UNANSWERED, call_sid, kind, status, job_id=f"unanswered-{call_sid}"
         )
     return Response(status=204)
 
@@ -210,7 +212,7 @@ def voicemail() -> Response:
     duration = request.form.get("RecordingDuration", "")
     recorded = url.startswith("https://") and duration.isdigit() and int(duration[:9]) > 0
     if recorded and is_sid(call_sid):
-        jobs.enqueue(jobs.RECORD_VOICEMAIL, call_sid, url[:500])
+        handover.enqueue(handover.RECORD_VOICEMAIL, call_sid, url[:500])
     listener = listener_from(request.args)
     settings = current_settings()
     words = "voicemail_thanks" if recorded else "voicemail_not_recorded"

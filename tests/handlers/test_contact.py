@@ -325,7 +325,7 @@ def test_a_run_over_a_steady_flow_of_callbacks_ends_and_lets_the_sweep_in(
     """Callbacks keep coming: a run takes its share, then queues the next run behind the jobs
     already waiting (the sweep, which rebuilds what Redis lost), instead of draining for ever."""
     from handlers.contact import process_ready_events
-    from telephony.jobs import PROCESS_READY_EVENTS, READY_EVENTS
+    from telephony.handover import PROCESS_READY_EVENTS, READY_EVENTS
     from telephony.redis_store import queue
     from tests.calls import status_event
 
@@ -355,7 +355,7 @@ def test_a_call_whose_hand_over_redis_lost_has_its_route_recorded_by_the_sweep(
     """Redis died with the call's hand-over in its stream, before a worker took it: only the
     completed callback made the call's row. The sweep decides the route again, as the webhook
     did, and says it was recovered; a call whose route was recorded is left as it is."""
-    from telephony.jobs import CALLS
+    from telephony.handover import CALLS
 
     customer = make_customer(numbers=(CUSTOMER,))
     restrict(customer, kind="spoc", spoc="+441332000555")

@@ -21,8 +21,8 @@ from redis.retry import Retry
 from sqlalchemy.orm import Session
 
 from restrictions import cache, redis_keys
+from restrictions.appeals import lodge_appeal
 from restrictions.db import CACHE_REDIS
-from restrictions.decisions import lodge_appeal
 from restrictions.lifecycle import (
     Actor,
     add_restriction,

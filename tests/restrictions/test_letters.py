@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 import prompts
-from restrictions import decisions, kinds, letters
+from restrictions import appeals, kinds, letters, reviews
 from restrictions.calendar import add_months, add_working_days
 from restrictions.errors import Invalid, NotFound
 from restrictions.lifecycle import Actor, add_restriction, create_customer
@@ -111,7 +111,7 @@ def test_the_decision_letter_states_every_required_element(sess: Session, langua
     assert in_words(SENT, language) in text  # it takes effect the day the notice was sent
     assert in_words(add_months(SENT, 12), language) in text  # the review
     assert "The Head of Housing Services" in text and "appeals@example.org" in text
-    last_day = add_working_days(SENT, decisions.APPEAL_WORKING_DAYS)
+    last_day = add_working_days(SENT, appeals.APPEAL_WORKING_DAYS)
     assert last_day == date(2026, 1, 21)
     assert in_words(last_day, language) in text
     assert "Housing Ombudsman Service" in text and "0300 111 3000" in text
@@ -173,7 +173,7 @@ def test_before_its_notice_it_applies_from_the_day_the_letter_is_sent(
     assert letter.date == TODAY  # no notice on record: dated today
     assert SENT_WHEN[language] in letter.text()
     assert in_words(add_months(TODAY, 12), language) in letter.text()  # reviewed a year on
-    last_day = add_working_days(TODAY, decisions.APPEAL_WORKING_DAYS)
+    last_day = add_working_days(TODAY, appeals.APPEAL_WORKING_DAYS)
     assert in_words(last_day, language) in letter.text()
 
 
@@ -271,14 +271,14 @@ def test_every_kind_of_restriction_is_explained_in_every_language(language: str)
 
 
 def appealed(sess: Session, restriction: Restriction, outcome: str, **body: Any) -> None:
-    appeal = decisions.lodge_appeal(
+    appeal = appeals.lodge_appeal(
         sess,
         TEST,
         restriction,
         {"grounds": "I was provoked", "lodged_on": "2026-01-05"},
         today=TODAY,
     )
-    decisions.decide_appeal(
+    appeals.decide_appeal(
         sess,
         TEST,
         appeal,
@@ -329,7 +329,7 @@ def test_only_a_decided_appeal_has_a_letter(sess: Session) -> None:
     restriction = restrict(sess, customer(sess), kind="warning")
     with pytest.raises(NotFound, match="no decided appeal"):
         letters.build(sess, restriction, "appeal", SETTINGS, today=TODAY)
-    decisions.lodge_appeal(
+    appeals.lodge_appeal(
         sess, TEST, restriction, {"grounds": "Unfair", "lodged_on": "2026-01-05"}, today=TODAY
     )
     with pytest.raises(NotFound, match="no decided appeal"):
@@ -343,7 +343,7 @@ def test_a_continued_review_gives_the_next_review_and_how_to_appeal(
     restriction = restrict(
         sess, customer(sess, language), kind="representative_only", representative="Derby Advocacy"
     )
-    decisions.review(
+    reviews.review(
         sess,
         TEST,
         restriction,
@@ -356,14 +356,14 @@ def test_a_continued_review_gives_the_next_review_and_how_to_appeal(
     assert letter.title == prompts.catalogue(language)["letter"]["review_title"]
     assert "Derby Advocacy" in text and "Still needed" in text
     assert in_words(date(2026, 8, 1), language) in text
-    last_day = add_working_days(TODAY, decisions.APPEAL_WORKING_DAYS)
+    last_day = add_working_days(TODAY, appeals.APPEAL_WORKING_DAYS)
     assert in_words(last_day, language) in text
     assert "The Head of Housing Services" in text
 
 
 def test_an_ended_review_says_so_and_offers_no_appeal(sess: Session) -> None:
     restriction = restrict(sess, customer(sess), kind="written_only")
-    decisions.review(
+    reviews.review(
         sess, TEST, restriction, {"outcome": "end", "notes": "Calm for a year"}, today=TODAY
     )
     sess.commit()
@@ -380,7 +380,7 @@ def test_a_varied_review_gives_the_new_terms(sess: Session) -> None:
         "notes": "Less strict now",
         "successor": {"kind": "no_engagement", "reason": "Varied", "issue": "the fence"},
     }
-    decisions.review(sess, TEST, restriction, body, today=TODAY)
+    reviews.review(sess, TEST, restriction, body, today=TODAY)
     sess.commit()
     text = letters.build(sess, restriction, "review", SETTINGS, today=TODAY).text()
     assert "We will not discuss this issue with you any further: the fence." in text

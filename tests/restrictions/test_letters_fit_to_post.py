@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import prompts
-from restrictions import decisions, importing, kinds, letters, overdue
+from restrictions import appeals, importing, kinds, letters, overdue, reviews
 from restrictions.errors import Invalid
 from restrictions.lifecycle import Actor, add_restriction, create_customer, end_restriction
 from restrictions.models import AuditEntry, Customer, Restriction, User
@@ -173,15 +173,15 @@ def signed(sess: Session, restriction: Restriction, which: str) -> tuple[str, st
     if which == "appeal":
         officer = staff(sess, "ioan.g", "supervisor", display_name="Ioan Griffiths")
         lodged = {"grounds": "It was a misunderstanding", "lodged_on": "2026-01-05"}
-        appeal = decisions.lodge_appeal(sess, Actor(None, "test"), restriction, lodged, today=TODAY)
+        appeal = appeals.lodge_appeal(sess, Actor(None, "test"), restriction, lodged, today=TODAY)
         body = {"outcome": "upheld", "notes": NOTES}
-        decisions.decide_appeal(sess, officer, appeal, body, today=TODAY)
+        appeals.decide_appeal(sess, officer, appeal, body, today=TODAY)
         sess.commit()
         return "Ioan Griffiths", "supervisor"
     if which == "review":
         reviewer = staff(sess, "rev.1", "agent")  # no name for letters, no job title
         body = {"outcome": "continue", "notes": NOTES, "next_review_on": "2026-08-01"}
-        decisions.review(sess, reviewer, restriction, body, today=TODAY)
+        reviews.review(sess, reviewer, restriction, body, today=TODAY)
         sess.commit()
         return "", "agent"
     if which == "end":

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from restrictions import cache
-from restrictions.decisions import lodge_appeal
+from restrictions.appeals import lodge_appeal
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import (
     Actor,

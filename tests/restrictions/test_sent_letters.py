@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from restrictions import decisions, letters, overdue, policy_dates, sent_letters
+from restrictions import appeals, letters, overdue, policy_dates, reviews, sent_letters
 from restrictions.calendar import add_working_days
 from restrictions.errors import Conflict, Invalid, NotFound
 from restrictions.lifecycle import Actor, add_restriction, create_customer
@@ -97,12 +97,12 @@ def test_the_appeal_counts_from_the_latest_letter_that_gave_the_right(sess: Sess
     notify(sess, made, NOTICE.isoformat(), today=NOTICE)
     window = policy_dates.appeal_window(made)
     assert window == policy_dates.AppealWindow("decision", NOTICE, date(2026, 6, 30))
-    decisions.review(
+    reviews.review(
         sess, TEST, made, {"outcome": "continue", "notes": "Still needed"}, today=REVIEWED
     )
     window = policy_dates.appeal_window(made)
     assert window == policy_dates.AppealWindow("review", REVIEWED, REVIEW_LAST_DAY)
-    assert decisions.appeal_deadline(made) == REVIEW_LAST_DAY
+    assert appeals.appeal_deadline(made) == REVIEW_LAST_DAY
 
 
 def test_applied_at_once_and_not_yet_notified_it_counts_from_the_decision(sess: Session) -> None:
@@ -133,7 +133,7 @@ def test_the_notice_keeps_the_decision_letter_as_it_was_sent(sess: Session) -> N
     assert "Your appeal must reach us by 30 June 2026 at the latest" in words
     assert "We will review this decision by 2 June 2027 at the latest" in words
     # what was sent stays what was sent, though the record moves on
-    decisions.review(
+    reviews.review(
         sess,
         TEST,
         made,
@@ -398,10 +398,10 @@ def test_an_appeal_after_a_review_is_judged_against_the_review_letters_deadline(
     assert REVIEW_LAST_DAY == add_working_days(REVIEWED, 20)
     late = REVIEW_LAST_DAY.replace(day=30)
     with pytest.raises(Invalid, match=r"review outcome letter of 2026-07-01"):
-        decisions.lodge_appeal(
+        appeals.lodge_appeal(
             sess, TEST, made, {"grounds": "Unfair", "lodged_on": late.isoformat()}, today=late
         )
-    appeal = decisions.lodge_appeal(
+    appeal = appeals.lodge_appeal(
         sess,
         TEST,
         made,

@@ -223,7 +223,7 @@ def test_a_dial_out_happens_once_however_often_the_job_runs(
     app: Flask, twilio: Any, run_jobs: Callable[[], int], fake_twilio: FakeTwilio
 ) -> None:
     from handlers.calls import start_inbound_call
-    from telephony.jobs import CALLS
+    from telephony.handover import CALLS
     from telephony.redis_store import queue
 
     twilio.incoming(CUSTOMER)

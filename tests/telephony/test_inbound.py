@@ -18,7 +18,7 @@ from redis.client import Pipeline
 from sqlalchemy import event, select
 
 from restrictions import cache
-from restrictions.decisions import lodge_appeal
+from restrictions.appeals import lodge_appeal
 from restrictions.lifecycle import Actor
 from restrictions.models import Call, Restriction
 from telephony.database import database

@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from restrictions.models import Call
+from telephony import handover
 from telephony.database import database
 from tests.calls import call_row, put_together
 
@@ -145,7 +146,7 @@ def test_a_hand_over_redis_refuses_still_connects_the_caller_and_records_the_cal
 ) -> None:
     """The look-up and hand-over script fails (here: the stream's key holds the wrong type), so
     the caller is connected directly and the call's row is written on the request path."""
-    from telephony.jobs import CALLS
+    from telephony.handover import CALLS
     from telephony.redis_store import redis_client
 
     make_customer()
@@ -166,10 +167,10 @@ def lose_the_reply(app: Flask, monkeypatch: pytest.MonkeyPatch, *, worker_first:
     ``worker_first`` a worker takes the call and rings the person before the webhook goes on."""
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from telephony import jobs, worker
+    from telephony import worker
     from telephony.redis_store import queue
 
-    real = jobs.look_up_and_hand_over
+    real = handover.look_up_and_hand_over
 
     def lost(redis: Any, cache_key: str, call: dict[str, Any]) -> bytes | None:
         real(redis, cache_key, call)
@@ -177,7 +178,7 @@ def lose_the_reply(app: Flask, monkeypatch: pytest.MonkeyPatch, *, worker_first:
             worker.take_calls(app, queue(app).connection, burst=True)
         raise RedisTimeoutError("Timeout reading from socket")
 
-    monkeypatch.setattr(jobs, "look_up_and_hand_over", lost)
+    monkeypatch.setattr(handover, "look_up_and_hand_over", lost)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 import prompts
-from restrictions import decisions
+from restrictions import appeals, reviews
 from restrictions.calendar import add_months, add_working_days
 from restrictions.errors import NotFound
 from restrictions.lifecycle import Actor
@@ -116,7 +116,7 @@ def required(language: str, kind: str, effect: date, letter_day: date) -> list[s
         "representative_only": ["Derby Advocacy Service"],
         "no_engagement": ["the 2019 boundary fence dispute"],
     }[kind]
-    last_day = add_working_days(letter_day, decisions.APPEAL_WORKING_DAYS)
+    last_day = add_working_days(letter_day, appeals.APPEAL_WORKING_DAYS)
     return [
         REASON,
         *shown,
@@ -184,7 +184,7 @@ def test_before_its_notice_it_applies_from_the_day_the_letter_is_sent(
     today = london_today()
     assert FROM_SENDING[language] in text
     assert in_words(today, language) in text  # dated today, on the landlord's clock
-    last_day = add_working_days(today, decisions.APPEAL_WORKING_DAYS)
+    last_day = add_working_days(today, appeals.APPEAL_WORKING_DAYS)
     assert LAST_DAY[language].format(in_words(last_day, language)) in text
     assert REVIEW[language].format(in_words(add_months(today, 12), language)) in text
 
@@ -261,10 +261,10 @@ def test_the_appeal_letter_gives_the_outcome_of_the_latest_decided_appeal(
         assert restriction is not None
         with pytest.raises(NotFound):
             letters.respond(restriction, "appeal", False)
-        appeal = decisions.lodge_appeal(
+        appeal = appeals.lodge_appeal(
             sess, TEST, restriction, {"grounds": "Unfair", "lodged_on": "2026-01-05"}, today=today
         )
-        decisions.decide_appeal(
+        appeals.decide_appeal(
             sess, TEST, appeal, {"outcome": "upheld", "notes": "Mae'n deg"}, today=today
         )
         sess.commit()
@@ -308,7 +308,7 @@ def test_the_review_letter_gives_the_outcome_of_the_latest_review(
         assert restriction is not None
         with pytest.raises(NotFound):
             letters.respond(restriction, "review", True)
-        decisions.review(
+        reviews.review(
             sess,
             TEST,
             restriction,
@@ -318,7 +318,7 @@ def test_the_review_letter_gives_the_outcome_of_the_latest_review(
         sess.commit()
 
         text = pdf_text(letters.respond(restriction, "review", False).get_data())
-        last_day = add_working_days(today, decisions.APPEAL_WORKING_DAYS)
+        last_day = add_working_days(today, appeals.APPEAL_WORKING_DAYS)
         for expected in (
             "Wynik ponownego rozpatrzenia decyzji",
             "Postanowiliśmy, że na razie ustalenia muszą nadal obowiązywać:",

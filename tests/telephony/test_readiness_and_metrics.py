@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from restrictions.db import CALL_PATH_FAILURES
-from telephony.jobs import CALLS, READY_EVENTS
+from telephony.handover import CALLS, READY_EVENTS
 from tests.calls import conference_event, put_together, status_event
 from tests.conftest import TEST_REDIS_URL
 

@@ -29,7 +29,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from restrictions import cache, counting, rebuild, redis_keys
 from telephony import ConfigurationError
-from telephony.jobs import CALLS
+from telephony.handover import CALLS
 from telephony.redis_store import (
     SentinelSettings,
     queues,
@@ -42,7 +42,7 @@ from tests.calls import parse, spoken, status_event
 
 MASTER_NAME = "cg"
 NUMBER = "+447400100001"
-CONTACT_LOG = "callguard.jobs.contact"
+CONTACT_LOG = "callguard.handover.contact"
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import time_machine
 from flask import Flask
 from sqlalchemy import select
 
-from restrictions import decisions
+from restrictions import appeals
 from restrictions.lifecycle import Actor
 from restrictions.models import Appeal, Customer, Restriction
 from telephony.database import database
@@ -305,7 +305,7 @@ def test_due_lists_letters_to_send_appeals_and_reviews_with_their_deadlines(
     with database(app).sessions() as sess:
         attached = sess.get(Restriction, appealed.id)
         assert attached is not None
-        decisions.lodge_appeal(sess, TEST, attached, {"grounds": "Unfair"}, today=TODAY)
+        appeals.lodge_appeal(sess, TEST, attached, {"grounds": "Unfair"}, today=TODAY)
         sess.commit()
     late = make_customer("HMS-0003", "Sam Late", ("+447400100003",))
     restrict(late, kind="warning", decided_on="2025-05-19", notice_sent_on="2025-05-20")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from restrictions.models import Call, CallEvent
 from telephony.database import database
-from telephony.jobs import READY_EVENTS
+from telephony.handover import READY_EVENTS
 from telephony.redis_store import queue
 from tests.calls import twilio_now
 

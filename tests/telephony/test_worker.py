@@ -17,7 +17,7 @@ from restrictions import cache, counting, rebuild
 from restrictions.models import Call, ContactAlert
 from telephony import worker
 from telephony.database import database
-from telephony.jobs import CALLS, CALLS_GROUP
+from telephony.handover import CALLS, CALLS_GROUP
 from telephony.redis_store import queue, redis_client
 from tests.calls import call_row
 
@@ -179,7 +179,7 @@ def test_a_sweep_rings_a_waiting_caller_whose_dial_out_was_lost_once(
 def test_ringing_a_person_never_waits_behind_counting(
     app: Flask, twilio: Any, fake_twilio: Any
 ) -> None:
-    from telephony.jobs import CALLS, READY_EVENTS
+    from telephony.handover import CALLS, READY_EVENTS
     from telephony.redis_store import queue
     from tests.calls import status_event
 

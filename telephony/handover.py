@@ -120,7 +120,7 @@ def _script(redis: Redis) -> Script:
 
 def look_up_and_hand_over(redis: Redis, cache_key: str, call: dict[str, Any]) -> bytes | None:
     """The caller's cache entry, the call handed over with it when it decides the route alone.
-    Raises RedisError for the caller's policy (inbound.look_up)."""
+    Raises RedisError for the caller's policy (inbound.look_up_and_hand_over)."""
     entry: bytes | None = _script(redis)(
         keys=[cache_key, CALLS], args=[json.dumps(call), cache.DECIDES_ALONE]
     )

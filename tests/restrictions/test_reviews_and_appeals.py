@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from restrictions import cache, decisions
+from restrictions import appeals, cache, due_list, lifecycle, notices, reviews
 from restrictions.errors import Conflict, Forbidden, Invalid
 from restrictions.lifecycle import Actor, add_restriction, create_customer
 from restrictions.models import AuditEntry, Customer, Restriction
@@ -54,7 +54,7 @@ def test_a_decision_applies_only_from_its_notice(
     made = restriction(sess, customer(sess))
     assert made.state == "awaiting_notice" and made.review_due_on is None
     assert in_force(cache_redis) == []
-    decisions.record_notice(sess, TEST, made, "2026-03-02", "post", today=MONDAY)
+    notices.record_notice(sess, TEST, made, "2026-03-02", "post", today=MONDAY)
     sess.commit()
     assert made.state == "active" and made.takes_effect_on == MONDAY
     assert made.review_due_on == date(2027, 3, 2)
@@ -75,13 +75,13 @@ def test_a_notice_date_must_make_sense(
 ) -> None:
     made = restriction(sess, customer(sess))
     with pytest.raises(error, match=message):
-        decisions.record_notice(sess, TEST, made, sent_on, method, today=MONDAY)
+        notices.record_notice(sess, TEST, made, sent_on, method, today=MONDAY)
 
 
 def test_a_notice_is_recorded_once(sess: Session) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-02-28")
     with pytest.raises(Conflict, match="2026-02-28"):
-        decisions.record_notice(sess, TEST, made, "2026-03-02", "post", today=MONDAY)
+        notices.record_notice(sess, TEST, made, "2026-03-02", "post", today=MONDAY)
 
 
 def test_danger_applies_at_once_and_the_notice_is_due_in_two_working_days(
@@ -93,11 +93,11 @@ def test_danger_applies_at_once_and_the_notice_is_due_in_two_working_days(
     made = restriction(sess, customer(sess), apply_now=True, urgent_reason="Threat to staff (4.6)")
     assert made.state == "active" and in_force(cache_redis) == ["written_only"]
     assert made.notice_due_on == date(2026, 3, 3)  # Friday 27 Feb + 2 working days
-    items = decisions.due(sess, MONDAY)
+    items = due_list.due(sess, MONDAY)
     assert [(i.what, i.restriction.id) for i in items if i.restriction.id == made.id] == [
         ("letter", made.id)
     ]
-    late = decisions.due(sess, date(2026, 3, 5))
+    late = due_list.due(sess, date(2026, 3, 5))
     (overdue,) = [i for i in late if i.restriction.id == made.id]
     assert (overdue.what, overdue.days_overdue) == ("notice_overdue", 2)
 
@@ -108,16 +108,16 @@ def test_danger_applies_at_once_and_the_notice_is_due_in_two_working_days(
 def test_continue_sets_the_next_review_at_most_twelve_months_on(sess: Session) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
     with pytest.raises(Invalid, match="notes"):
-        decisions.review(sess, TEST, made, {"outcome": "continue"}, today=MONDAY)
+        reviews.review(sess, TEST, made, {"outcome": "continue"}, today=MONDAY)
     with pytest.raises(Invalid, match="at most 12 months"):
-        decisions.review(
+        reviews.review(
             sess,
             TEST,
             made,
             {"outcome": "continue", "notes": "n", "next_review_on": "2027-03-03"},
             today=MONDAY,
         )
-    done = decisions.review(
+    done = reviews.review(
         sess,
         TEST,
         made,
@@ -136,7 +136,7 @@ def test_ending_at_review_frees_the_phone_line(
     sess: Session, cache_redis: fakeredis.FakeRedis
 ) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
-    decisions.review(sess, TEST, made, {"outcome": "end", "notes": "Improved"}, today=MONDAY)
+    reviews.review(sess, TEST, made, {"outcome": "end", "notes": "Improved"}, today=MONDAY)
     sess.commit()
     assert made.state == "ended" and in_force(cache_redis) == []
 
@@ -146,14 +146,14 @@ def test_varying_ends_it_and_links_its_successor(
 ) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
     with pytest.raises(Invalid, match="successor is required"):
-        decisions.review(sess, TEST, made, {"outcome": "vary", "notes": "n"}, today=MONDAY)
+        reviews.review(sess, TEST, made, {"outcome": "vary", "notes": "n"}, today=MONDAY)
     successor = {
         "kind": "limited_contact",
         "reason": "Calls allowed again, within limits",
         "windows": [{"days": ["tue"], "start": "10:00", "end": "12:00"}],
         "notice_sent_on": "2026-03-02",
     }
-    done = decisions.review(
+    done = reviews.review(
         sess,
         TEST,
         made,
@@ -176,7 +176,7 @@ def test_reviews_due_within_thirty_days_and_overdue_are_listed_oldest_first(
     due_soon.review_due_on, overdue.review_due_on = date(2026, 3, 20), date(2026, 2, 20)
     later.review_due_on = date(2026, 6, 1)
     sess.commit()
-    mine = [i for i in decisions.reviews_due(sess, MONDAY) if i.restriction.customer_id == pat.id]
+    mine = [i for i in due_list.reviews_due(sess, MONDAY) if i.restriction.customer_id == pat.id]
     assert [(i.restriction.id, i.what, i.days_overdue) for i in mine] == [
         (overdue.id, "review_overdue", 10),
         (due_soon.id, "review_due", 0),
@@ -190,7 +190,7 @@ def test_an_appeal_within_twenty_working_days_keeps_the_restriction_in_force(
     sess: Session, cache_redis: fakeredis.FakeRedis
 ) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
-    appeal = decisions.lodge_appeal(
+    appeal = appeals.lodge_appeal(
         sess, TEST, made, {"lodged_on": "2026-03-02", "grounds": "It is unfair"}, today=MONDAY
     )
     sess.commit()
@@ -213,12 +213,12 @@ def test_an_appeal_must_be_in_time_and_say_why(
 ) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
     with pytest.raises(error, match=message):
-        decisions.lodge_appeal(sess, TEST, made, body, today=today)
+        appeals.lodge_appeal(sess, TEST, made, body, today=today)
 
 
 def test_a_late_appeal_is_accepted_with_its_reason_recorded(sess: Session) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
-    late = decisions.lodge_appeal(
+    late = appeals.lodge_appeal(
         sess,
         TEST,
         made,
@@ -233,9 +233,9 @@ def test_a_late_appeal_is_accepted_with_its_reason_recorded(sess: Session) -> No
 
 def test_one_appeal_at_a_time(sess: Session) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
-    decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    appeals.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
     with pytest.raises(Conflict, match="still to be decided"):
-        decisions.lodge_appeal(sess, TEST, made, {"grounds": "again"}, today=MONDAY)
+        appeals.lodge_appeal(sess, TEST, made, {"grounds": "again"}, today=MONDAY)
 
 
 def test_the_decider_of_the_restriction_may_not_decide_its_appeal(
@@ -244,28 +244,28 @@ def test_the_decider_of_the_restriction_may_not_decide_its_appeal(
     decider, _ = create_user(sess, "dec.decider", "supervisor")
     other, _ = create_user(sess, "dec.other", "supervisor")
     made = restriction(sess, customer(sess), Actor.of(decider), notice_sent_on="2026-03-02")
-    appeal = decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    appeal = appeals.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
     with pytest.raises(Forbidden, match="did not decide the restriction"):
-        decisions.decide_appeal(
+        appeals.decide_appeal(
             sess, Actor.of(decider), appeal, {"outcome": "upheld", "notes": "n"}, today=MONDAY
         )
-    decisions.decide_appeal(
+    appeals.decide_appeal(
         sess, Actor.of(other), appeal, {"outcome": "overturned", "notes": "n"}, today=MONDAY
     )
     sess.commit()
     assert appeal.outcome == "overturned" and made.state == "ended"
     assert in_force(cache_redis) == []
     with pytest.raises(Conflict, match="already decided"):
-        decisions.decide_appeal(
+        appeals.decide_appeal(
             sess, Actor.of(other), appeal, {"outcome": "upheld", "notes": "n"}, today=MONDAY
         )
 
 
 def test_appeals_awaiting_a_decision_are_due_with_their_deadline(sess: Session) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
-    appeal = decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    appeal = appeals.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
     sess.commit()
-    (item,) = [i for i in decisions.due(sess, date(2026, 4, 1)) if i.appeal is not None]
+    (item,) = [i for i in due_list.due(sess, date(2026, 4, 1)) if i.appeal is not None]
     assert (item.what, item.due_on, item.days_overdue) == ("appeal", appeal.due_on, 2)
 
 
@@ -276,8 +276,8 @@ def test_a_restriction_another_overrides_says_which_wins(sess: Session) -> None:
     pat = customer(sess)
     writing = restriction(sess, pat, notice_sent_on="2026-03-02")
     spoc = restriction(sess, pat, kind="spoc", spoc="+441332000555", notice_sent_on="2026-03-02")
-    assert decisions.clashes(writing) == []
-    (warning,) = decisions.clashes(spoc)
+    assert lifecycle.clashes(writing) == []
+    (warning,) = lifecycle.clashes(spoc)
     assert f"restriction {writing.id} (Writing only) overrides this one" in warning
 
 
@@ -285,8 +285,8 @@ def test_an_appeal_against_a_restriction_applied_at_once_counts_from_the_decisio
     sess: Session,
 ) -> None:
     made = restriction(sess, customer(sess), apply_now=True, urgent_reason="Threats (4.6)")
-    assert decisions.appeal_deadline(made) == date(2026, 3, 27)  # 20 working days after 27 Feb
-    appeal = decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    assert appeals.appeal_deadline(made) == date(2026, 3, 27)  # 20 working days after 27 Feb
+    appeal = appeals.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
     assert appeal.lodged_on == MONDAY
 
 
@@ -294,15 +294,11 @@ def test_an_appeal_left_open_when_the_restriction_ended_can_still_be_decided(
     sess: Session,
 ) -> None:
     made = restriction(sess, customer(sess), notice_sent_on="2026-03-02")
-    appeal = decisions.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
-    decisions.review(sess, TEST, made, {"outcome": "end", "notes": "Improved"}, today=MONDAY)
+    appeal = appeals.lodge_appeal(sess, TEST, made, {"grounds": "g"}, today=MONDAY)
+    reviews.review(sess, TEST, made, {"outcome": "end", "notes": "Improved"}, today=MONDAY)
     with pytest.raises(Conflict, match="has ended"):
-        decisions.decide_appeal(
-            sess, TEST, appeal, {"outcome": "varied", "notes": "n"}, today=MONDAY
-        )
-    decisions.decide_appeal(
-        sess, TEST, appeal, {"outcome": "overturned", "notes": "n"}, today=MONDAY
-    )
+        appeals.decide_appeal(sess, TEST, appeal, {"outcome": "varied", "notes": "n"}, today=MONDAY)
+    appeals.decide_appeal(sess, TEST, appeal, {"outcome": "overturned", "notes": "n"}, today=MONDAY)
     assert appeal.outcome == "overturned" and made.state == "ended"
 
 
@@ -310,4 +306,4 @@ def test_a_decision_awaiting_its_notice_overrides_nothing_yet(sess: Session) -> 
     pat = customer(sess)
     restriction(sess, pat)  # writing only, awaiting notice: calls are not affected yet
     spoc = restriction(sess, pat, kind="spoc", spoc="+441332000555", notice_sent_on="2026-03-02")
-    assert decisions.clashes(spoc) == []
+    assert lifecycle.clashes(spoc) == []

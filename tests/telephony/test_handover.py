@@ -8,10 +8,10 @@ import inspect
 
 import pytest
 
-from telephony import jobs
+from telephony import handover
 
 
-@pytest.mark.parametrize("name", jobs.ALL)
+@pytest.mark.parametrize("name", handover.ALL)
 def test_every_job_name_resolves_to_a_function_in_handlers(name: str) -> None:
     module_name, _, function = name.rpartition(".")
     assert module_name.startswith("handlers.")
@@ -22,7 +22,7 @@ def test_every_job_name_resolves_to_a_function_in_handlers(name: str) -> None:
 def test_every_name_the_web_uses_is_listed() -> None:
     names = {
         value
-        for key, value in vars(jobs).items()
+        for key, value in vars(handover).items()
         if key.isupper() and isinstance(value, str) and value.startswith("handlers.")
     }
-    assert names == set(jobs.ALL)
+    assert names == set(handover.ALL)
