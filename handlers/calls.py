@@ -10,12 +10,13 @@ from typing import Any
 from flask import current_app
 
 from handlers import job
-from restrictions import cache
+from restrictions import cache, kinds
 from restrictions.calls import claim_dial, get_or_create_call, record_call
 from restrictions.destination import Destination
 from restrictions.models import Call
 from restrictions.speech import Listener, say
-from telephony import current_settings, messages, metrics, twilio_gateway, twiml, waiting
+from telephony import messages, metrics, twilio_gateway, twiml, waiting
+from telephony.config import current_settings
 from telephony.database import session
 from telephony.twilio_gateway import GatewayError
 from telephony.urls import dial_result_url, key_url, participant_url, whisper_url
@@ -43,7 +44,7 @@ def dial_out(call: Call) -> None:
     still in time (``claim_dial``)."""
     sess = session()
     settings = current_settings()
-    spoc = call.route == "spoc"
+    spoc = kinds.routes_to_person(call.route)
     ring = settings.spoc_ring_seconds if spoc else settings.agent_ring_seconds
     if not call.route_destination or not claim_dial(sess, call.call_sid, datetime.now(UTC), ring):
         sess.commit()

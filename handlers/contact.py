@@ -18,7 +18,8 @@ from restrictions.events import FINAL, drain
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import database_unavailable
 from restrictions.routing import decide, needs_weekly_count, week_start
-from telephony import current_settings, handover, inbound, logs, metrics, twiml, waiting
+from telephony import handover, inbound, logs, metrics, twiml, waiting
+from telephony.config import current_settings
 from telephony.database import database, session
 from telephony.handover import READY_EVENTS, READY_EVENTS_QUEUED
 from telephony.inputs import is_sid

@@ -14,7 +14,8 @@ from handlers import job
 from restrictions import due_list, overdue, policy_dates
 from restrictions.lifecycle import SYSTEM, audit
 from restrictions.models import AuditEntry
-from telephony import current_settings, purging
+from telephony import purging
+from telephony.config import current_settings
 from telephony.database import session
 
 log = logging.getLogger("callguard.jobs.daily")

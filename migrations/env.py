@@ -1,4 +1,5 @@
 """Alembic environment: the URL comes from ``callguard db upgrade`` (DATABASE_URL).
+Settings are read through ``telephony.config`` (its table holds their defaults).
 
 Each migration runs in a transaction of its own, and on PostgreSQL waits at most
 ``MIGRATION_LOCK_TIMEOUT`` (default 3 s) for a lock: a release run while the previous release
@@ -9,19 +10,19 @@ it never holds one migration's locks while the next waits (that deadlocked under
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy import create_engine, pool
 
 from restrictions.models import Base
+from telephony.config import from_environment
 
 config = context.config
 target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or os.environ["DATABASE_URL"]
+    url: str = config.get_main_option("sqlalchemy.url") or from_environment("DATABASE_URL")
+    return url
 
 
 def run_migrations_offline() -> None:
@@ -36,7 +37,7 @@ def run_migrations_online() -> None:
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            timeout = os.environ.get("MIGRATION_LOCK_TIMEOUT", "3s")
+            timeout = from_environment("MIGRATION_LOCK_TIMEOUT")
             connection.exec_driver_sql("SELECT set_config('lock_timeout', %s, false)", (timeout,))
             connection.commit()
         context.configure(

@@ -66,6 +66,14 @@ def catalogue(language: str) -> dict[str, Any]:
         return tomllib.load(fh)
 
 
+def display_name(language: str | None) -> str:
+    """A language tag as staff read it, from its file's ``name``: "cy-GB" → "Welsh (Cymraeg)" (a
+    tag we have no file for, as it is)."""
+    if not language or language not in _files():
+        return language or ""
+    return str(catalogue(language).get("name") or language)
+
+
 def resolve(language: str | None) -> str:
     """The language we can speak: the caller's if we have it, else British English."""
     return language if language is not None and language in _files() else DEFAULT

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import prompts
 from restrictions.errors import Invalid
 from restrictions.models import Customer
 from restrictions.validation import MAX_ADJUSTMENT_VALUE, clean_text
@@ -40,12 +41,7 @@ MAX_TEXT = MAX_ADJUSTMENT_VALUE  # a name, how to reach them
 MAX_INTERPRETER = 64  # a language's name
 MAX_SENSITIVE_NOTE = 2000
 
-LANGUAGE_NAMES = {"en-GB": "English", "cy-GB": "Welsh (Cymraeg)", "pl-PL": "Polish (polski)"}
-
-
-def language_name(code: str | None) -> str:
-    """A language tag as staff read it: "cy-GB" → "Welsh (Cymraeg)" (an unknown tag as it is)."""
-    return LANGUAGE_NAMES.get(code or "", code or "")
+language_name = prompts.display_name  # "cy-GB" → "Welsh (Cymraeg)", from the language's own file
 
 
 CONTACT_WORDS = {
@@ -240,12 +236,9 @@ def _representative(value: Any) -> Representative | None:
     return Representative(name, contact, str(role))
 
 
-def parse(value: Any, current: Adjustments | None = None) -> Adjustments:
-    """Check adjustments as staff send them: an object of the typed fields (any left out is
-    unset; ``{"slow_speech": true}`` is a whole, valid answer). The sensitive note is kept as it
-    is unless ``sensitive_note`` is given (null or "" removes it)."""
-    if value is None:
-        return current or Adjustments()
+def known_fields_only(value: Any) -> None:
+    """Invalid unless ``value`` is an object of adjustments' fields (the API's shape checks this
+    too, in these words)."""
     if not isinstance(value, Mapping):
         raise Invalid('adjustments must be an object, for example {"slow_speech": true}')
     for key in value:
@@ -255,6 +248,15 @@ def parse(value: Any, current: Adjustments | None = None) -> Adjustments:
                 f"{', '.join(FIELDS)} (health details go in sensitive_note, which only "
                 "supervisors see)"
             )
+
+
+def parse(value: Any, current: Adjustments | None = None) -> Adjustments:
+    """Check adjustments as staff send them: an object of the typed fields (any left out is
+    unset; ``{"slow_speech": true}`` is a whole, valid answer). The sensitive note is kept as it
+    is unless ``sensitive_note`` is given (null or "" removes it)."""
+    if value is None:
+        return current or Adjustments()
+    known_fields_only(value)
     contact = value.get("preferred_contact")
     if contact is not None and contact not in PREFERRED_CONTACT:
         raise Invalid(

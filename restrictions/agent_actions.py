@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from restrictions import kinds
 from restrictions.calls import end_by_agent
 from restrictions.errors import Conflict, Forbidden, Invalid, NotFound
 from restrictions.lifecycle import Actor, audit
@@ -46,7 +47,7 @@ def live_calls(sess: Session, agent: User | None = None, now: datetime | None = 
                 Call.agent_label == mine,
                 Call.route_destination == mine,
                 and_(
-                    Call.route != SPOC_ROUTE,
+                    Call.route.not_in(kinds.person_kinds()),
                     or_(
                         Call.agent_label.is_(None),
                         and_(
@@ -80,7 +81,6 @@ def live_call(sess: Session, call_sid: str, kind: str = WARN) -> Call:
     return call
 
 
-SPOC_ROUTE = "spoc"
 # A TaskRouter worker whose contact_uri names no client:<user> (restrictions.task_events.WORKER)
 UNMAPPED_WORKER = "worker:"
 
@@ -95,7 +95,7 @@ def may_press(user: User, call: Call) -> bool:
     if user.role_enum.may(Role.SUPERVISOR):
         return True
     mine = f"client:{user.name}"
-    if call.route == SPOC_ROUTE or (call.route_destination or "").startswith("client:"):
+    if kinds.routes_to_person(call.route) or (call.route_destination or "").startswith("client:"):
         return mine in (call.route_destination, call.agent_label)
     label = call.agent_label or ""
     if label.startswith(UNMAPPED_WORKER):

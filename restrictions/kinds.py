@@ -38,6 +38,15 @@ class FieldType(StrEnum):
     CONTACT = "contact"  # a staff user name or a phone number
 
 
+class Role(StrEnum):
+    """What a field is for, beyond its value: routing and the worker find a kind's person by it."""
+
+    DETAIL = "detail"  # a term of the restriction, shown and written as it is
+    PERSON = "person"  # the person to route the caller to (a kind whose effect is PERSON has one)
+    PERMITTED_TIMES = "permitted_times"  # when calls are allowed (a LIMITED kind has one)
+    WEEKLY_ALLOWANCE = "weekly_allowance"  # calls allowed per week (a LIMITED kind may have one)
+
+
 Validator = Callable[[Session, Any, str], Any]
 
 
@@ -106,6 +115,10 @@ class Field:
     required: bool = True
     max_length: int = 500
     hint: str = ""
+    role: Role = Role.DETAIL
+    # a ``[letter]`` text that phrases the value in letters (``{value}``), said only when the field
+    # has one; without it the value itself fills the kind's letter text
+    letter_phrase: str | None = None
 
     def validate(self, sess: Session, value: Any) -> Any:
         if self.type is FieldType.TEXT:
@@ -161,13 +174,34 @@ class Kind:
         """The kind's own fields from ``body``, checked and normalised."""
         return {f.name: f.validate(sess, body.get(f.name)) for f in self.fields}
 
+    def field_for(self, role: Role) -> Field | None:
+        """The kind's field with ``role`` (the person, the permitted times …), if it has one."""
+        return next((f for f in self.fields if f.role is role), None)
+
 
 _REGISTRY: dict[str, Kind] = {}
+# Which effect each role belongs to, the field type it must be, and whether that effect needs it.
+_ROLES = (
+    (Role.PERSON, Effect.PERSON, FieldType.CONTACT, True),
+    (Role.PERMITTED_TIMES, Effect.LIMITED, FieldType.WINDOWS, True),
+    (Role.WEEKLY_ALLOWANCE, Effect.LIMITED, FieldType.COUNT, False),
+)
 
 
 def register(kind: Kind) -> Kind:
     if kind.effect is Effect.ENDS_CALL and not kind.message:
         raise ValueError(f"kind {kind.name}: a kind that ends the call needs a message key")
+    for role, effect, type_, needed in _ROLES:
+        holding = [f for f in kind.fields if f.role is role]
+        if len(holding) > 1 or any(f.type is not type_ for f in holding):
+            raise ValueError(f"kind {kind.name}: at most one {type_} field is the {role}")
+        if (kind.effect is not effect and holding) or (
+            kind.effect is effect and needed and not holding
+        ):
+            raise ValueError(
+                f"kind {kind.name}: a {effect} kind {'needs' if needed else 'may have'} the "
+                f"{role} field, and only such a kind"
+            )
     _REGISTRY[kind.name] = kind
     return kind
 
@@ -191,6 +225,32 @@ def find(name: str) -> Kind | None:
 def all_kinds() -> list[Kind]:
     """Every kind, in declaration order."""
     return list(_REGISTRY.values())
+
+
+def person_kinds() -> tuple[str, ...]:
+    """The kinds whose calls are put through to a named person."""
+    return tuple(k.name for k in _REGISTRY.values() if k.effect is Effect.PERSON)
+
+
+def routes_to_person(name: str | None) -> bool:
+    """Whether a call routed by the kind ``name`` is put through to a named person."""
+    kind = _REGISTRY.get(name) if name else None
+    return kind is not None and kind.effect is Effect.PERSON
+
+
+def value_for(name: str, details: Mapping[str, Any] | None, role: Role) -> Any:
+    """What a restriction of the kind ``name`` holds in its field with ``role`` (None if the kind
+    has no such field or it is empty)."""
+    kind = _REGISTRY.get(name)
+    field = kind.field_for(role) if kind is not None else None
+    value = (details or {}).get(field.name) if field is not None else None
+    return None if value in (None, "", []) else value
+
+
+def person_of(name: str, details: Mapping[str, Any] | None) -> str | None:
+    """The person a restriction of the kind ``name`` puts the caller through to, if any."""
+    value = value_for(name, details, Role.PERSON)
+    return str(value).strip() or None if value is not None else None
 
 
 # Flags that are not restrictions: what else an agent needs to know about a call.
@@ -234,6 +294,7 @@ register(
                 "Single point of contact",
                 FieldType.CONTACT,
                 hint="a staff user name, or their phone number",
+                role=Role.PERSON,
             ),
         ),
         example={
@@ -261,8 +322,20 @@ register(
         effect=Effect.LIMITED,
         precedence=30,
         fields=(
-            Field("windows", "Permitted days and times", FieldType.WINDOWS),
-            Field("max_calls_per_week", "Calls allowed per week", FieldType.COUNT, required=False),
+            Field(
+                "windows",
+                "Permitted days and times",
+                FieldType.WINDOWS,
+                role=Role.PERMITTED_TIMES,
+            ),
+            Field(
+                "max_calls_per_week",
+                "Calls allowed per week",
+                FieldType.COUNT,
+                required=False,
+                role=Role.WEEKLY_ALLOWANCE,
+                letter_phrase="allowance",
+            ),
         ),
         example={
             "max_calls_per_week": 2,

@@ -148,38 +148,47 @@ def _params(settings: Settings, language: str) -> dict[str, Any]:
 # --- what a restriction means ---------------------------------------------------------------------
 
 
-def _spoc_reach(words: _Words, contact: str, sess: Session | None) -> str:
+def _reach(words: _Words, contact: str, sess: Session | None) -> str:
     """How to reach the named contact: a number of their own ("your named contact, on …"), or
     a member of staff by the name letters give them (never their login), on their direct line
     when they have one, else through our number."""
     if contact.startswith("+"):
-        return words("spoc_number", spoc_phone=dialled(contact))
+        return words("contact_number", contact_phone=dialled(contact))
     login = contact.removeprefix("client:")
     user = sess.scalar(select(User).where(User.name == login)) if sess is not None else None
     name = user.display_name if user is not None else None
     line = user.direct_line if user is not None else None
     if name and line:
-        return words("spoc_staff_direct", spoc_name=name, spoc_phone=dialled(line))
+        return words("contact_staff_direct", contact_name=name, contact_phone=dialled(line))
     if name:
-        return words("spoc_staff", spoc_name=name)
+        return words("contact_staff", contact_name=name)
     if line:
-        return words("spoc_number", spoc_phone=dialled(line))
-    return words("spoc_unnamed")
+        return words("contact_number", contact_phone=dialled(line))
+    return words("contact_unnamed")
+
+
+def _field_in_words(field: kinds.Field, value: Any, words: _Words, sess: Session | None) -> str:
+    """One of a kind's fields as its letter says it, by the field's type: a contact as how to
+    reach them, permitted times in words (none: at any time), anything else as it is; a field
+    with a letter phrase says it through that phrase, or nothing when it is empty."""
+    if field.type is kinds.FieldType.WINDOWS:
+        said = prompts.describe_windows(value or [], words.language)
+    elif value in (None, "", []):
+        return ""
+    elif field.type is kinds.FieldType.CONTACT:
+        said = _reach(words, str(value), sess)
+    else:
+        said = str(value)
+    return words(field.letter_phrase, value=said) + " " if field.letter_phrase else said
 
 
 def _what_is_restricted(restriction: Restriction, words: _Words) -> str:
-    """The restriction's terms in words: the kind's meaning, with its own details filled in."""
+    """The restriction's terms in words: the kind's meaning, each of its own fields filled in by
+    name (the kind's declaration says what they are; nothing here knows one kind from another)."""
     kind = kinds.get(restriction.kind)
     details = restriction.details or {}
-    extra: dict[str, Any] = {
-        name: str(details[name]) for name in ("representative", "issue") if details.get(name)
-    }
-    if details.get("spoc"):
-        extra["spoc_reach"] = _spoc_reach(words, str(details["spoc"]), object_session(restriction))
-    if "windows" in details:
-        extra["windows"] = prompts.describe_windows(details["windows"] or [], words.language)
-    allowance = details.get("max_calls_per_week")
-    extra["allowance"] = words("allowance", max_calls=allowance) + " " if allowance else ""
+    sess = object_session(restriction)
+    extra = {f.name: _field_in_words(f, details.get(f.name), words, sess) for f in kind.fields}
     return words.kind(kind.name, **extra)
 
 

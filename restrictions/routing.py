@@ -195,8 +195,12 @@ def _by_precedence(
 
 
 def _cap(limited: ActiveRestriction) -> int | None:
-    cap = limited.details.get("max_calls_per_week")
+    cap = kinds.value_for(limited.kind, limited.details, kinds.Role.WEEKLY_ALLOWANCE)
     return None if cap is None else int(cap)
+
+
+def _windows(limited: ActiveRestriction) -> list[dict[str, Any]]:
+    return list(kinds.value_for(limited.kind, limited.details, kinds.Role.PERMITTED_TIMES) or [])
 
 
 def needs_weekly_count(caller: CallerProfile | None) -> bool:
@@ -213,7 +217,7 @@ def needs_weekly_count(caller: CallerProfile | None) -> bool:
 
 def _person(restriction: ActiveRestriction) -> Destination | None:
     """Who a PERSON restriction puts the caller through to; None if nothing usable is stored."""
-    target = str(restriction.details.get("spoc") or "").strip()
+    target = kinds.person_of(restriction.kind, restriction.details)
     if not target:
         return None
     try:
@@ -259,7 +263,7 @@ def decide(
             # Every limited-contact restriction must allow the call; the first that does not
             # decides.
             for limited in found:
-                windows = list(limited.details.get("windows") or [])
+                windows = _windows(limited)
                 if windows and not in_window(windows, local):
                     return ending(
                         RouteKind.OUTSIDE_WINDOW, limited, "outside_window", windows=windows
@@ -267,7 +271,7 @@ def decide(
             for limited in found:
                 cap = _cap(limited)
                 if cap is not None and calls_this_week >= cap:
-                    windows = list(limited.details.get("windows") or [])
+                    windows = _windows(limited)
                     return ending(
                         RouteKind.ALLOWANCE_USED,
                         limited,

@@ -40,7 +40,7 @@ def spoc_target(profile: CallerProfile | None) -> dict[str, str] | None:
         if kind is None or kind.effect is not kinds.Effect.PERSON:
             continue
         try:
-            spoc = Destination.parse(str(r.details.get("spoc") or ""))
+            spoc = Destination.parse(kinds.person_of(r.kind, r.details) or "")
         except Exception:
             continue
         if spoc.scheme is Scheme.CLIENT:
@@ -59,7 +59,7 @@ def attributes(
     for r in profile.restrictions if profile else ():
         kind = kinds.find(r.kind)
         restrictions.append({"kind": r.kind, "label": kind.label if kind else r.kind})
-    priority = SPOC_PRIORITY if route.kind == "spoc" else 0
+    priority = SPOC_PRIORITY if kinds.routes_to_person(route.kind) else 0
     decided: dict[str, Any] = {
         "version": VERSION,
         "call_sid": call_sid,

@@ -121,7 +121,7 @@ def _count(n: int, unit: str) -> str:
 def try_again_in_words(seconds: int, now: datetime | None = None) -> str:
     """When to try again, as a person says it, on the landlord's clock: "Try again in 15
     minutes, at 16:32." (minutes rounded up, so the time given is never too early)."""
-    from telephony import current_settings
+    from telephony.config import current_settings
 
     if seconds < 60:
         return f"Try again in {_count(seconds, 'second')}."
@@ -394,18 +394,8 @@ def current_actor() -> Actor:
     return Actor.of(user)
 
 
-# The settings of this module, with their defaults (each also an environment variable).
-DEFAULTS = {
-    "SESSION_IDLE_MINUTES": 30,
-    "SESSION_MAX_HOURS": 12,
-    "API_TOKEN_DAYS": 90,
-    "DEVICE_COOKIE_DAYS": 180,
-}
-
-
 def init_app(app: Flask) -> None:
-    for key, default in DEFAULTS.items():
-        app.config.setdefault(key, default)
+    # SESSION_IDLE_MINUTES, SESSION_MAX_HOURS, API_TOKEN_DAYS, DEVICE_COOKIE_DAYS: telephony.config
     _, lifetime = session_limits(app)
     app.config["PERMANENT_SESSION_LIFETIME"] = lifetime
     if app.config.get("WTF_CSRF_TIME_LIMIT") is None:  # a CSRF token dies with its session

@@ -29,10 +29,10 @@ SIGN_IN_PATH = "/sign-in"
 
 
 def init_app(app: Flask) -> None:
-    threads = int(app.config.get("WEB_THREADS", 8))
-    reserve = int(app.config.get("CALL_PATH_RESERVED_THREADS", 3))
+    threads = int(app.config["WEB_THREADS"])
+    reserve = int(app.config["CALL_PATH_RESERVED_THREADS"])
     slots = threading.BoundedSemaphore(max(1, threads - reserve))
-    sign_in_slots = threading.BoundedSemaphore(max(1, int(app.config.get("SIGN_IN_THREADS", 2))))
+    sign_in_slots = threading.BoundedSemaphore(max(1, int(app.config["SIGN_IN_THREADS"])))
 
     @app.before_request
     def _take_slot() -> Response | None:

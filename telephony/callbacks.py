@@ -25,7 +25,6 @@ from telephony.redis_store import redis_client
 log = logging.getLogger("callguard.callbacks")
 
 T = TypeVar("T")
-STORE_DEADLINE_SECONDS = 0.5
 
 
 class NotKept(RuntimeError):
@@ -56,7 +55,7 @@ def keep_event(app: Flask, record: EventRecord) -> int | None:
 def _keep(
     app: Flask, record: EventRecord, db: Database, run: Callable[..., T], *args: Any
 ) -> T | None:
-    deadline = float(app.config.get("CALLBACK_DEADLINE_SECONDS", STORE_DEADLINE_SECONDS))
+    deadline = float(app.config["CALLBACK_DEADLINE_SECONDS"])
     try:
         stored = db.breakers["callbacks"].call(deadline, "callbacks", run, *args)
         metrics.event_stored(record.source, "postgresql")

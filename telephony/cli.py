@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +29,8 @@ def _app() -> Flask:
     environment. A missing or wrong setting is one clear line, not a traceback."""
     if has_app_context():
         return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
-    from telephony import ConfigurationError, create_app
+    from telephony import create_app
+    from telephony.config import ConfigurationError
 
     try:
         return create_app(serving=False)
@@ -90,13 +90,12 @@ def db_upgrade(revision: str, attempts: int) -> None:
     from sqlalchemy import make_url
     from sqlalchemy.exc import DBAPIError
 
-    from telephony import default_database_url
+    from telephony.config import from_environment
 
-    url = (
-        current_app.config["DATABASE_URL"]
-        if has_app_context()
-        else os.environ.get("DATABASE_URL") or default_database_url()
-    )
+    if has_app_context():
+        url = current_app.config["DATABASE_URL"]
+    else:  # without an app: DATABASE_URL, or the zero-setup SQLite file
+        url = from_environment("DATABASE_URL")
     for attempt in range(1, max(attempts, 1) + 1):
         try:
             command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
@@ -375,8 +374,9 @@ def users_token_revoke(name: str) -> None:
 @with_app
 def worker(with_scheduler: bool, burst: bool, urgent_only: bool) -> None:
     """Run callguard's worker: it survives Redis going away and restarts itself."""
-    from telephony import current_settings, startup
+    from telephony import startup
     from telephony import worker as worker_process
+    from telephony.config import current_settings
     from telephony.redis_store import queue
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -406,7 +406,7 @@ def counters_rebuild() -> None:
     """Rebuild Redis counters, allowances and the routing cache from PostgreSQL, and open the
     alerts the counted calls call for."""
     from restrictions import rebuild
-    from telephony import current_settings
+    from telephony.config import current_settings
     from telephony.redis_store import redis_client
 
     sess = session()
@@ -441,7 +441,8 @@ def export_customer(reference: str, out: Path | None) -> None:
 
     from restrictions import export
     from restrictions.lifecycle import Actor, get_customer
-    from telephony import current_settings, letters
+    from telephony import letters
+    from telephony.config import current_settings
 
     sess = session()
     try:
@@ -475,7 +476,8 @@ def purge(dry_run: bool) -> None:
     """Apply the [retention] rules to every table: delete or anonymise what has passed its
     time, and delete Twilio's copies of old voicemails. Prints the counts, rule by rule and
     table by table; a real run records them in one audit entry."""
-    from telephony import current_settings, purging
+    from telephony import purging
+    from telephony.config import current_settings
 
     sess = session()
     done = purging.purge(sess, current_settings().retention, dry_run=dry_run)

@@ -10,34 +10,27 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from restrictions.db import Database
+from telephony.config import ConfigurationError
 
 EXTENSION = "callguard.db"
 
 
 # The most connections a process's pools open (README "Connections"): a web process's, and the
-# CLI's and workers' (create_app(serving=False)), who run a job, a call and a sweep at a time.
-POOL_SIZES = {
-    "DATABASE_POOL_SIZE": (8, 3),
-    "DATABASE_MAX_OVERFLOW": (4, 2),
-    "DATABASE_AUTOCOMMIT_POOL_SIZE": (4, 1),
-}
+# CLI's and workers' (create_app(serving=False)), who run a job, a call and a sweep at a time:
+# their defaults differ by process (telephony.config).
+POOL_SIZES = ("DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW", "DATABASE_AUTOCOMMIT_POOL_SIZE")
 
 
-def init_app(app: Flask, *, serving: bool = True) -> None:
-    """The app's Database; ``serving``: a web process (else the CLI or a worker)."""
-    sizes = {
-        key: int(app.config.get(key, web if serving else cli))
-        for key, (web, cli) in POOL_SIZES.items()
-    }
+def init_app(app: Flask) -> None:
+    """The app's Database, with the pools' sizes of its process (web, or the CLI or a worker)."""
+    sizes = {key: int(app.config[key]) for key in POOL_SIZES}
     for key, size in sizes.items():
         least = 0 if key == "DATABASE_MAX_OVERFLOW" else 1  # SQLAlchemy's pool_size=0: no limit
         if size < least:
-            from telephony import ConfigurationError
-
             raise ConfigurationError(f"{key} must be at least {least}, not {size}")
     app.extensions[EXTENSION] = Database(
         app.config["DATABASE_URL"],
-        pgbouncer=_flag(app.config.get("DATABASE_PGBOUNCER")),
+        pgbouncer=_flag(app.config["DATABASE_PGBOUNCER"]),
         pool_size=sizes["DATABASE_POOL_SIZE"],
         max_overflow=sizes["DATABASE_MAX_OVERFLOW"],
         autocommit_pool_size=sizes["DATABASE_AUTOCOMMIT_POOL_SIZE"],

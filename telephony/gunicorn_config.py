@@ -6,7 +6,9 @@ files there: when gunicorn starts, the files of processes no longer running are 
 counts would otherwise be added to this run's for ever), and a worker that exits is marked dead
 so its live gauges (breaker state) stop counting. Without it these hooks do nothing.
 
-Before that, the settings are checked (``telephony.check_environment``, ``telephony.startup``).
+Before that, the settings are checked (``telephony.config.check_environment``,
+``telephony.startup``). gunicorn's master has no app: it reads its settings with
+``telephony.config.from_environment``.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ def on_starting(server: Any) -> None:
     # A wrong setting stops gunicorn here, before a worker is forked: gunicorn prints a
     # RuntimeError's message alone ("Error: TWILIO_AUTH_TOKEN must be set …") and exits 1,
     # where each worker failing in create_app would log a traceback.
-    from telephony import check_environment
+    from telephony.config import check_environment, from_environment
 
     check_environment()
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = from_environment("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return
     Path(directory).mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,9 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    from telephony.config import from_environment
+
+    if from_environment("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

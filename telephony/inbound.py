@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from prompts import Speech
-from restrictions import cache, counting, tasks
+from restrictions import cache, counting, kinds, tasks
 from restrictions.calls import connected_directly, get_or_create_call, record_call
 from restrictions.db import Database
 from restrictions.destination import Destination, Scheme
@@ -255,7 +255,7 @@ def _enqueue_task(
     """A ``taskrouter:`` route: the caller is queued as a task carrying callguard's decision
     (restrictions.tasks), rendered per call since the attributes are the caller's own."""
     assert route.destination is not None
-    spoc = route.kind == "spoc"
+    spoc = kinds.routes_to_person(route.kind)
     kind = waiting.SPOC if spoc else waiting.AGENT
     task = tasks.attributes(profile, route, call_sid=call_sid, caller=caller)
     return twiml.enqueue_task(
@@ -286,7 +286,7 @@ def _render(
             **route.message_params,
         )
     assert route.destination is not None
-    spoc = route.kind == "spoc"
+    spoc = kinds.routes_to_person(route.kind)
     greeting = say("spoc_connecting" if spoc else "connecting", listener, settings)
     offer = say("spoc_emergency_offer", listener, settings) if spoc else None
     ring = settings.spoc_ring_seconds if spoc else settings.agent_ring_seconds

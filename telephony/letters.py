@@ -31,8 +31,8 @@ import prompts
 from restrictions import letters, policy_dates, sent_letters
 from restrictions.lifecycle import Actor
 from restrictions.models import Restriction, SentLetter
-from telephony import current_settings
 from telephony.auth import current_actor
+from telephony.config import current_settings
 from telephony.database import session
 
 FONTS = Path(__file__).resolve().parent / "static" / "fonts"

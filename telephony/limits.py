@@ -21,11 +21,7 @@ from telephony.errors import too_large
 
 WEBHOOK_PREFIX = "/twilio/"
 API_PREFIX = "/api/"
-DEFAULTS = {
-    "MAX_WEBHOOK_BODY_BYTES": 16 * 1024,
-    "MAX_API_BODY_BYTES": 64 * 1024,
-    "MAX_PAGE_BODY_BYTES": 64 * 1024,
-}
+LIMITS = ("MAX_WEBHOOK_BODY_BYTES", "MAX_API_BODY_BYTES", "MAX_PAGE_BODY_BYTES")
 
 
 def body_limit(path: str) -> int:
@@ -76,10 +72,8 @@ def _bound_the_body() -> Response | None:
 
 def init_app(app: Flask) -> None:
     """Register the limit; call it before anything else registers a ``before_request``."""
-    for key, default in DEFAULTS.items():
-        app.config.setdefault(key, default)
     # Flask defines MAX_CONTENT_LENGTH (as None), so it is set, never defaulted.
-    app.config["MAX_CONTENT_LENGTH"] = max(int(app.config[key]) for key in DEFAULTS)
+    app.config["MAX_CONTENT_LENGTH"] = max(int(app.config[key]) for key in LIMITS)
     app.before_request_funcs.setdefault(None, []).insert(0, _bound_the_body)
 
     @app.errorhandler(RequestEntityTooLarge)

@@ -18,7 +18,8 @@ from restrictions.lifecycle import Actor, audit
 from restrictions.models import AgentAction, Call, Customer, Restriction, User
 from restrictions.speech import Listener, danger, say
 from restrictions.validation import required_text
-from telephony import current_settings, metrics, twilio_gateway, twiml
+from telephony import metrics, twilio_gateway, twiml
+from telephony.config import current_settings
 from telephony.urls import announce_url
 
 MAX_WRAP_UP_NOTE = 4000
@@ -123,11 +124,8 @@ def card(
         for r in customer.restrictions:
             if r.ended_at is None:
                 kind = kinds.find(r.kind)
-                spoc_name = (
-                    staff_name(sess, str(r.details["spoc"]))
-                    if (r.details or {}).get("spoc")
-                    else None
-                )
+                person = kinds.person_of(r.kind, r.details)
+                spoc_name = staff_name(sess, person) if person else None
                 spoc = spoc or spoc_name
                 restrictions.append(
                     {

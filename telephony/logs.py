@@ -17,7 +17,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from restrictions.resilience import carry_context
+from telephony.config import default_log_format
 from telephony.inputs import is_sid
 
 CALL_SID: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_sid", default=None)
@@ -155,12 +155,12 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def log_format(config: Mapping[str, Any]) -> str:
-    """``LOG_FORMAT`` (json or text); by default json in production (DATABASE_URL set in the
-    environment), text for ``make run``."""
-    chosen = str(config.get("LOG_FORMAT") or os.environ.get("LOG_FORMAT") or "").lower()
+    """``LOG_FORMAT`` (json or text); otherwise its default (``telephony.config``): json in
+    production (DATABASE_URL set in the environment), text for ``make run``."""
+    chosen = str(config.get("LOG_FORMAT") or "").lower()
     if chosen in ("json", "text"):
         return chosen
-    return "json" if os.environ.get("DATABASE_URL") else "text"
+    return default_log_format()
 
 
 def configure(fmt: str, level: str | int = "INFO") -> logging.Handler:
@@ -231,7 +231,6 @@ def init_app(app: Flask) -> None:
     """Logging for the process (once; a later app's settings replace an earlier one's), and the
     request's context and access line. Call first, so its hook runs before any that answers
     early."""
-    app.config.setdefault("LOG_LEVEL", os.environ.get("LOG_LEVEL") or "INFO")
     configure(log_format(app.config), app.config["LOG_LEVEL"])
     app.before_request(_begin_request)
     app.after_request(_access_line)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +40,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from restrictions.resilience import on_breaker_change
+from telephony.config import ConfigurationError, from_environment
 from telephony.errors import json_error
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``*_created`` series: nothing here needs them
@@ -104,7 +104,6 @@ for _outcome in ("rung", "skipped", "unconfirmed", "refused"):
 INBOUND_CALLS.labels(route="default", fallback="true")
 EVENTS_PARKED.inc(0)
 
-DEFAULT_ALLOWED = "127.0.0.0/8,::1"
 ALLOWED = "callguard.metrics.allowed"
 
 
@@ -186,7 +185,7 @@ def registry(app: Flask | None = None) -> CollectorRegistry:
     """What a scrape reads: every process's values (multiprocess mode) or this one's, and, given
     the app, the backlog read now."""
     scrape = CollectorRegistry(auto_describe=False)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if from_environment("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(scrape)  # type: ignore[no-untyped-call]
     else:
         scrape.register(_ThisProcess())
@@ -196,8 +195,6 @@ def registry(app: Flask | None = None) -> CollectorRegistry:
 
 
 def _networks(raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    from telephony import ConfigurationError
-
     try:
         return [ipaddress.ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
     except ValueError as exc:
@@ -240,21 +237,15 @@ def serve_for_worker(app: Flask) -> bool:
     """A worker process's own metrics on ``WORKER_METRICS_PORT`` (on ``WORKER_METRICS_ADDR``,
     127.0.0.1 by default), when set: the jobs' counters (dial-outs, events, alerts) where no
     web process shares the worker's PROMETHEUS_MULTIPROC_DIR."""
-    port = str(app.config.get("WORKER_METRICS_PORT") or os.environ.get("WORKER_METRICS_PORT", ""))
+    port = str(app.config["WORKER_METRICS_PORT"] or "")
     if not port.isdigit():
         return False
-    addr = str(
-        app.config.get("WORKER_METRICS_ADDR") or os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
-    )
+    addr = str(app.config["WORKER_METRICS_ADDR"])
     start_http_server(int(port), addr=addr, registry=registry())
     return True
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("METRICS_TOKEN", os.environ.get("METRICS_TOKEN") or None)
-    app.config.setdefault(
-        "METRICS_ALLOWED_ADDRESSES", os.environ.get("METRICS_ALLOWED_ADDRESSES", DEFAULT_ALLOWED)
-    )
     app.extensions[ALLOWED] = _networks(str(app.config["METRICS_ALLOWED_ADDRESSES"] or ""))
     on_breaker_change(_breaker_changed)
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])

@@ -26,22 +26,22 @@ from sqlalchemy import Connection, text
 from restrictions import redis_keys
 from restrictions.events import BUFFER
 from restrictions.resilience import Breaker, DependencyDown, within_pool
-from telephony import current_settings, handover, startup
+from telephony import handover, startup
+from telephony.config import current_settings
 from telephony.database import database
 from telephony.redis_store import QUEUE_NAME, URGENT_QUEUE_NAME, redis_client
 
 T = TypeVar("T")
 BREAKER = "callguard.readiness.redis"
 LAST_FAILURE = "callguard.readiness.last-failure"
-DEADLINE_SECONDS = 0.5
 PROBE_TTL_MS = 10_000
 
-# bound on each backlog, its configuration key, and its default
+# bound on each backlog: its setting (telephony.config)
 BOUNDS = {
-    "calls_stream_length": ("READY_MAX_CALLS_WAITING", 50),
-    "ready_events_length": ("READY_MAX_READY_EVENTS", 1000),
-    "buffered_events_length": ("READY_MAX_BUFFERED_EVENTS", 1000),
-    "unprocessed_events": ("READY_MAX_UNPROCESSED_EVENTS", 1000),
+    "calls_stream_length": "READY_MAX_CALLS_WAITING",
+    "ready_events_length": "READY_MAX_READY_EVENTS",
+    "buffered_events_length": "READY_MAX_BUFFERED_EVENTS",
+    "unprocessed_events": "READY_MAX_UNPROCESSED_EVENTS",
 }
 BACKLOG_HELP = {
     "calls_stream_length": f"Inbound calls waiting for a worker ({handover.CALLS}, taken included)",
@@ -62,7 +62,7 @@ class Backlog:
 
 
 def _deadline(app: Flask) -> float:
-    return float(app.config.get("READY_DEADLINE_SECONDS", DEADLINE_SECONDS))
+    return float(app.config["READY_DEADLINE_SECONDS"])
 
 
 def _reason(exc: BaseException) -> str:
@@ -168,8 +168,7 @@ def _unprocessed(conn: Connection, cap: int, parked: bool) -> dict[str, int]:
 
 
 def bound(app: Flask, name: str) -> int:
-    key, default = BOUNDS[name]
-    return int(app.config.get(key, default))
+    return int(app.config[BOUNDS[name]])
 
 
 def backlog(app: Flask, *, parked: bool = False) -> Backlog:
@@ -264,10 +263,6 @@ def _readyz() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    for key, default in BOUNDS.values():
-        if key not in app.config and os.environ.get(key, "").isdigit():
-            app.config[key] = int(os.environ[key])
-        app.config.setdefault(key, default)
     app.extensions[BREAKER] = Breaker("redis (readiness)")
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])

@@ -36,7 +36,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConn
 from rq import Queue
 
 from restrictions.resilience import Breaker
-from telephony import ConfigurationError
+from telephony.config import ConfigurationError
 
 log = logging.getLogger("callguard.redis")
 
@@ -240,18 +240,18 @@ def init_app(app: Flask) -> None:
     sentinel = sentinel_settings(app.config)
     fast: Redis
     patient: Redis
-    timeout = float(app.config.get("REDIS_TIMEOUT_SECONDS", 0.25))
+    timeout = float(app.config["REDIS_TIMEOUT_SECONDS"])
     if sentinel is not None:
         # the call path: one retry is enough to follow a failover, and the breaker does the rest
         fast = sentinel_client(sentinel, timeout=timeout, connect_timeout=timeout, retries=2)
         patient = sentinel_client(sentinel, timeout=5, connect_timeout=2, retries=10)
-        is_async = not app.config.get("JOBS_INLINE", False)
+        is_async = not app.config["JOBS_INLINE"]
         # (not RATELIMIT_STORAGE_OPTIONS: Flask-Limiter keeps those across the apps it serves)
         app.config.setdefault("RATELIMIT_STORAGE_URI", sentinel.limiter_uri())
     elif url:
         fast = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         patient = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        is_async = not app.config.get("JOBS_INLINE", False)
+        is_async = not app.config["JOBS_INLINE"]
     else:
         server = fakeredis.FakeServer()
         fast = fakeredis.FakeRedis(server=server)

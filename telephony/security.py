@@ -20,6 +20,9 @@ One ``after_request`` here does what Talisman cannot:
 Twilio's webhooks (``/twilio/*``) get none of these: TwiML is read by Twilio, not shown in a
 browser, and (as with the rate limiter and the session) every check skipped there is time saved
 on the call path. Their answers keep their own Content-Type (text/xml).
+
+``csrf`` is the app's CSRF protection (Flask-WTF) of the pages' forms; ``create_app`` binds it
+and exempts the webhooks (signed by Twilio) and the API (bearer tokens).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFProtect
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'none'",
@@ -44,6 +48,7 @@ CONTENT_SECURITY_POLICY = {
 }
 HSTS = "max-age=31536000; includeSubDomains"
 EXTENSION = "callguard.talisman"
+csrf = CSRFProtect()
 
 
 def _for_twilio() -> bool:

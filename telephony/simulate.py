@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from telephony import current_settings
+from telephony.config import current_settings
 from telephony.twiml import describe
 
 

@@ -13,7 +13,6 @@ than refused (callers still get TwiML): each is logged at every start and fails 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 from restrictions.settings import Settings
+from telephony.config import given
 
 log = logging.getLogger("callguard.startup")
 
@@ -31,7 +31,7 @@ REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 def real_database(config: Mapping[str, Any]) -> bool:
     """Serving a real system of record: DATABASE_URL set in the environment (not the zero-setup
     SQLite file), and not a test's app."""
-    return bool(os.environ.get("DATABASE_URL")) and not config.get("TESTING")
+    return given("DATABASE_URL") and not config.get("TESTING")
 
 
 def redis_refusals(config: Mapping[str, Any]) -> list[str]:

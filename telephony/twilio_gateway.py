@@ -20,7 +20,6 @@ from twilio.rest import Client
 log = logging.getLogger("callguard.twilio")
 
 EXTENSION = "callguard.twilio"
-REST_TIMEOUT_SECONDS = 5
 FAST = "callguard.twilio.fast"
 FAST_TIMEOUT_SECONDS = 2.0
 
@@ -46,7 +45,7 @@ def init_app(app: Flask) -> None:
     if not sid or not token:
         app.extensions[EXTENSION] = None
         return
-    timeout = float(app.config.get("TWILIO_REST_TIMEOUT_SECONDS", REST_TIMEOUT_SECONDS))
+    timeout = float(app.config["TWILIO_REST_TIMEOUT_SECONDS"])
     for key, seconds in ((EXTENSION, timeout), (FAST, min(timeout, FAST_TIMEOUT_SECONDS))):
         client = Client(sid, token, http_client=TwilioHttpClient(timeout=seconds))
         client.api.base_url = app.config["TWILIO_API_BASE_URL"].rstrip("/")
@@ -188,7 +187,7 @@ def recording_audio(recording_sid: str) -> RecordingAudio:
     session = getattr(http, "session", None)
     if session is None:
         raise GatewayError("Twilio's HTTP client keeps no session to fetch the recording")
-    timeout = float(current_app.config.get("TWILIO_REST_TIMEOUT_SECONDS", REST_TIMEOUT_SECONDS))
+    timeout = float(current_app.config["TWILIO_REST_TIMEOUT_SECONDS"])
     auth = (current_app.config["TWILIO_ACCOUNT_SID"], current_app.config["TWILIO_AUTH_TOKEN"])
     answer = call_twilio(
         "fetch the recording",

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
-from telephony import current_settings, twilio_gateway
+from telephony import twilio_gateway
+from telephony.config import current_settings
 from telephony.urls import public_url
 
 # The connection overrides README recommends for the status callback: 3 retries on any failure,

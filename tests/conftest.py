@@ -229,6 +229,7 @@ def app_config(database_url: str, fake_twilio: FakeTwilio, settings: Settings) -
         "TWILIO_API_BASE_URL": fake_twilio.url,
         "TWILIO_REST_TIMEOUT_SECONDS": 1,
         "SETTINGS": settings,
+        "CHECK_ANSWERS": True,  # every JSON answer of the API is checked against its shape
     }
 
 

@@ -33,7 +33,8 @@ from sqlalchemy.exc import OperationalError
 from restrictions import cache, db
 from restrictions.events import BUFFER
 from restrictions.models import Call, CallEvent
-from telephony import ConfigurationError, create_app
+from telephony import create_app
+from telephony.config import ConfigurationError
 from telephony.database import database
 from telephony.redis_store import redis_client
 from telephony.worker import take_calls

@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from restrictions.errors import DomainError
@@ -22,9 +22,21 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 error = json_error
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400/415 that says what is wrong."""
-    return json_object()
+def json_body(*, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object, in the shape its operation takes: a 400/415 when it is not a
+    JSON object, a 422 naming the first field that does not fit (``required=False`` takes an
+    empty body as ``{}``). Called by a view, so the role is checked before the body."""
+    from telephony.api.openapi import check_body
+
+    body = json_object(required=required)
+    if request.url_rule is not None:
+        check_body(request.method, _openapi_path(request.url_rule.rule), body)
+    return body
+
+
+def _openapi_path(rule: str) -> str:
+    """A Flask rule as OpenAPI writes its path: ``<id:restriction_id>`` → ``{restriction_id}``."""
+    return re.sub(r"<(?:[^:>]*:)?(\w+)>", r"{\1}", rule)
 
 
 @bp.errorhandler(DomainError)
@@ -59,8 +71,7 @@ def _known_queries_only() -> Response | None:
     ignored (a misspelt filter would otherwise return everything)."""
     if not request.args or request.url_rule is None:
         return None
-    path = re.sub(r"<(?:[^:>]*:)?(\w+)>", r"{\1}", request.url_rule.rule)
-    allowed = _documented_queries().get((request.method, path))
+    allowed = _documented_queries().get((request.method, _openapi_path(request.url_rule.rule)))
     if allowed is None:
         return None
     unknown = sorted(set(request.args) - allowed)
@@ -68,6 +79,22 @@ def _known_queries_only() -> Response | None:
         named = ", ".join(repr(name[:40]) for name in unknown[:3])
         return error(f"unknown query parameter {named}; this takes {sorted(allowed)}", 400)
     return None
+
+
+@bp.after_request
+def _answer_fits_its_shape(response: Response) -> Response:
+    """Under test (``CHECK_ANSWERS``), every JSON success must fit the shape its operation
+    documents: an answer that does not is a bug, and fails the test that made it."""
+    if not current_app.config.get("CHECK_ANSWERS") or request.url_rule is None:
+        return response
+    from telephony.api.openapi import check_answer
+
+    if response.mimetype == "application/json":
+        path = _openapi_path(request.url_rule.rule)
+        wrong = check_answer(request.method, path, response.status_code, response.get_data())
+        if wrong is not None:
+            raise AssertionError(f"{request.method} {path} answered outside its shape: {wrong}")
+    return response
 
 
 def init_app(app: Flask) -> None:

@@ -7,9 +7,10 @@ from typing import Any
 from flask import current_app, jsonify
 
 from restrictions.models import Role
-from telephony import callers, current_settings
+from telephony import callers
 from telephony.api import bp, error
 from telephony.auth import api_role
+from telephony.config import current_settings
 
 
 @bp.get("/callers/<path:number>")

@@ -11,11 +11,11 @@ from restrictions import agent_actions, attach
 from restrictions.errors import Invalid
 from restrictions.lifecycle import get_customer
 from restrictions.models import AgentAction, Role
-from telephony import current_settings, live
+from telephony import live
 from telephony.api import bp, error, json_body, serialize
 from telephony.auth import api_role, current_actor
+from telephony.config import current_settings
 from telephony.database import session
-from telephony.inputs import json_object
 from telephony.redis_store import redis_client
 from telephony.twilio_gateway import GatewayError
 
@@ -49,7 +49,7 @@ def active_calls() -> Any:
 
 def _press(kind: str, call_sid: str) -> Any:
     sess = session()
-    body = json_object(required=False)
+    body = json_body(required=False)
     try:
         action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
     except GatewayError as exc:

@@ -17,9 +17,10 @@ from restrictions.lifecycle import (
 )
 from restrictions.models import Role
 from restrictions.records import customer_record
-from telephony import current_settings, letters
+from telephony import letters
 from telephony.api import bp, json_body, serialize
 from telephony.auth import api_role, current_actor
+from telephony.config import current_settings
 from telephony.database import session
 from telephony.redis_store import redis_client
 

@@ -1,14 +1,18 @@
 """The JSON API as an OpenAPI 3.1 document, built from code each time it is asked for.
 
-Every operation is declared once below, with the role its view demands (``@api_role``); the body
-for a new restriction is generated from the registered kinds (``restrictions.kinds``), so a kind
-registered at runtime is described without touching this module. ``GET /api/v1/openapi.json``
+Every operation is declared once below: its path, the role its view demands (``@api_role``), what
+it is for and when it fails. What it takes and answers are named shapes (``telephony.api.shapes``,
+pydantic models): their schemas, with an example of every answer, are generated from the models,
+and the same models check each request body (``check_body``). The body for a new restriction is
+made from the registered kinds (``restrictions.kinds``), so a kind registered at runtime is
+described without touching this module. ``GET /api/v1/openapi.json``
 answers the document and ``GET /api/v1/docs`` a plain page for people, made from the same
 document. tests/telephony/test_openapi.py fails when a route under /api/v1 is not described here.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -16,20 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, current_app, has_app_context, jsonify, render_template
+from pydantic import TypeAdapter
 
-import prompts
-from restrictions import adjustments, kinds, sharing
+from restrictions import kinds
+from restrictions.errors import Invalid
 from restrictions.models import AlertStatus, Role
-from restrictions.phone import MAX_NUMBER_LENGTH, MAX_NUMBERS
 from restrictions.validation import (
-    MAX_ADDRESS_LINE,
-    MAX_ADDRESS_LINES,
     MAX_INT,
 )
-from telephony.api import bp
+from telephony.api import bp, shapes
+from telephony.api.shapes import answers, bodies
 from telephony.auth import api_role, token_or_page_role
+from telephony.config import default
 from telephony.inputs import MAX_JSON_DEPTH, SID
-from telephony.limits import DEFAULTS as BODY_LIMITS
 
 Schema = dict[str, Any]
 
@@ -49,46 +52,9 @@ WHO = {
     Role.INTEGRATION: "an integration (another system's token), a supervisor or an admin",
 }
 
-EFFECTS = {
-    kinds.Effect.FLAG: "Calls take the default route; agents see the flag.",
-    kinds.Effect.PERSON: "Calls are put through to the named person.",
-    kinds.Effect.LIMITED: "Calls are taken only at the permitted times, up to a weekly allowance.",
-    kinds.Effect.ENDS_CALL: (
-        "The caller hears a message (emergency repairs are offered); then the call ends."
-    ),
-}
-
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def maybe(schema: Schema) -> Schema:
-    """``schema`` or null (OpenAPI 3.1 is JSON Schema 2020-12: a list of types)."""
-    kind = schema["type"]
-    return {**schema, "type": [*(kind if isinstance(kind, list) else [kind]), "null"]}
-
-
-def text(description: str, max_length: int | None = None) -> Schema:
-    schema: Schema = {"type": "string", "description": description}
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    return schema
-
-
-def obj(properties: Mapping[str, Schema], required: list[str], description: str = "") -> Schema:
-    schema: Schema = {"type": "object", "properties": dict(properties), "required": required}
-    if description:
-        schema["description"] = description
-    return schema
-
-
-DATE = {"type": "string", "format": "date"}
-# An object whose fields are not listed here (a restriction's body inside another): the fields
-# a body of any kind can have, and then some (the body's size is bounded as well, 413).
-MAX_BODY_FIELDS = 40
-DATE_TIME = {"type": "string", "format": "date-time"}
-ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
 
 
 # --- parameters -----------------------------------------------------------------------------
@@ -133,10 +99,6 @@ PATH_PARAMETERS: dict[str, Schema] = {
 }
 
 
-def text_bool(description: str) -> Schema:
-    return {"type": "boolean", "description": description}
-
-
 def query(name: str, description: str, schema: Schema) -> Schema:
     return {
         "name": name,
@@ -165,7 +127,7 @@ class Operation:
     summary: str
     role: Role
     tag: str
-    response: Schema
+    response: str | Schema  # a shape's name (JSON), or a schema for a PDF or a page
     status: int = 200
     description: str = ""
     parameters: tuple[Schema, ...] = ()
@@ -184,7 +146,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "What callguard would do with a call from this number",
         Role.INTEGRATION,
         "Callers",
-        ref("CallerDecision"),
+        "CallerDecision",
         description=(
             "The routing decision, as the inbound webhook makes it (the routing cache first, "
             "the same deadline and fail-safe): the route, whether the call must end and what the "
@@ -203,7 +165,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create a customer",
         Role.SUPERVISOR,
         "Customers",
-        ref("Customer"),
+        "Customer",
         status=201,
         description="Their phone numbers are how callguard recognises them when they call.",
         body="NewCustomer",
@@ -219,7 +181,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "A customer's record",
         Role.AGENT,
         "Customers",
-        ref("CustomerRecord"),
+        "CustomerRecord",
         description=(
             "The customer, their active restrictions, their 20 most recent calls and agent "
             "actions, and the 50 newest entries of their audit trail."
@@ -233,7 +195,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Change a customer",
         Role.SUPERVISOR,
         "Customers",
-        ref("Customer"),
+        "Customer",
         description="Only the fields sent change; a change is written to the audit trail.",
         body="CustomerChanges",
         errors={
@@ -249,7 +211,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Add a number to a customer, with its past calls",
         Role.SUPERVISOR,
         "Customers",
-        ref("Attached"),
+        "Attached",
         description=(
             "The number is theirs (added to their record unless it is there already), and so is "
             "every past call from it that is not yet anyone's: the calls' contact counts move "
@@ -270,7 +232,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Record a restriction (policy 10.1)",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("Restriction"),
+        "Restriction",
         status=201,
         description=(
             "The body depends on the kind: each kind has its own fields. The restriction is in "
@@ -289,7 +251,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "End a restriction",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("Restriction"),
+        "Restriction",
         description=(
             "A restriction ends only by a recorded decision; it stays on the record. The letter "
             "telling the customer (the end letter: from when, and why) is drawn now and kept as "
@@ -309,7 +271,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "A restriction, with its state, notice, review and appeals",
         Role.AGENT,
         "Restrictions",
-        ref("Restriction"),
+        "Restriction",
         errors={404: "No restriction has this id."},
     ),
     Operation(
@@ -319,7 +281,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Record that the written notice was sent (policy 10.2)",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("Restriction"),
+        "Restriction",
         description=(
             "The restriction applies to calls from the day the notice was sent (unless it was "
             "applied at once), and its first review falls due 12 months later. The decision "
@@ -395,7 +357,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Review a restriction (policy 10.4)",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("Review"),
+        "Review",
         description=(
             "continue (notes; the next review at most 12 months on), vary (this one ends and "
             "successor replaces it, linked) or end. The outcome letter is drawn now and kept as "
@@ -416,7 +378,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Restrictions due for review within 30 days, and overdue ones, oldest first",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("ReviewsDue"),
+        "ReviewsDue",
     ),
     Operation(
         "post",
@@ -425,7 +387,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Lodge an appeal (policy 12.2)",
         Role.SUPERVISOR,
         "Appeals",
-        ref("Appeal"),
+        "Appeal",
         status=201,
         description=(
             "Within 20 working days of the latest letter that gave the right of appeal (the "
@@ -449,7 +411,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Record information shared with another agency (policy 10.1)",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("SharingRecord"),
+        "SharingRecord",
         status=201,
         description=(
             "Who it was shared with, on which day, why, and the lawful basis (UK GDPR Article "
@@ -469,7 +431,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "An appeal",
         Role.SUPERVISOR,
         "Appeals",
-        ref("Appeal"),
+        "Appeal",
         errors={404: "No appeal has this id."},
     ),
     Operation(
@@ -479,7 +441,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Decide an appeal",
         Role.SUPERVISOR,
         "Appeals",
-        ref("Appeal"),
+        "Appeal",
         description=(
             "By someone who did not decide, review, vary or continue the restriction (nor one it "
             "replaced, nor uphold an earlier appeal): upheld (it stays), overturned (it ends at "
@@ -505,7 +467,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Record that the letter about a lapsed restriction was sent",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("LapseLetterRecorded"),
+        "LapseLetterRecorded",
         description=(
             "A restriction lapses when its review is overdue past [reviews] lapse_after_days; "
             "the Due list shows the letter to the customer (lapse_letter) until it is recorded. "
@@ -531,7 +493,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "What is due: letters, overdue notices, reviews, appeals",
         Role.SUPERVISOR,
         "Restrictions",
-        ref("DueList"),
+        "DueList",
         description=(
             "Overdue reviews carry how the daily job pressed them: escalated_to supervisors "
             "(every day it stays overdue), then admins ([reviews] admins_after_days, 30 by "
@@ -545,7 +507,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Excessive-contact alerts",
         Role.SUPERVISOR,
         "Alerts",
-        ref("AlertList"),
+        "AlertList",
         description="Open alerts first, then the newest; at most 200.",
         parameters=(
             query(
@@ -568,7 +530,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "An alert with its evidence",
         Role.SUPERVISOR,
         "Alerts",
-        ref("Alert"),
+        "Alert",
         errors={404: "No alert has this id."},
     ),
     Operation(
@@ -578,7 +540,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Dismiss an alert",
         Role.SUPERVISOR,
         "Alerts",
-        ref("Alert"),
+        "Alert",
         description="A person looked at the evidence, decided no action is needed, and says why.",
         body="DismissAlert",
         errors={
@@ -594,7 +556,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Escalate an alert to a restriction",
         Role.SUPERVISOR,
         "Alerts",
-        ref("Restriction"),
+        "Restriction",
         status=201,
         description=(
             "A person chooses the restriction: the body is the same as for recording one. "
@@ -617,7 +579,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Live calls",
         Role.AGENT,
         "Calls",
-        ref("LiveCallList"),
+        "LiveCallList",
         description=(
             "Calls in progress, with what the agent must know: connected to a person, or "
             "waiting to be put through (a call stays listed while it is handed between people)."
@@ -637,7 +599,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Warn: play the scripted warning to both parties",
         Role.AGENT,
         "Calls",
-        ref("AgentAction"),
+        "AgentAction",
         description=(
             "The call goes on (policy 9.2). The press is on the record: pending until Twilio "
             "reports the announcement played (ok) or failed."
@@ -658,7 +620,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "End: play the closing statement, then end the call",
         Role.AGENT,
         "Calls",
-        ref("AgentAction"),
+        "AgentAction",
         description=(
             "A call that was not warned first needs a reason (policy 9.2, 4.6). The press is on "
             "the record with its outcome."
@@ -680,7 +642,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Attach an unidentified call to a customer",
         Role.SUPERVISOR,
         "Calls",
-        ref("Attached"),
+        "Attached",
         description=(
             "A call from a number not on file (or withheld) was the customer's: it becomes "
             "theirs, with its agents' incidents and voicemails; its contact counts move to the "
@@ -705,7 +667,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Callbacks that could not be processed",
         Role.ADMIN,
         "Events",
-        ref("ParkedEventList"),
+        "ParkedEventList",
         description="A parked event failed several times; it waits here with its reason.",
     ),
     Operation(
@@ -715,7 +677,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Retry a parked event",
         Role.ADMIN,
         "Events",
-        ref("ParkedEvent"),
+        "ParkedEvent",
         description=(
             "Put it back for processing, after the cause was fixed. The reason it was parked "
             "goes to the audit trail."
@@ -729,7 +691,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Voicemails left for a SPOC",
         Role.AGENT,
         "Voicemails",
-        ref("VoicemailList"),
+        "VoicemailList",
         description=(
             "Newest first. An agent sees the voicemails left for them as a customer's named "
             "contact (SPOC); a supervisor or an admin sees all."
@@ -769,7 +731,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Mark a voicemail handled",
         Role.AGENT,
         "Voicemails",
-        ref("Voicemail"),
+        "Voicemail",
         description="Recorded once, with who and when, on the audit trail.",
         errors={
             403: "The voicemail was left for another named contact.",
@@ -804,950 +766,75 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-# --- schemas --------------------------------------------------------------------------------
+# --- schemas: generated from the shapes ------------------------------------------------------
 
 
-def _adjustment_text(description: str, max_length: int) -> Schema:
-    return maybe(text(description, max_length))
+def _shape(name: str) -> TypeAdapter[Any]:
+    """The shape a component names: a request body (``shapes.bodies``), an answer
+    (``shapes.answers``) or the body for a new restriction, made from the registered kinds."""
+    if name == "NewRestriction":
+        return bodies.new_restriction()
+    model = getattr(bodies, name, None) or getattr(answers, name)
+    return _adapter(model)
 
 
-ADJUSTMENTS: Schema = {
-    "type": "object",
-    "description": (
-        "Reasonable adjustments (policy 9.1-9.2), typed: any left out is unset, so "
-        '{"slow_speech": true} is a whole answer. The customer\'s language is their language '
-        "field. Health details go in sensitive_note: only supervisors see it (an agent's answer "
-        "and the agent console never hold it) and the audit trail records only that it "
-        "changed. On a change, sensitive_note left out stays as it is; null or an empty text "
-        "removes it. Answers hold the fields that are set."
-    ),
-    "properties": {
-        "slow_speech": {"type": "boolean", "description": "Prompts spoken slowly."},
-        "large_print": {"type": "boolean", "description": "Large print for anything written."},
-        "preferred_contact": maybe(
-            {
-                "type": "string",
-                "enum": list(adjustments.PREFERRED_CONTACT),
-                "description": "How they prefer to be contacted.",
-            }
-        ),
-        "representative": maybe(
-            {
-                "type": "object",
-                "description": "A representative or support worker, and how to reach them.",
-                "properties": {
-                    "name": text("Their name.", adjustments.MAX_TEXT),
-                    "contact": text(
-                        "How to reach them (a phone number, an email address).",
-                        adjustments.MAX_TEXT,
-                    ),
-                    "role": {
-                        "type": "string",
-                        "enum": list(adjustments.REPRESENTATIVE_ROLES),
-                        "default": "representative",
-                    },
-                },
-                "required": ["name", "contact"],
-                "additionalProperties": False,
-            }
-        ),
-        "interpreter": _adjustment_text(
-            "The language an interpreter speaks with them (Polish, British Sign Language …).",
-            adjustments.MAX_INTERPRETER,
-        ),
-        "sensitive_note": _adjustment_text(
-            "Supervisors only: health details and anything else agents must not read.",
-            adjustments.MAX_SENSITIVE_NOTE,
-        ),
-    },
-    "additionalProperties": False,
-    "examples": [
-        {"slow_speech": True},
-        {
-            "slow_speech": True,
-            "large_print": True,
-            "preferred_contact": "email",
-            "representative": {
-                "name": "Sam Jones",
-                "contact": "07700 900123",
-                "role": "support_worker",
-            },
-            "interpreter": "Polish",
-        },
-    ],
-}
-ADJUSTMENT_TEXTS: Schema = {
-    "type": "array",
-    "items": {"type": "string"},
-    "description": "The adjustments in words, the language first (never the sensitive note).",
-}
+@functools.cache
+def _adapter(model: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
 
 
-def _phone_numbers(description: str) -> Schema:
-    return {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": MAX_NUMBERS,
-        "description": description,
-        "items": {
-            "type": "string",
-            "maxLength": MAX_NUMBER_LENGTH,
-            "description": "A phone number (E.164, or a UK number as dialled in the UK).",
-        },
-    }
+def body_shape(op: Operation) -> TypeAdapter[Any] | None:
+    """What ``op`` takes, for checking a request (None: it takes no body)."""
+    return _shape(op.body) if op.body else None
 
 
-def _postal_address(description: str) -> Schema:
-    return {
-        "type": "array",
-        "maxItems": MAX_ADDRESS_LINES,
-        "description": description,
-        "items": {
-            "type": "string",
-            "maxLength": MAX_ADDRESS_LINE,
-            "description": "One line of the address, as the envelope shows it.",
-        },
-        "examples": [["Flat 2", "14 Mill Lane", "Derby", "DE1 3AB"]],
-    }
+def answer_shape(op: Operation) -> TypeAdapter[Any] | None:
+    """What ``op`` answers when it succeeds with JSON (None: a PDF, a page, this document)."""
+    return _shape(op.response) if isinstance(op.response, str) else None
 
 
-def _reason_translations() -> Schema:
-    return {
-        "type": "object",
-        "description": (
-            "The reason in the customer's language, for their letters (the reason itself is "
-            "used in a language left out); each is marked in the letter as written by staff."
-        ),
-        "propertyNames": {"enum": list(prompts.languages())},
-        "maxProperties": len(prompts.languages()),
-        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 5000},
-        "examples": [{"cy-GB": "Gweiddi ar weithiwr atgyweirio ar 3 Rhagfyr (polisi 4.3)"}],
-    }
+@functools.cache
+def _by_path() -> dict[tuple[str, str], Operation]:
+    return {(op.method.upper(), PREFIX + op.path): op for op in OPERATIONS}
 
 
-def _language() -> Schema:
-    return {
-        "type": "string",
-        "enum": list(prompts.languages()),
-        "default": prompts.DEFAULT,
-        "description": "What callguard speaks to them in.",
-    }
+def check_body(method: str, path: str, body: Mapping[str, Any]) -> None:
+    """Invalid (422) naming the first field of ``body`` that does not fit the shape the
+    operation at ``method path`` takes. A new restriction's body is checked as its kind's (an
+    unknown kind is refused with the kinds there are)."""
+    op = _by_path().get((method, path))
+    if op is None or op.body is None:
+        return
+    if op.body == "NewRestriction":
+        adapter = _adapter(bodies.kind_bodies()[kinds.get(body.get("kind")).name])
+    else:
+        adapter = _shape(op.body)
+    wrong = shapes.check(adapter, json.dumps(body))
+    if wrong is not None:
+        raise Invalid(wrong)
 
 
-def _restriction_common() -> dict[str, Schema]:
-    return {
-        "reason": text("Why: the behaviour and the policy section.", 5000),
-        "reason_translations": _reason_translations(),
-        "decided_on": {**DATE, "description": "The decision's date (today if left out)."},
-        "notice_sent_on": {
-            **DATE,
-            "description": "When the customer was sent notice: it applies from then.",
-        },
-        "notice_method": {"type": "string", "enum": ["post", "email", "hand", "portal"]},
-        "apply_now": {
-            "type": "boolean",
-            "description": "Apply at once, for danger (4.6); needs urgent_reason.",
-        },
-        "urgent_reason": text("Why it cannot wait for the notice.", 5000),
-    }
-
-
-def component_name(prefix: str, name: str) -> str:
-    """A component key (letters, digits, ``.``, ``-``, ``_``) for a kind's name."""
-    return f"{prefix}.{re.sub(r'[^A-Za-z0-9._-]', '_', name)}"
-
-
-def restriction_bodies() -> dict[str, Schema]:
-    """``NewRestriction`` and one schema per registered kind, from the kinds' declarations."""
-    schemas: dict[str, Schema] = {}
-    mapping: dict[str, str] = {}
-    for kind in kinds.all_kinds():
-        properties: dict[str, Schema] = {
-            "kind": {"const": kind.name, "description": kind.label},
-            **_restriction_common(),
-        }
-        required = ["kind", "reason"]
-        for f in kind.fields:
-            properties[f.name] = f.schema()
-            if f.required:
-                required.append(f.name)
-        schema: Schema = {
-            "type": "object",
-            "title": kind.label,
-            "description": " ".join(filter(None, [f"{kind.label}.", EFFECTS.get(kind.effect)])),
-            "properties": properties,
-            "required": required,
-        }
-        if kind.example:
-            schema["examples"] = [{"kind": kind.name, **kind.example}]
-        name = component_name("NewRestriction", kind.name)
-        schemas[name] = schema
-        mapping[kind.name] = ref(name)["$ref"]
-    description = "A decision under policy 10.1: the kind, the reason and the kind's own fields."
-    if mapping:
-        schemas["NewRestriction"] = {
-            "description": description,
-            "oneOf": [{"$ref": target} for target in mapping.values()],
-            "discriminator": {"propertyName": "kind", "mapping": mapping},
-        }
-    else:  # no kind is registered: nothing can be recorded, but the document stays valid
-        schemas["NewRestriction"] = obj(
-            {"kind": {"type": "string"}, **_restriction_common()}, ["kind", "reason"], description
-        )
-    return schemas
+def check_answer(method: str, path: str, status: int, answer: bytes) -> str | None:
+    """What is wrong with a JSON answer for the operation's documented shape (None: nothing,
+    or not a documented JSON success). Run on every answer under test."""
+    op = _by_path().get((method, path))
+    adapter = answer_shape(op) if op is not None and status == op.status else None
+    return None if adapter is None else shapes.check(adapter, answer)
 
 
 def schemas() -> dict[str, Schema]:
-    appeal_out = obj(
-        {
-            "id": {"type": "integer"},
-            "restriction_id": {"type": "integer"},
-            "lodged_on": DATE,
-            "grounds": {"type": "string"},
-            "late_reason": maybe({"type": "string"}),
-            "due_on": DATE,
-            "outcome": maybe(text("upheld, overturned or varied; null while undecided.")),
-            "notes": maybe({"type": "string"}),
-            "decided_on": maybe(dict(DATE)),
-            "decided_by": maybe({"type": "string"}),
-            "successor": maybe({"type": "integer"}),
-            "override_reason": maybe(
-                text("Why an admin who took part in the restriction decided it all the same.")
-            ),
-        },
-        ["id", "restriction_id", "lodged_on", "grounds", "due_on", "outcome"],
-    )
-    review_out = obj(
-        {
-            "id": {"type": "integer"},
-            "restriction_id": {"type": "integer"},
-            "reviewed_on": DATE,
-            "outcome": {"type": "string"},
-            "notes": {"type": "string"},
-            "next_review_on": maybe(dict(DATE)),
-            "reviewer": {"type": "string"},
-            "successor": maybe({"type": "integer"}),
-            "restriction": ref("Restriction"),
-        },
-        ["id", "restriction_id", "reviewed_on", "outcome", "notes", "restriction"],
-    )
-    due_out = obj(
-        {
-            "what": {
-                "type": "string",
-                "enum": [
-                    "letter",
-                    "notice_overdue",
-                    "review_due",
-                    "review_overdue",
-                    "appeal",
-                    "lapse_letter",
-                ],
-            },
-            "due_on": maybe(dict(DATE)),
-            "days_overdue": {"type": "integer"},
-            "restriction_id": {"type": "integer"},
-            "kind": {"type": "string"},
-            "customer": maybe({"type": "string"}),
-            "customer_name": maybe({"type": "string"}),
-            "appeal_id": maybe({"type": "integer"}),
-            "escalated_to": maybe(
-                {
-                    "type": "string",
-                    "enum": ["supervisors", "admins", None],
-                    "description": "An overdue review: on whom the daily job last pressed it.",
-                }
-            ),
-            "escalated_on": maybe({**DATE, "description": "The latest day it was pressed."}),
-            "escalations": {
-                "type": "integer",
-                "description": "On how many days this overdue review was pressed.",
-            },
-        },
-        ["what", "due_on", "days_overdue", "restriction_id", "kind"],
-    )
-    restriction_out = obj(
-        {
-            "id": {"type": "integer"},
-            "customer": maybe(text("The customer's reference.")),
-            "kind": text("The kind's name."),
-            "reason": {"type": "string"},
-            "reason_translations": {
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "description": "The reason in other languages, by language tag (may be empty).",
-            },
-            "details": {
-                **ANY_OBJECT,
-                "description": "The kind's own fields (also copied to the top level).",
-            },
-            "active": {"type": "boolean"},
-            "decided_at": DATE_TIME,
-            "decided_by": maybe(text("The staff member who decided.")),
-            "notice_sent_on": maybe(dict(DATE)),
-            "review_due_on": maybe(dict(DATE)),
-            "state": {"type": "string", "enum": ["awaiting_notice", "active", "ended"]},
-            "decided_on": maybe(dict(DATE)),
-            "notice_method": maybe({"type": "string"}),
-            "apply_now": {"type": "boolean"},
-            "urgent_reason": maybe({"type": "string"}),
-            "notice_due_on": maybe(dict(DATE)),
-            "takes_effect_on": maybe(dict(DATE)),
-            "last_reviewed_on": maybe(dict(DATE)),
-            "appeal_last_day": maybe(
-                {
-                    **DATE,
-                    "description": (
-                        "The last day to appeal (12.2): 20 working days after the latest letter "
-                        "that gave the right of appeal; null while nothing was sent, or ended."
-                    ),
-                }
-            ),
-            "appeal_counted_from": maybe(
-                obj(
-                    {
-                        "letter": {
-                            "type": "string",
-                            "enum": ["decision", "urgent_notice", "review"],
-                            "description": "The decision letter, or a review outcome letter.",
-                        },
-                        "dated": DATE,
-                    },
-                    ["letter", "dated"],
-                    "The letter the appeal's last day counts from.",
-                )
-            ),
-            "replaces": maybe({"type": "integer"}),
-            "appeals": {"type": "array", "items": ref("Appeal")},
-            "sharing": {
-                "type": "array",
-                "items": ref("SharingRecord"),
-                "description": "Information shared with other agencies (policy 10.1).",
-            },
-            "warnings": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "On creation: which restriction overrides this one on calls.",
-            },
-            "ended_at": maybe(dict(DATE_TIME)),
-            "ended_by": maybe({"type": "string"}),
-            "end_reason": maybe({"type": "string"}),
-            "in_force": text_bool(
-                "Whether it routes calls now: active, or varied while its successor awaits its "
-                "notice (the old terms apply until the new ones take effect)."
-            ),
-            "lapsed_on": maybe(
-                {**DATE, "description": "The day it lapsed, its review overdue ([reviews])."}
-            ),
-            "lapse_letter_sent_on": maybe(
-                {**DATE, "description": "When the letter about its lapse was sent."}
-            ),
-        },
-        [
-            "id",
-            "customer",
-            "kind",
-            "reason",
-            "details",
-            "active",
-            "decided_at",
-            "decided_by",
-            "notice_sent_on",
-            "review_due_on",
-            "state",
-            "appeals",
-            "ended_at",
-            "ended_by",
-            "end_reason",
-        ],
-        "A restriction. The kind's own fields also appear at the top level, as in details.",
-    )
-    restriction_out["additionalProperties"] = True
-    customer_out = obj(
-        {
-            "reference": {"type": "string"},
-            "name": {"type": "string"},
-            "language": {"type": "string"},
-            "adjustments": ADJUSTMENTS,
-            "adjustment_texts": ADJUSTMENT_TEXTS,
-            "phone_numbers": {"type": "array", "items": {"type": "string"}},
-            "postal_address": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "The lines of their postal address, for letters (empty: unknown).",
-            },
-            "active_restrictions": {"type": "array", "items": ref("Restriction")},
-        },
-        [
-            "reference",
-            "name",
-            "language",
-            "adjustments",
-            "phone_numbers",
-            "postal_address",
-            "active_restrictions",
-        ],
-    )
-    record_out = {
-        "allOf": [
-            ref("Customer"),
-            obj(
-                {
-                    "recent_calls": {"type": "array", "items": ref("Call")},
-                    "agent_actions": {"type": "array", "items": ref("AgentAction")},
-                    "audit": {"type": "array", "items": ref("AuditEntry")},
-                    "letters": {
-                        "type": "array",
-                        "items": ref("SentLetter"),
-                        "description": "Every letter sent to them, newest first.",
-                    },
-                },
-                ["recent_calls", "agent_actions", "audit", "letters"],
-            ),
-        ],
-        "description": (
-            "A customer with their recent calls, agent actions, audit trail and letters sent."
-        ),
-    }
-    sent_letter_out = obj(
-        {
-            "id": {"type": "integer"},
-            "kind": {
-                "type": "string",
-                "enum": ["decision", "urgent_notice", "review", "appeal", "end", "lapse"],
-            },
-            "restriction_id": {"type": "integer"},
-            "review_id": maybe({"type": "integer"}),
-            "appeal_id": maybe({"type": "integer"}),
-            "title": {"type": "string"},
-            "language": {"type": "string"},
-            "letter_on": {**DATE, "description": "The date the letter bears."},
-            "sent_on": DATE,
-            "method": {"type": "string", "enum": ["post", "email", "hand", "portal"]},
-            "template_version": text("What drew it: the letter templates, words and fpdf2."),
-            "sha256": text("The SHA-256 of the PDF, in hex."),
-            "recorded_by": {"type": "string"},
-            "recorded_at": DATE_TIME,
-            "download": text("Where its PDF is, as it was sent (GET, supervisors)."),
-        },
-        [
-            "id",
-            "kind",
-            "restriction_id",
-            "language",
-            "letter_on",
-            "sent_on",
-            "method",
-            "template_version",
-            "sha256",
-            "recorded_by",
-            "recorded_at",
-            "download",
-        ],
-        "A letter as it was sent, kept unchanged.",
-    )
-    call_out = obj(
-        {
-            "call_sid": {"type": "string"},
-            "from": {"type": "string", "description": "As Twilio gave it."},
-            "to": {"type": "string"},
-            "route": {"type": "string"},
-            "destination": maybe({"type": "string"}),
-            "status": {"type": "string"},
-            "started_at": maybe(dict(DATE_TIME)),
-            "answered_at": maybe(dict(DATE_TIME)),
-            "ended_at": maybe(dict(DATE_TIME)),
-            "duration_seconds": maybe({"type": "integer"}),
-            "emergency_selected": {"type": "boolean"},
-            "flags": {"type": "array", "items": {"type": "string"}},
-        },
-        ["call_sid", "from", "to", "route", "status", "flags"],
-    )
-    action_out = obj(
-        {
-            "id": {"type": "integer"},
-            "kind": {"type": "string", "enum": ["warn", "end"]},
-            "call_sid": maybe({"type": "string"}),
-            "agent": maybe({"type": "string"}),
-            "reason": maybe({"type": "string"}),
-            "outcome": {
-                **text(
-                    "A Warn is pending until Twilio reports the announcement played (ok) or "
-                    "failed; an End is ok once the caller is off the line."
-                ),
-                "enum": ["pending", "ok", "failed"],
-            },
-            "error": maybe(text("What Twilio said, when the outcome is failed.")),
-            "detail": maybe(
-                text("What happened beyond the outcome (the caller had already left, say).")
-            ),
-            "at": maybe(dict(DATE_TIME)),
-        },
-        ["id", "kind", "call_sid", "agent", "reason", "outcome", "error", "detail", "at"],
-        "An agent's Warn or End press, with its outcome.",
-    )
-    audit_out = obj(
-        {
-            "at": maybe(dict(DATE_TIME)),
-            "actor": {"type": "string"},
-            "action": {"type": "string"},
-            "entity": {"type": "string"},
-            "entity_id": {"type": "integer"},
-            "before": maybe(dict(ANY_OBJECT)),
-            "after": maybe(dict(ANY_OBJECT)),
-            "note": maybe({"type": "string"}),
-        },
-        ["at", "actor", "action", "entity", "entity_id", "before", "after", "note"],
-    )
-    alert_out = obj(
-        {
-            "id": {"type": "integer"},
-            "status": {"type": "string", "enum": [s.value for s in AlertStatus]},
-            "rule": text("The contact rule's name."),
-            "limit": {**ANY_OBJECT, "description": "The contact rule as it was."},
-            "customer": maybe(text("The customer's reference, if the caller is one.")),
-            "number": maybe({"type": "string"}),
-            "opened_at": DATE_TIME,
-            "evidence": {**ANY_OBJECT, "description": "The calls that broke the rule."},
-            "closed_at": maybe(dict(DATE_TIME)),
-            "closed_by": maybe({"type": "string"}),
-            "reason": maybe({"type": "string"}),
-            "restriction_id": maybe({"type": "integer"}),
-        },
-        [
-            "id",
-            "status",
-            "rule",
-            "limit",
-            "customer",
-            "number",
-            "opened_at",
-            "evidence",
-            "closed_at",
-            "closed_by",
-            "reason",
-            "restriction_id",
-        ],
-        "Excessive contact (policy section 6): evidence for a person to decide on.",
-    )
-    live_call = obj(
-        {
-            "call_sid": {"type": "string"},
-            "from": {"type": "string"},
-            "caller_name": maybe({"type": "string"}),
-            "customer": maybe(
-                obj(
-                    {
-                        "reference": {"type": "string"},
-                        "name": {"type": "string"},
-                        "language": {"type": "string"},
-                        "adjustments": ADJUSTMENTS,
-                        "adjustment_texts": ADJUSTMENT_TEXTS,
-                    },
-                    ["reference", "name", "language", "adjustments", "adjustment_texts"],
-                )
-            ),
-            "identified": {"type": "boolean"},
-            "flags": {"type": "array", "items": {"type": "string"}},
-            "flag_texts": {"type": "array", "items": text("A flag in words.")},
-            "restrictions": {
-                "type": "array",
-                "items": {
-                    **obj(
-                        {
-                            "kind": {"type": "string"},
-                            "label": {"type": "string"},
-                            "since": DATE,
-                        },
-                        ["kind", "label", "since"],
-                        "An active restriction, with the kind's own fields.",
-                    ),
-                    "additionalProperties": True,
-                },
-            },
-            "route": {"type": "string"},
-            "agent": maybe({"type": "string"}),
-            "state": {
-                **text(
-                    "connected: a person is with the caller (Warn and End work); waiting: the "
-                    "caller is being put through."
-                ),
-                "enum": ["connected", "waiting"],
-            },
-            "since": maybe(
-                {**DATE_TIME, "description": "When a person and the caller were put together."}
-            ),
-            "started": DATE_TIME,
-            "warned": {
-                "type": "boolean",
-                "description": "A Warn on this call has played (End then needs no reason).",
-            },
-            "warning": maybe(
-                {
-                    **text(
-                        "The latest Warn: pending until Twilio says it played (ok) or could "
-                        "not (failed)."
-                    ),
-                    "enum": ["pending", "ok", "failed"],
-                }
-            ),
-        },
-        [
-            "call_sid",
-            "from",
-            "customer",
-            "identified",
-            "flags",
-            "flag_texts",
-            "state",
-            "started",
-            "warned",
-            "warning",
-        ],
-        "A live call, with what the agent must know about it.",
-    )
-    event_out = obj(
-        {
-            "id": {"type": "integer"},
-            "source": {"type": "string"},
-            "call_sid": maybe({"type": "string"}),
-            "event": {"type": "string"},
-            "sequence_number": {"type": "integer"},
-            "received_at": DATE_TIME,
-            "attempts": {"type": "integer"},
-            "reason": maybe(text("Why it was parked (null once it is put back).")),
-        },
-        ["id", "source", "call_sid", "event", "sequence_number", "received_at", "attempts"],
-    )
-    voicemail_out = obj(
-        {
-            "id": {"type": "integer"},
-            "call_sid": maybe({"type": "string"}),
-            "customer": maybe(
-                obj(
-                    {"reference": {"type": "string"}, "name": {"type": "string"}},
-                    ["reference", "name"],
-                    "The customer who called, when the number is theirs.",
-                )
-            ),
-            "from": maybe(text("The caller's number, as Twilio gave it.")),
-            "spoc": maybe(text("The named contact: client:<user name> or a phone number.")),
-            "recorded_at": DATE_TIME,
-            "duration_seconds": {"type": "integer"},
-            "transcription": maybe(text("Twilio's transcript, when transcription is on.")),
-            "status": {"type": "string", "enum": ["new", "handled"]},
-            "handled_at": maybe(dict(DATE_TIME)),
-            "handled_by": maybe({"type": "string"}),
-            "audio_url": text("Where its audio is fetched through callguard."),
-        },
-        [
-            "id",
-            "call_sid",
-            "customer",
-            "from",
-            "spoc",
-            "recorded_at",
-            "duration_seconds",
-            "transcription",
-            "status",
-            "audio_url",
-        ],
-        "A message a customer left for their named contact (SPOC).",
-    )
-    return {
-        "Error": obj(
-            {"error": text("What is wrong, for a person.")}, ["error"], "Every error answer."
-        ),
-        "NewCustomer": obj(
-            {
-                "reference": text("The landlord's own reference.", 64),
-                "name": text("Their name.", 200),
-                "phone_numbers": _phone_numbers("The numbers they call from."),
-                "language": _language(),
-                "adjustments": ADJUSTMENTS,
-                "postal_address": _postal_address(
-                    "Their postal address, a line each, for the letters' window envelope."
-                ),
-            },
-            ["reference", "name", "phone_numbers"],
-        ),
-        "CustomerChanges": obj(
-            {
-                "name": text("Their name.", 200),
-                "phone_numbers": _phone_numbers("All their numbers (replaces the list)."),
-                "language": _language(),
-                "adjustments": {**ADJUSTMENTS, "description": "Replaces the adjustments."},
-                "postal_address": _postal_address(
-                    "Their postal address, a line each (replaces it; [] removes it)."
-                ),
-                "attach_past_calls": text_bool(
-                    "true: the past calls from their numbers (a number added now, or earlier) "
-                    "that are not yet anyone's become theirs, with their counts and alerts, as "
-                    "POST /customers/{reference}/numbers does."
-                ),
-                "reason": text("Why, for the audit trail (with attach_past_calls).", 5000),
-            },
-            [],
-            "The fields to change; a field left out (or null) stays as it is.",
-        ),
-        "AttachCall": obj(
-            {
-                "customer": text("The reference of the customer whose call it was.", 64),
-                "reason": text("How it is known to be theirs (the audit trail says).", 5000),
-                "number": {
-                    "type": "boolean",
-                    "default": False,
-                    "description": (
-                        "true: the call's number is theirs as well (added to their record), "
-                        "and so is every past call from it that is not yet anyone's."
-                    ),
-                },
-            },
-            ["customer", "reason"],
-        ),
-        "AttachNumber": obj(
-            {
-                "number": text(
-                    "A phone number (E.164, or a UK number as dialled in the UK).",
-                    MAX_NUMBER_LENGTH,
-                ),
-                "reason": text("Why, for the audit trail.", 5000),
-            },
-            ["number"],
-        ),
-        "Attached": obj(
-            {
-                "customer": text("The customer's reference."),
-                "number_added": maybe(text("The number added to their record, if one was.")),
-                "calls": {
-                    "type": "array",
-                    "items": ref("Call"),
-                    "description": "The calls that became theirs.",
-                },
-                "alerts_merged": {
-                    "type": "array",
-                    "items": {"type": "integer"},
-                    "description": "The number's open alerts, closed as merged.",
-                },
-                "alerts_opened": {
-                    "type": "array",
-                    "items": {"type": "integer"},
-                    "description": "The customer's alerts their calls now call for.",
-                },
-            },
-            ["customer", "number_added", "calls", "alerts_merged", "alerts_opened"],
-            "What attaching did: counts and alerts moved with the calls.",
-        ),
-        **restriction_bodies(),
-        "EndRestriction": obj(
-            {
-                "reason": text("Why it ends (said in the end letter).", 5000),
-                "letter_method": {
-                    "type": "string",
-                    "enum": ["post", "email", "hand", "portal"],
-                    "description": "How the letter goes to the customer; post if left out.",
-                },
-            },
-            ["reason"],
-        ),
-        "NewSharing": obj(
-            {
-                "shared_with": text(
-                    "The agency (and person) it was shared with.", sharing.MAX_SHARED_WITH
-                ),
-                "shared_on": {**DATE, "description": "The day it was shared (not in the future)."},
-                "purpose": text("Why it was shared.", sharing.MAX_PURPOSE),
-                "lawful_basis": {
-                    "type": "string",
-                    "enum": list(sharing.LAWFUL_BASES),
-                    "description": "The lawful basis, UK GDPR Article 6(1).",
-                },
-            },
-            ["shared_with", "shared_on", "purpose", "lawful_basis"],
-            "Information about a restriction shared with another agency (policy 10.1).",
-        ),
-        "SharingRecord": obj(
-            {
-                "id": {"type": "integer"},
-                "restriction_id": {"type": "integer"},
-                "shared_with": {"type": "string"},
-                "shared_on": DATE,
-                "purpose": {"type": "string"},
-                "lawful_basis": {"type": "string", "enum": list(sharing.LAWFUL_BASES)},
-                "recorded_by": {"type": "string"},
-                "recorded_at": maybe(dict(DATE_TIME)),
-            },
-            ["id", "restriction_id", "shared_with", "shared_on", "purpose", "lawful_basis"],
-            "Information shared with another agency, as recorded.",
-        ),
-        "NewAppeal": obj(
-            {
-                "lodged_on": {**DATE, "description": "When it was lodged; today if left out."},
-                "grounds": text("The customer's grounds.", 10000),
-                "late_reason": text("Why a late appeal is accepted (recorded).", 5000),
-            },
-            ["grounds"],
-        ),
-        "Notice": obj(
-            {
-                "sent_on": {**DATE, "description": "When the notice was sent."},
-                "method": {"type": "string", "enum": ["post", "email", "hand", "portal"]},
-            },
-            ["sent_on", "method"],
-        ),
-        "ReviewBody": obj(
-            {
-                "outcome": {"type": "string", "enum": ["continue", "vary", "end"]},
-                "notes": text("What the review found.", 5000),
-                "next_review_on": {**DATE, "description": "For continue: at most 12 months."},
-                "successor": {
-                    **ANY_OBJECT,
-                    "maxProperties": MAX_BODY_FIELDS,
-                    "description": "For vary: a new restriction's body.",
-                },
-                "letter_method": {
-                    "type": "string",
-                    "enum": ["post", "email", "hand", "portal"],
-                    "description": "How the letter goes to the customer; post if left out.",
-                },
-            },
-            ["outcome", "notes"],
-        ),
-        "AppealDecision": obj(
-            {
-                "outcome": {"type": "string", "enum": ["upheld", "overturned", "varied"]},
-                "notes": text("Why.", 10000),
-                "successor": {
-                    **ANY_OBJECT,
-                    "maxProperties": MAX_BODY_FIELDS,
-                    "description": "For varied: a new restriction's body.",
-                },
-                "override_reason": text(
-                    "Required of an admin who took part in the restriction (decided, reviewed, "
-                    "varied or continued it): why they decide the appeal all the same. Recorded "
-                    "on the appeal and the audit trail; ignored from anyone else.",
-                    5000,
-                ),
-                "letter_method": {
-                    "type": "string",
-                    "enum": ["post", "email", "hand", "portal"],
-                    "description": "How the letter goes to the customer; post if left out.",
-                },
-            },
-            ["outcome", "notes"],
-        ),
-        "LapseLetter": obj(
-            {
-                "sent_on": {
-                    **DATE,
-                    "description": "When the letter about the lapse was sent (from the lapse "
-                    "to today).",
-                },
-                "method": {
-                    "type": "string",
-                    "enum": ["post", "email", "hand", "portal"],
-                    "description": "How the letter went to the customer; post if left out.",
-                },
-                "letter_method": {
-                    "type": "string",
-                    "enum": ["post", "email", "hand", "portal"],
-                    "description": "Another name for method (as the other steps call it); "
-                    "if both are given they must agree.",
-                },
-            },
-            ["sent_on"],
-        ),
-        "LapseLetterRecorded": {
-            "allOf": [
-                ref("Restriction"),
-                obj({"letter": ref("SentLetter")}, ["letter"]),
-            ],
-            "description": "The restriction, with its lapse letter as kept.",
-        },
-        "Appeal": appeal_out,
-        "Review": review_out,
-        "DueItem": due_out,
-        "DueList": obj({"due": {"type": "array", "items": ref("DueItem")}}, ["due"]),
-        "ReviewsDue": obj({"reviews": {"type": "array", "items": ref("DueItem")}}, ["reviews"]),
-        "DismissAlert": obj({"reason": text("Why no action is needed.", 5000)}, ["reason"]),
-        "WarnCall": {
-            "type": "object",
-            "maxProperties": MAX_BODY_FIELDS,
-            "description": "Nothing is needed; a body, if sent, must be a JSON object.",
-        },
-        "EndCall": obj({"reason": text("Why; needed unless the call was warned first.", 2000)}, []),
-        "Customer": customer_out,
-        "CustomerRecord": record_out,
-        "Restriction": restriction_out,
-        "SentLetter": sent_letter_out,
-        "Call": call_out,
-        "AgentAction": action_out,
-        "AuditEntry": audit_out,
-        "Alert": alert_out,
-        "AlertList": obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]),
-        "LiveCall": live_call,
-        "CallerDecision": obj(
-            {
-                "number": maybe({"type": "string"}),
-                "identified": {"type": "boolean"},
-                "customer": maybe(
-                    obj(
-                        {"reference": {"type": "string"}, "name": {"type": "string"}},
-                        ["reference", "name"],
-                    )
-                ),
-                "route": text("The route's name: default, spoc, written_only, outside_window …"),
-                "destination": maybe(text("Where the call goes (dial:…, taskrouter:WW…, …).")),
-                "ends_call": {"type": "boolean"},
-                "message": maybe(text("The message's key when the call ends.")),
-                "words": maybe(text("What the caller would hear, in their language.")),
-                "language": {"type": "string"},
-                "slow_speech": {"type": "boolean"},
-                "restrictions": {
-                    "type": "array",
-                    "items": obj(
-                        {"kind": {"type": "string"}, "label": {"type": "string"}},
-                        ["kind", "label"],
-                    ),
-                },
-                "flags": {"type": "array", "items": {"type": "string"}},
-                "flag_texts": {"type": "array", "items": {"type": "string"}},
-                "twiml_url": text("callguard's inbound webhook: hand the call to it whole."),
-                "fallback": text_bool("The decision could not be made in time: the default route."),
-                "task_attributes": maybe(
-                    {**ANY_OBJECT, "description": "The task's attributes for a taskrouter: route."}
-                ),
-            },
-            [
-                "number",
-                "identified",
-                "customer",
-                "route",
-                "destination",
-                "ends_call",
-                "message",
-                "words",
-                "language",
-                "slow_speech",
-                "restrictions",
-                "flags",
-                "flag_texts",
-                "twiml_url",
-                "fallback",
-                "task_attributes",
-            ],
-            "callguard's decision for a caller.",
-        ),
-        "LiveCallList": obj({"calls": {"type": "array", "items": ref("LiveCall")}}, ["calls"]),
-        "Voicemail": voicemail_out,
-        "VoicemailList": obj(
-            {"voicemails": {"type": "array", "items": ref("Voicemail")}}, ["voicemails"]
-        ),
-        "ParkedEvent": event_out,
-        "ParkedEventList": obj(
-            {"events": {"type": "array", "items": ref("ParkedEvent")}}, ["events"]
-        ),
-    }
+    """The document's schemas: every operation's body and answer, the models they refer to, and
+    the error answer."""
+    named = ["Error"]
+    for op in OPERATIONS:
+        named += [n for n in (op.body, op.response) if isinstance(n, str)]
+    return shapes.components([(name, _shape(name)) for name in dict.fromkeys(named)])
+
+
+def example_of(name: str, components: Mapping[str, Schema]) -> Any:
+    """A component's first example (the models give every answer one)."""
+    found = components.get(name, {}).get("examples") or [None]
+    return found[0]
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -1805,23 +892,35 @@ def error_answers(op: Operation) -> dict[int, str]:
         needs = f"The token's role is below {op.role.value}."
         found[403] = f"{needs} {op.errors[403]}" if 403 in op.errors else needs
     if op.body is not None:
-        limit = current_app.config.get(API_LIMIT) if has_app_context() else None
-        found.setdefault(413, ERRORS[413].format(limit=limit or BODY_LIMITS[API_LIMIT]))
+        limit = current_app.config[API_LIMIT] if has_app_context() else default(API_LIMIT)
+        found.setdefault(413, ERRORS[413].format(limit=limit))
         found.setdefault(415, ERRORS[415])
     return dict(sorted(found.items()))
 
 
-def operation_object(op: Operation) -> Schema:
+def success(op: Operation, components: Mapping[str, Schema]) -> Schema:
+    """The answer when ``op`` succeeds: its shape, what it is, and an example of it."""
+    done = "Created" if op.status == 201 else "OK"
+    if not isinstance(op.response, str):
+        return {"description": f"{done}.", "content": {op.media_type: {"schema": op.response}}}
+    what = str(components.get(op.response, {}).get("description") or "")
+    return {
+        "description": f"{done}: {what[:1].lower()}{what[1:]}" if what else f"{done}.",
+        "content": {
+            op.media_type: {
+                "schema": ref(op.response),
+                "example": example_of(op.response, components),
+            }
+        },
+    }
+
+
+def operation_object(op: Operation, components: Mapping[str, Schema]) -> Schema:
     parameters = [
         {"name": name, "in": "path", "required": True, **PATH_PARAMETERS[name]}
         for name in re.findall(r"\{(\w+)\}", op.path)
     ]
-    responses: dict[str, Schema] = {
-        str(op.status): {
-            "description": "Created." if op.status == 201 else "OK.",
-            "content": {op.media_type: {"schema": op.response}},
-        }
-    }
+    responses: dict[str, Schema] = {str(op.status): success(op, components)}
     for status, description in error_answers(op).items():
         responses[str(status)] = error_response(status, description)
     who = WHO[op.role]
@@ -1849,9 +948,10 @@ def operation_object(op: Operation) -> Schema:
 
 def document(server_url: str = "/") -> Schema:
     """The whole OpenAPI 3.1 document, from the declarations above and the registered kinds."""
+    components = schemas()
     paths: dict[str, dict[str, Schema]] = {}
     for op in OPERATIONS:
-        paths.setdefault(PREFIX + op.path, {})[op.method] = operation_object(op)
+        paths.setdefault(PREFIX + op.path, {})[op.method] = operation_object(op, components)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -1889,7 +989,7 @@ def document(server_url: str = "/") -> Schema:
                     ),
                 },
             },
-            "schemas": schemas(),
+            "schemas": components,
         },
     }
 
@@ -1905,6 +1005,8 @@ def _resolve(schema: Schema, components: Mapping[str, Schema]) -> Schema:
 
 def describe_type(schema: Schema) -> str:
     """A schema's type in a few words: ``string (date)``, ``one of: open, dismissed``."""
+    if "anyOf" in schema:  # X or null
+        return " or ".join(describe_type(option) for option in schema["anyOf"])
     if "const" in schema:
         return json.dumps(schema["const"])
     if "enum" in schema:
@@ -1960,6 +1062,19 @@ def body_variants(schema: Schema, components: Mapping[str, Schema]) -> list[dict
     return variants
 
 
+def _answer_rows(op: Schema, components: Mapping[str, Schema]) -> dict[str, Any] | None:
+    """The success answer's fields and its example, for the page (None: not JSON)."""
+    status = next(s for s in op["responses"] if s.startswith("2"))
+    content = op["responses"][status]["content"].get(JSON)
+    if content is None:
+        return None
+    return {
+        "status": status,
+        "fields": body_variants(content["schema"], components)[0]["fields"],
+        "example": json.dumps(content.get("example"), indent=2, ensure_ascii=False),
+    }
+
+
 def page_operations(doc: Schema) -> list[dict[str, Any]]:
     components = doc["components"]["schemas"]
     found = []
@@ -1992,6 +1107,7 @@ def page_operations(doc: Schema) -> list[dict[str, Any]]:
                         {"status": status, "description": r["description"]}
                         for status, r in op["responses"].items()
                     ],
+                    "answer": _answer_rows(op, components),
                 }
             )
     return found

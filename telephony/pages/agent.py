@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (
-    Blueprint,
     abort,
     current_app,
     flash,
@@ -26,7 +25,6 @@ from flask import (
 from sqlalchemy import select
 
 from restrictions import adjustments, agent_actions, kinds
-from restrictions.errors import DomainError
 from restrictions.lifecycle import get_customer
 from restrictions.models import Call, Role
 from telephony import live
@@ -35,10 +33,10 @@ from telephony.auth import page_role
 from telephony.database import session
 from telephony.errors import json_error
 from telephony.inputs import json_object
-from telephony.pages.words import plain_message
+from telephony.pages.refusals import back_to, if_refused, page_blueprint, refused_as_json
 from telephony.twilio_gateway import GatewayError
 
-bp = Blueprint("agent", __name__, url_prefix="/agent")
+bp = page_blueprint("agent", __name__, url_prefix="/agent")
 
 RECENT_CALLS = 20
 STATE_NAMES = {"awaiting_notice": "Awaiting notice", "active": "In force"}
@@ -73,12 +71,10 @@ def live_json() -> Any:
 @page_role(Role.AGENT)
 def press(call_sid: str, kind: str) -> Any:
     sess = session()
+    refused_as_json()
+    body = json_object(required=False)
     try:
-        body = json_object(required=False)
         action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
-    except DomainError as exc:
-        sess.rollback()
-        return json_error(exc.message, exc.status)
     except GatewayError as exc:
         return json_error(str(exc), 502)
     return jsonify(outcome=action.outcome, kind=action.kind, detail=action.detail)
@@ -91,19 +87,16 @@ def wrap_up(call_sid: str) -> Any:
     (back to that page)."""
     sess = session()
     from_form = not request.is_json
-    try:
-        note = request.form.get("note") if from_form else json_object().get("note")
-        call = live.save_wrap_up_note(sess, g.user, call_sid, note)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        if not from_form:
-            return json_error(exc.message, exc.status)
-        if exc.status == 404:
-            abort(404)
-        flash(plain_message(exc.message), "error")
+    if from_form:
         back = request.form.get("back", "")
-        return redirect(url_for("agent.customer", reference=back) if back else url_for(".console"))
+        back_url = url_for("agent.customer", reference=back) if back else url_for(".console")
+        if_refused(back_to(back_url), unless=[404])
+        note = request.form.get("note")
+    else:
+        refused_as_json()
+        note = json_object().get("note")
+    call = live.save_wrap_up_note(sess, g.user, call_sid, note)
+    sess.commit()
     if not from_form:
         return jsonify(call_sid=call.call_sid, wrap_up_note=call.wrap_up_note)
     flash("Wrap-up note saved.", "info")
@@ -117,16 +110,13 @@ def wrap_up(call_sid: str) -> Any:
 def customer(reference: str) -> Any:
     """What an agent may read about a customer: never the sensitive note."""
     sess = session()
-    try:
-        found = get_customer(sess, reference)
-    except DomainError:
-        abort(404)
+    found = get_customer(sess, reference)  # none: the 404 page (telephony.pages.refusals)
     restrictions = []
     for r in reversed(found.restrictions):
         if r.ended_at is not None:
             continue
         kind = kinds.find(r.kind)
-        spoc = (r.details or {}).get("spoc")
+        spoc = kinds.person_of(r.kind, r.details)
         restrictions.append(
             {
                 "id": r.id,
@@ -180,10 +170,7 @@ def simulate_join(call_sid: str) -> Any:
     if not demo_mode():
         abort(404)
     sess = session()
-    try:
-        call = live.simulate_join(sess, g.user, call_sid)
-    except DomainError as exc:
-        sess.rollback()
-        return json_error(exc.message, exc.status)
+    refused_as_json()
+    call = live.simulate_join(sess, g.user, call_sid)
     sess.commit()
     return jsonify(call_sid=call.call_sid, state="connected")

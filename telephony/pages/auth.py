@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask_limiter import RequestLimit
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
@@ -35,8 +35,9 @@ from telephony.auth import (
     try_again_in_words,
 )
 from telephony.database import session
+from telephony.pages.refusals import page_blueprint
 
-bp = Blueprint("auth", __name__)
+bp = page_blueprint("auth", __name__)
 
 
 class SignInForm(FlaskForm):  # type: ignore[misc]

@@ -35,7 +35,7 @@ from restrictions import (
     sent_letters,
     sharing,
 )
-from restrictions.errors import DomainError, Invalid
+from restrictions.errors import Invalid
 from restrictions.lifecycle import (
     NOTICE_METHODS,
     add_restriction,
@@ -47,11 +47,13 @@ from restrictions.lifecycle import (
 from restrictions.models import Appeal, Customer, PhoneNumber, Restriction, Review, Role
 from restrictions.phone import to_e164
 from restrictions.records import customer_record
-from telephony import current_settings, letters
+from telephony import letters
 from telephony.auth import current_actor, page_role
+from telephony.config import current_settings
 from telephony.database import session
+from telephony.pages.refusals import back_to, if_refused
 from telephony.pages.supervisor import RestrictionForm, bp, terms
-from telephony.pages.words import language_name, plain_message
+from telephony.pages.words import language_name
 from telephony.redis_store import redis_client
 
 PER_PAGE = 25
@@ -518,17 +520,12 @@ def customers() -> Any:
 
 
 def _customer(reference: str) -> Customer:
-    try:
-        return get_customer(session(), reference)
-    except DomainError:
-        abort(404)
+    """The customer (none: the 404 page, as every look-up here)."""
+    return get_customer(session(), reference)
 
 
 def _restriction(restriction_id: int, *, for_decision: bool = False) -> Restriction:
-    try:
-        return get_restriction(session(), restriction_id, for_decision=for_decision)
-    except DomainError:
-        abort(404)
+    return get_restriction(session(), restriction_id, for_decision=for_decision)
 
 
 def _page(found: Customer, bound: tuple[str, FlaskForm] | None = None, status: int = 200) -> Any:
@@ -575,22 +572,21 @@ def new_customer() -> Any:
             flash("The form had expired; please try again.", "error")
         return render_template("supervisor/new_customer.html", form=form), 422
     sess = session()
-    try:
-        made = create_customer(
-            sess,
-            current_actor(),
-            reference=(form.reference.data or "").strip(),
-            name=form.name.data,
-            phone_numbers=_numbers(form.numbers.data),
-            language=form.language.data,
-            adjustments=form.adjustments_body(),
-            postal_address=(form.postal_address.data or "").splitlines(),
-        )
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return render_template("supervisor/new_customer.html", form=form), exc.status
+    if_refused(
+        lambda status: (render_template("supervisor/new_customer.html", form=form), status),
+        form=form,
+    )
+    made = create_customer(
+        sess,
+        current_actor(),
+        reference=(form.reference.data or "").strip(),
+        name=form.name.data,
+        phone_numbers=_numbers(form.numbers.data),
+        language=form.language.data,
+        adjustments=form.adjustments_body(),
+        postal_address=(form.postal_address.data or "").splitlines(),
+    )
+    sess.commit()
     flash(f"{made.name} added as {made.reference}.", "info")
     return redirect(url_for("supervisor.customer", reference=made.reference))
 
@@ -607,19 +603,15 @@ Action = Callable[[Session], list[tuple[str, str]]]
 def _act(reference: str, key: str, form: FlaskForm, action: Action, anchor: str) -> Any:
     """Validate the form and do the action; on success commit, flash what was done and go back
     to the customer; otherwise show the page again with the form as typed, its errors beside
-    the fields and the domain's message as a flash."""
+    the fields and the domain's message as a flash (telephony.pages.refusals)."""
     sess = session()
     if not form.validate_on_submit():
         if form.meta.csrf and form.csrf_token.errors:
             flash("The form had expired; please try again.", "error")
         return _page(get_customer(sess, reference), (key, form), 422)
-    try:
-        messages = action(sess)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return _page(get_customer(sess, reference), (key, form), exc.status)
+    if_refused(lambda status: _page(get_customer(sess, reference), (key, form), status), form=form)
+    messages = action(sess)
+    sess.commit()
     for message, category in messages:
         flash(message, category)
     return redirect(url_for("supervisor.customer", reference=reference, _anchor=anchor))
@@ -713,26 +705,21 @@ def letter(restriction_id: int) -> Any:
     if about not in LETTERS:
         abort(404)
     r = _restriction(restriction_id)
-    try:
-        return letters.respond(r, about, html=request.args.get("download") != "1")
-    except DomainError as exc:
-        flash(plain_message(exc.message), "error")
-        return redirect(
+    if_refused(  # a letter it has none of yet: said, on the customer's page
+        back_to(
             url_for(
                 "supervisor.customer", reference=r.customer.reference, _anchor=f"restriction-{r.id}"
             )
         )
+    )
+    return letters.respond(r, about, html=request.args.get("download") != "1")
 
 
 @bp.route("/letters/<id:letter_id>")
 @page_role(Role.SUPERVISOR)
 def sent_letter(letter_id: int) -> Any:
     """A letter as it was sent: the kept PDF, byte for byte."""
-    try:
-        kept = sent_letters.get(session(), letter_id)
-    except DomainError:
-        abort(404)
-    return letters.respond_sent(kept)
+    return letters.respond_sent(sent_letters.get(session(), letter_id))
 
 
 @bp.route("/restrictions/<id:restriction_id>/review", methods=["POST"])
@@ -809,10 +796,7 @@ def lodge_appeal(restriction_id: int) -> Any:
 @page_role(Role.SUPERVISOR)
 def decide_appeal(appeal_id: int) -> Any:
     sess = session()
-    try:
-        appeal = appeals.get_appeal(sess, appeal_id, for_decision=True)
-    except DomainError:
-        abort(404)
+    appeal = appeals.get_appeal(sess, appeal_id, for_decision=True)
     r = _restriction(appeal.restriction_id, for_decision=True)
     key = f"decide-{appeal.id}"
     form = AppealDecisionForm(prefix=key)
@@ -868,13 +852,9 @@ def _vary(r: Restriction, appeal: Appeal | None, send: Callable[[Session, VaryFo
             flash("The form had expired; please try again.", "error")
         return _vary_page(r, form, appeal=appeal, status=422)
     sess = session()
-    try:
-        successor_id = send(sess, form)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return _vary_page(r, form, appeal=appeal, status=exc.status)
+    if_refused(lambda status: _vary_page(r, form, appeal=appeal, status=status), form=form)
+    successor_id = send(sess, form)
+    sess.commit()
     successor = _restriction(successor_id)
     flash(
         f"Restriction {r.id} varied: {kinds.get(successor.kind).label} (restriction "
@@ -915,10 +895,7 @@ def vary(restriction_id: int) -> Any:
 def vary_on_appeal(appeal_id: int) -> Any:
     """An appeal decided ``varied``: the restriction ends and a successor replaces it."""
     posting = request.method == "POST"
-    try:
-        appeal = appeals.get_appeal(session(), appeal_id, for_decision=posting)
-    except DomainError:
-        abort(404)
+    appeal = appeals.get_appeal(session(), appeal_id, for_decision=posting)
     r = _restriction(appeal.restriction_id, for_decision=posting)
 
     def send(sess: Session, form: VaryForm) -> Any:

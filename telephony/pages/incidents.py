@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import Optional
 
 from restrictions import agent_actions
-from restrictions.errors import DomainError
 from restrictions.models import Role
 from telephony.auth import page_role
 from telephony.database import session
-from telephony.pages.words import plain_message
+from telephony.pages.refusals import back_to, if_refused, page_blueprint
 
-bp = Blueprint("incidents", __name__, url_prefix="/supervisor/incidents")
+bp = page_blueprint("incidents", __name__, url_prefix="/supervisor/incidents")
 
 
 class ReviewForm(FlaskForm):  # type: ignore[misc]
@@ -48,12 +47,8 @@ def reviewed(action_id: int) -> Any:
         flash("The form expired; try again.", "error")
         return redirect(url_for("incidents.queue"))
     sess = session()
-    try:
-        agent_actions.mark_reviewed(sess, g.user, action_id, form.note.data or None)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return redirect(url_for("incidents.queue", _anchor=f"incident-{action_id}"))
+    if_refused(back_to(url_for("incidents.queue", _anchor=f"incident-{action_id}")))
+    agent_actions.mark_reviewed(sess, g.user, action_id, form.note.data or None)
+    sess.commit()
     flash(f"Incident {action_id} reviewed.", "info")
     return redirect(url_for("incidents.queue"))

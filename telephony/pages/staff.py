@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -22,13 +22,12 @@ from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo
 
 from restrictions import staff as domain
-from restrictions.errors import DomainError
 from restrictions.models import Role, User
 from telephony.auth import current_actor, limiter, page_role, start_session
 from telephony.database import session
-from telephony.pages.words import plain_message
+from telephony.pages.refusals import back_to, if_refused, page_blueprint
 
-bp = Blueprint("staff", __name__)
+bp = page_blueprint("staff", __name__)
 
 
 def _days() -> int:
@@ -50,13 +49,9 @@ def _issued(user: User, token: str, back: str) -> Any:
 def _rotate(user: User, label: str, back: str) -> Any:
     """Revoke the person's tokens and show a new one, once (audited: which token, not it)."""
     sess = session()
-    try:
-        token = domain.rotate_token_for(sess, current_actor(), user, label=label, days=_days())
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return redirect(back)
+    if_refused(back_to(back))
+    token = domain.rotate_token_for(sess, current_actor(), user, label=label, days=_days())
+    sess.commit()
     return _issued(user, token, back)
 
 
@@ -198,16 +193,6 @@ def _expired(form: FlaskForm) -> None:
         flash("The form had expired; please try again.", "error")
 
 
-def _refused(form: FlaskForm, exc: DomainError) -> None:
-    """A refusal beside the fields it is about, or else as a flash."""
-    errors = getattr(exc, "errors", None)
-    if isinstance(errors, dict) and all(field in form for field in errors):
-        for field, message in errors.items():
-            form[field].errors.append(plain_message(message))
-    else:
-        flash(plain_message(exc.message), "error")
-
-
 def _card_change(kind: str, user_id: int, change: Callable[[User, Any], str]) -> Any:
     """Submit one of a person's forms: ``change`` makes the change (raising a DomainError to
     refuse it) and says what it did; the form comes back with its errors when refused."""
@@ -217,13 +202,9 @@ def _card_change(kind: str, user_id: int, change: Callable[[User, Any], str]) ->
         _expired(form)
         return _listing((kind, user.id, form), 422)
     sess = session()
-    try:
-        said = change(user, form)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        _refused(form, exc)
-        return _listing((kind, user.id, form), exc.status)
+    if_refused(lambda status: _listing((kind, user.id, form), status), form=form)
+    said = change(user, form)
+    sess.commit()
     flash(f"{user.name}: {said}.", "info")
     return _back_to(user)
 
@@ -232,13 +213,9 @@ def _button(user_id: int, change: Callable[[User], str]) -> Any:
     """A person's button (its CSRF token checked already): ``change`` says what it did."""
     user = _person(user_id)
     sess = session()
-    try:
-        said = change(user)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return _listing(status=exc.status)
+    if_refused(lambda status: _listing(status=status))
+    said = change(user)
+    sess.commit()
     flash(f"{user.name}: {said}.", "info")
     return _back_to(user)
 
@@ -265,23 +242,19 @@ def add() -> Any:
         _expired(form)
         return again(422)
     sess = session()
-    try:
-        user, token = domain.add_user(
-            sess,
-            current_actor(),
-            form.name.data or "",
-            form.role.data or "",
-            form.password.data or "",
-            token_days=_days(),
-            display_name=form.display_name.data,
-            job_title=form.job_title.data,
-            direct_line=form.direct_line.data,
-        )
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        _refused(form, exc)
-        return again(exc.status)
+    if_refused(again, form=form)  # each refusal beside its field
+    user, token = domain.add_user(
+        sess,
+        current_actor(),
+        form.name.data or "",
+        form.role.data or "",
+        form.password.data or "",
+        token_days=_days(),
+        display_name=form.display_name.data,
+        job_title=form.job_title.data,
+        direct_line=form.direct_line.data,
+    )
+    sess.commit()
     return render_template(
         "staff/token.html",
         person=user,
@@ -413,15 +386,11 @@ def password() -> Any:
             return _own_password_page(form, 422)
         sess = session()
         user = _person(g.user.id)
-        try:
-            domain.change_own_password(
-                sess, user, form.current_password.data or "", form.new_password.data or ""
-            )
-            sess.commit()
-        except DomainError as exc:
-            sess.rollback()
-            _refused(form, exc)
-            return _own_password_page(form, exc.status)
+        if_refused(lambda status: _own_password_page(form, status), form=form)
+        domain.change_own_password(
+            sess, user, form.current_password.data or "", form.new_password.data or ""
+        )
+        sess.commit()
         start_session(user)  # this session, with the new epoch; every other one has ended
         flash(
             "Your password is changed. Your other sessions have ended and your API tokens are "

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Optional
@@ -16,15 +16,15 @@ from wtforms.validators import DataRequired, Optional
 import prompts
 from restrictions import alerts as domain
 from restrictions import kinds, validation
-from restrictions.errors import DomainError
 from restrictions.letters import date_in_words
 from restrictions.models import ContactAlert, Restriction, Role
-from telephony import current_settings, letters
+from telephony import letters
 from telephony.auth import current_actor, page_role
+from telephony.config import current_settings
 from telephony.database import session
-from telephony.pages.words import plain_message
+from telephony.pages.refusals import back_to, if_refused, page_blueprint
 
-bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+bp = page_blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 
 class DismissForm(FlaskForm):  # type: ignore[misc]
@@ -124,10 +124,8 @@ def kind_label(r: Restriction) -> str:
 
 
 def _alert(alert_id: int, *, for_decision: bool = False) -> ContactAlert:
-    try:
-        return domain.get_alert(session(), alert_id, for_decision=for_decision)
-    except DomainError:
-        abort(404)
+    """The alert (none: the 404 page)."""
+    return domain.get_alert(session(), alert_id, for_decision=for_decision)
 
 
 @bp.route("/alerts")
@@ -135,15 +133,15 @@ def _alert(alert_id: int, *, for_decision: bool = False) -> ContactAlert:
 def alerts() -> Any:
     status = request.args.get("status") or None
     rule = request.args.get("rule") or None
-    try:
-        found = domain.list_alerts(session(), status=status, rule=rule)
-    except DomainError as exc:
-        flash(plain_message(exc.message), "error")
-        found = []
     rules = [r.name for r in current_settings().contact_rules]
-    return render_template(
-        "supervisor/alerts.html", alerts=found, status=status, rule=rule, rules=rules
-    )
+
+    def page(found: list[ContactAlert]) -> Any:
+        return render_template(
+            "supervisor/alerts.html", alerts=found, status=status, rule=rule, rules=rules
+        )
+
+    if_refused(lambda _status: page([]))  # a filter it does not know: said, and none listed
+    return page(domain.list_alerts(session(), status=status, rule=rule))
 
 
 @bp.route("/alerts/<id:alert_id>")
@@ -185,13 +183,9 @@ def dismiss(alert_id: int) -> Any:
         flash("Say why no action is needed before dismissing.", "error")
         return redirect(url_for("supervisor.alert", alert_id=alert_id))
     sess = session()
-    try:
-        domain.dismiss(sess, current_actor(), found, form.reason.data)
-        sess.commit()
-    except DomainError as exc:
-        sess.rollback()
-        flash(plain_message(exc.message), "error")
-        return redirect(url_for("supervisor.alert", alert_id=alert_id))
+    if_refused(back_to(url_for("supervisor.alert", alert_id=alert_id)))
+    domain.dismiss(sess, current_actor(), found, form.reason.data)
+    sess.commit()
     flash(f"Alert {alert_id} dismissed.", "info")
     return redirect(url_for("supervisor.alerts"))
 
@@ -232,14 +226,16 @@ def escalate(alert_id: int) -> Any:
         form.reason.data = _prefilled_reason(found)
     if form.validate_on_submit():
         sess = session()
-        try:
-            restriction = domain.escalate(sess, current_actor(), found, form.body(request.form))
-            letters.keep_notice_given(sess, current_actor(), restriction)
-            sess.commit()
-        except DomainError as exc:
-            sess.rollback()
-            flash(plain_message(exc.message), "error")
-            return render_template("supervisor/escalate.html", alert=found, form=form), 422
+        if_refused(
+            lambda _status: (
+                render_template("supervisor/escalate.html", alert=found, form=form),
+                422,
+            ),
+            form=form,
+        )
+        restriction = domain.escalate(sess, current_actor(), found, form.body(request.form))
+        letters.keep_notice_given(sess, current_actor(), restriction)
+        sess.commit()
         reference = restriction.customer.reference
         flash(f"{kinds.get(restriction.kind).label} recorded for {reference}.", "info")
         return redirect(url_for("supervisor.customer", reference=reference))

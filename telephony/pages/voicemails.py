@@ -6,18 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from restrictions import voicemails as domain
-from restrictions.errors import DomainError
 from restrictions.models import Role, Voicemail
 from telephony.api.voicemails import audio_response
 from telephony.auth import current_actor, page_role
 from telephony.database import session
-from telephony.pages.words import plain_message
+from telephony.pages.refusals import back_to, if_refused, page_blueprint
 
-bp = Blueprint("voicemails", __name__)
+bp = page_blueprint("voicemails", __name__)
 
 
 @bp.app_template_global()
@@ -27,10 +26,8 @@ def customer_voicemails(customer_id: int) -> list[Voicemail]:
 
 
 def _voicemail(voicemail_id: int) -> Voicemail:
-    try:
-        return domain.get_voicemail(session(), voicemail_id, g.user)
-    except DomainError as exc:
-        abort(exc.status)
+    """The voicemail, if this member of staff may hear it (else the 404 or 403 page)."""
+    return domain.get_voicemail(session(), voicemail_id, g.user)
 
 
 @bp.route("/voicemails")
@@ -52,10 +49,7 @@ def listing() -> Any:
 @bp.route("/voicemails/<id:voicemail_id>/audio")
 @page_role(Role.AGENT)
 def audio(voicemail_id: int) -> Any:
-    try:
-        return audio_response(_voicemail(voicemail_id))
-    except DomainError as exc:
-        abort(exc.status)
+    return audio_response(_voicemail(voicemail_id))
 
 
 @bp.route("/voicemails/<id:voicemail_id>/handled", methods=["POST"])
@@ -65,14 +59,9 @@ def handled(voicemail_id: int) -> Any:
         flash("The form expired; try again.", "error")
         return redirect(url_for("voicemails.listing"))
     sess = session()
-    try:
-        voicemail = domain.get_voicemail(sess, voicemail_id, g.user, for_decision=True)
-        domain.mark_handled(sess, current_actor(), voicemail)
-        sess.commit()
-        flash(f"Voicemail {voicemail_id} marked handled.", "info")
-    except DomainError as exc:
-        sess.rollback()
-        if exc.status in (403, 404):
-            abort(exc.status)
-        flash(plain_message(exc.message), "error")
+    voicemail = domain.get_voicemail(sess, voicemail_id, g.user, for_decision=True)
+    if_refused(back_to(url_for("voicemails.listing")), unless=[403, 404])
+    domain.mark_handled(sess, current_actor(), voicemail)
+    sess.commit()
+    flash(f"Voicemail {voicemail_id} marked handled.", "info")
     return redirect(url_for("voicemails.listing"))

@@ -19,7 +19,7 @@ from restrictions import adjustments, kinds
 from restrictions.routing import RouteKind
 from restrictions.sent_letters import KIND_NAMES as LETTER_KINDS
 from restrictions.settings import ContactRule
-from telephony import current_settings
+from telephony.config import current_settings
 
 # --- routes: where a call went ------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def _signing_secret(algorithm: str, settings: dict[str, str]) -> str | None:
     """The auth token for HMAC-SHA1; for HMAC-SHA256 the shared key the settings header names."""
     if algorithm == HMAC_SHA1:
         return current_app.config.get("TWILIO_AUTH_TOKEN") or None
-    keys: dict[str, str] = current_app.config.get("TWILIO_WEBHOOK_SIGNING_KEYS", {})
+    keys: dict[str, str] = current_app.config["TWILIO_WEBHOOK_SIGNING_KEYS"]
     return keys.get(settings.get("key", "")) or None
 
 
@@ -56,7 +56,7 @@ def signature_is_valid() -> bool:
     """The one check, with the configured algorithm (TWILIO_WEBHOOK_ALGORITHM): a settings header
     that claims another is refused; a ``bodySHA256`` in the query must be the body's hash."""
     signature = request.headers.get("X-Twilio-Signature", "")
-    algorithm: str = current_app.config.get("TWILIO_WEBHOOK_ALGORITHM") or HMAC_SHA1
+    algorithm: str = current_app.config["TWILIO_WEBHOOK_ALGORITHM"]
     settings = _settings(request.headers.get("X-Twilio-Webhooks-Signature-Settings"))
     claimed = settings.get("algorithm", algorithm).upper().replace("-", "_")
     secret = _signing_secret(algorithm, settings)

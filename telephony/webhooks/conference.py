@@ -16,7 +16,8 @@ from restrictions.events import EventRecord, sid, store_record, whole
 from restrictions.models import Call, CallEvent
 from restrictions.resilience import fail_open
 from restrictions.speech import say
-from telephony import callbacks, current_settings, metrics, twiml, waiting
+from telephony import callbacks, metrics, twiml, waiting
+from telephony.config import current_settings
 from telephony.errors import json_error
 from telephony.inputs import is_sid
 from telephony.redis_store import redis_client

@@ -15,7 +15,8 @@ import logging
 from flask import Response, request
 
 from restrictions.speech import danger, say
-from telephony import current_settings, messages, twiml, waiting
+from telephony import messages, twiml, waiting
+from telephony.config import current_settings
 from telephony.inputs import is_sid
 from telephony.urls import emergency_result_url, listener_from
 from telephony.webhooks import bp

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from restrictions.models import Call
 from restrictions.speech import say
-from telephony import current_settings, handover, inbound, messages, twiml, waiting
+from telephony import handover, inbound, messages, twiml, waiting
+from telephony.config import current_settings
 from telephony.database import database
 from telephony.errors import json_error
 from telephony.inputs import is_sid

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 
-from telephony import callers, current_settings
+from telephony import callers
+from telephony.config import current_settings
 from telephony.inputs import is_sid
 from telephony.webhooks import bp
 

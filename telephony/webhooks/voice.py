@@ -20,16 +20,8 @@ from restrictions.errors import DomainError
 from restrictions.events import EventRecord, store_record
 from restrictions.models import Call, CallEvent
 from restrictions.speech import danger, say
-from telephony import (
-    callbacks,
-    current_settings,
-    handover,
-    inbound,
-    messages,
-    metrics,
-    twiml,
-    waiting,
-)
+from telephony import callbacks, handover, inbound, messages, metrics, twiml, waiting
+from telephony.config import current_settings
 from telephony.database import database
 from telephony.errors import json_error
 from telephony.inputs import clean_form, is_sid, sid_for_log

@@ -17,7 +17,8 @@ from sqlalchemy import select
 import prompts
 from restrictions import kinds
 from restrictions.models import Call, Customer
-from telephony import current_settings, messages, twiml, waiting
+from telephony import messages, twiml, waiting
+from telephony.config import current_settings
 from telephony.database import database
 from telephony.errors import json_error
 from telephony.inputs import is_sid

@@ -27,7 +27,7 @@ from sqlalchemy import update
 from restrictions import cache
 from restrictions.models import ApiToken
 from restrictions.settings import ReviewRules, SettingsError, parse_settings
-from telephony import SETTINGS
+from telephony.config import SETTINGS
 from telephony.database import database
 from telephony.redis_store import redis_client
 from tests.calls import parse, spoken

@@ -259,7 +259,7 @@ def test_spoc_may_be_a_staff_user(
         ({"kind": "spoc", "reason": "r"}, "spoc is required"),
         ({"kind": "spoc", "reason": "r", "spoc": "user:nobody"}, "no staff user"),
         ({"kind": "spoc", "reason": "r", "spoc": "12"}, "not a valid phone number"),
-        ({"kind": "limited_contact", "reason": "r"}, "windows must be a non-empty list"),
+        ({"kind": "limited_contact", "reason": "r"}, "windows is required"),
         (
             {
                 "kind": "limited_contact",

@@ -318,9 +318,12 @@ def test_the_api_description_bounds_every_field_a_body_may_send(
             if "requestBody" in op:
                 walk(op["requestBody"]["content"][JSON]["schema"], f"{method} {path}", frozenset())
     assert unbounded == []
-    adjustments = components["NewCustomer"]["properties"]["adjustments"]
+    given = components["NewCustomer"]["properties"]["adjustments"]
+    assert {"$ref": "#/components/schemas/Adjustments"} in given["anyOf"]  # or null: none
+    adjustments = components["Adjustments"]
     assert adjustments["additionalProperties"] is False  # typed: no field of the sender's own
-    assert adjustments["properties"]["sensitive_note"]["maxLength"] == MAX_SENSITIVE_NOTE
+    note = adjustments["properties"]["sensitive_note"]["anyOf"][0]  # text, or null to remove it
+    assert note["maxLength"] == MAX_SENSITIVE_NOTE
     assert "413" in doc["paths"]["/api/v1/customers"]["post"]["responses"]
 
 

@@ -485,7 +485,7 @@ def test_counted_emergency_calls_are_marked_in_the_evidence(
 ) -> None:
     from dataclasses import replace
 
-    from telephony import SETTINGS
+    from telephony.config import SETTINGS
 
     app.extensions[SETTINGS] = replace(app.extensions[SETTINGS], count_emergency_calls=True)
     make_customer()

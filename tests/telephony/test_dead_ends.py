@@ -23,7 +23,8 @@ from flask import Flask
 from restrictions import cache
 from restrictions.settings import Settings, SettingsError, parse_settings
 from restrictions.speech import Listener
-from telephony import SETTINGS, inbound, twiml
+from telephony import inbound, twiml
+from telephony.config import SETTINGS
 from telephony.redis_store import call_path_breaker, redis_client
 from tests.calls import parse, spoken
 from tests.fake_twilio import FakeTwilio

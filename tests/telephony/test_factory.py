@@ -11,7 +11,8 @@ import pytest
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from telephony import ConfigurationError, create_app
+from telephony import create_app
+from telephony.config import ConfigurationError
 from tests.conftest import AUTH_TOKEN
 
 pytestmark = pytest.mark.usefixtures("app")

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.sentinel import SentinelConnectionPool
 
 from restrictions import cache, counting, rebuild, redis_keys
-from telephony import ConfigurationError
+from telephony.config import ConfigurationError
 from telephony.handover import CALLS
 from telephony.redis_store import (
     SentinelSettings,

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from restrictions import policy_dates
 from restrictions.models import AuditEntry, Customer, Restriction, SentLetter
 from restrictions.settings import ReviewRules
-from telephony import SETTINGS
+from telephony.config import SETTINGS
 from telephony.database import database
 from tests.conftest import CSRF_FIELD, Staff
 

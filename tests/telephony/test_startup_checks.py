@@ -17,8 +17,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from restrictions.settings import SettingsError
-from telephony import ConfigurationError, check_environment, create_app
+from telephony import create_app
 from telephony.cli import main
+from telephony.config import ConfigurationError, check_environment
 from telephony.database import database
 from tests.conftest import AUTH_TOKEN, TEST_DATABASE_URL, TEST_REDIS_URL
 

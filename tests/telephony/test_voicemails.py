@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from restrictions import events
 from restrictions.models import AuditEntry, Voicemail
-from telephony import SETTINGS
+from telephony.config import SETTINGS
 from telephony.database import database
 from telephony.redis_store import redis_client
 from tests.calls import parse, spoken
