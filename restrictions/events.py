@@ -43,11 +43,14 @@ FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 
 
+WHOLE = re.compile(r"-?[0-9]+")  # ASCII digits, one sign at most (int() takes more)
+
+
 def whole(value: str | None, field: str) -> int | None:
     """A non-negative whole number that fits PostgreSQL's integer, or None when absent."""
     if value is None or value == "":
         return None
-    if len(value) > 12 or not value.strip().lstrip("-").isdigit():
+    if len(value) > 12 or not WHOLE.fullmatch(value.strip()):  # "--5" and "²" are not numbers
         raise Invalid(f"{field} must be a whole number, not {value[:20]!r}")
     number = int(value)
     if number < 0:

@@ -9,8 +9,9 @@ never the inbound call's."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask
 from redis.exceptions import RedisError
@@ -31,18 +32,64 @@ class NotKept(RuntimeError):
     """Neither PostgreSQL nor Redis could take the event."""
 
 
-def _in_session(db: Database, work: Callable[[Session], T]) -> T:
+class _AfterCommit:
+    """Who runs ``then`` once the work has committed: the webhook, while it still waits for the
+    work; the thread that committed it, when the webhook gave up at the deadline (the late
+    transaction applied the event, so the copy buffered in Redis is stored later as a no-op and
+    nothing else would do what follows from it)."""
+
+    def __init__(self, app: Flask, then: Callable[[Any], None] | None) -> None:
+        self.app, self.then = app, then
+        self.lock = threading.Lock()
+        self.waiting, self.committed = True, False
+        self.result: Any = None
+
+    def done(self, result: Any) -> None:
+        """In the work's thread, after its commit."""
+        with self.lock:
+            self.committed, self.result = True, result
+            if self.waiting:
+                return  # the webhook has the result: it runs ``then``
+        with self.app.app_context():
+            self.run(result)
+
+    def give_up(self) -> bool:
+        """In the webhook's thread, past the deadline: whether the work had committed all the
+        same (then the webhook runs ``then`` itself; else the work's thread will, if it does)."""
+        with self.lock:
+            self.waiting = False
+            return self.committed
+
+    def run(self, result: Any) -> None:
+        if self.then is None:
+            return
+        try:
+            self.then(result)
+        except Exception:  # what follows is best effort; the event itself is kept
+            log.exception("after keeping an event, what follows from it failed")
+
+
+def _in_session(db: Database, work: Callable[[Session], T], after: _AfterCommit) -> T:
     with db.sessions() as sess:
         result = work(sess)
         sess.commit()
-        return result
+    after.done(result)
+    return result
 
 
-def keep(app: Flask, record: EventRecord, work: Callable[[Session], T]) -> T | None:
+def keep(
+    app: Flask,
+    record: EventRecord,
+    work: Callable[[Session], T],
+    then: Callable[[T], None] | None = None,
+) -> T | None:
     """Run ``work`` (which stores ``record``) in a session of its own under the deadline; if
-    PostgreSQL fails or is too slow, buffer the record in Redis and return None."""
+    PostgreSQL fails or is too slow, buffer the record in Redis and return None. ``then`` runs
+    with the work's result once it has committed, whenever that is: here within the deadline,
+    or in the work's own thread when its commit comes after it."""
     db = database(app)
-    return _keep(app, record, db, _in_session, db, work)
+    after = _AfterCommit(app, then)
+    return _keep(app, record, db, _in_session, db, work, after, after=after)
 
 
 def keep_event(app: Flask, record: EventRecord) -> int | None:
@@ -53,14 +100,21 @@ def keep_event(app: Flask, record: EventRecord) -> int | None:
 
 
 def _keep(
-    app: Flask, record: EventRecord, db: Database, run: Callable[..., T], *args: Any
+    app: Flask,
+    record: EventRecord,
+    db: Database,
+    run: Callable[..., T],
+    *args: Any,
+    after: _AfterCommit | None = None,
 ) -> T | None:
     deadline = float(app.config["CALLBACK_DEADLINE_SECONDS"])
     try:
         stored = db.breakers["callbacks"].call(deadline, "callbacks", run, *args)
-        metrics.event_stored(record.source, "postgresql")
-        return stored
     except Exception as exc:  # the database is down, hung, or refused: keep the event anyway
+        if after is not None and after.give_up():  # it committed as the deadline passed
+            metrics.event_stored(record.source, "postgresql")
+            after.run(after.result)
+            return cast(T, after.result)
         log.warning(
             "%s event %s for %s: PostgreSQL could not take it (%s); keeping it in Redis",
             record.source,
@@ -68,6 +122,11 @@ def _keep(
             record.resource_sid,
             exc,
         )
+    else:
+        metrics.event_stored(record.source, "postgresql")
+        if after is not None:
+            after.run(stored)
+        return stored
     try:
         buffer(redis_client(app), record)
     except RedisError as exc:

@@ -127,7 +127,8 @@ def move_on(
     # the database is the backstop only: without it the caller is moved on regardless
     state = state or read_state(app, call_sid)
     answered = state is not None and state.answered and not (alone or state.person_gone)
-    if state is not None and (answered or state.ended or state.emergency):
+    # moved on already: the row says so when Redis could not (a heartbeat fetched again)
+    if state is not None and (answered or state.ended or state.emergency or state.moved_on):
         _release(redis, key)
         return False
     if kind == SPOC:

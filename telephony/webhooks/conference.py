@@ -75,19 +75,21 @@ def conference_events() -> Response:
         call = sess.scalar(select(Call).where(Call.call_sid == caller_sid))
         return reached, leg_left_ringing(call, event, participant)
 
+    def then(applied: tuple[str | None, str | None]) -> None:
+        """What follows from an event stored and applied (whenever its commit came)."""
+        metrics.event_processed(record.source)
+        reached, ringing = applied
+        if reached:  # the caller's CallSid: a person has just joined them
+            use_allowance(reached)
+        if ringing:
+            waiting.cancel_leg(ringing, fast=True)
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        applied = callbacks.keep(app, record, store_and_apply)
+        callbacks.keep(app, record, store_and_apply, then)
     except callbacks.NotKept:
         log.exception("conference event %s for %s was not kept", event, name)
         return json_error("the event could not be stored; try again", 503)
-    if applied is not None:  # stored and applied at once (else kept in Redis, applied later)
-        metrics.event_processed(record.source)
-    reached, ringing = applied or (None, None)
-    if reached:  # the caller's CallSid: a person has just joined them
-        use_allowance(reached)
-    if ringing:
-        waiting.cancel_leg(ringing, fast=True)
     return Response(status=204)
 
 

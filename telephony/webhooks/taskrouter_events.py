@@ -60,15 +60,18 @@ def taskrouter_events() -> Response:
         reached = task_events.apply_record(sess, row)
         return row.processed_at is not None, reached
 
+    def then(applied: tuple[bool, str | None]) -> None:
+        """What follows from an event stored and applied (whenever its commit came)."""
+        processed, reached = applied
+        if processed:
+            metrics.event_processed(record.source)
+        if reached:  # a worker accepted the caller: the call uses a weekly allowance
+            use_allowance(reached)
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        applied = callbacks.keep(app, record, store_and_apply)
+        callbacks.keep(app, record, store_and_apply, then)
     except callbacks.NotKept:
         log.exception("TaskRouter event %s (%s) was not kept", event, event_sid)
         return json_error("the event could not be stored; try again", 503)
-    processed, reached = applied or (False, None)
-    if processed:
-        metrics.event_processed(record.source)
-    if reached:  # a worker accepted the caller: the call uses a weekly allowance
-        use_allowance(reached)
     return Response(status=204)
