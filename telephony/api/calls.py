@@ -74,12 +74,10 @@ def end_call(call_sid: str) -> Any:
 def attach_call(call_sid: str) -> Any:
     """An unidentified call was the customer's (and, with ``number``, its number is theirs and
     so are its past calls): its counts and alerts move to them, on the audit trail."""
-    body = json_body()
-    reference, with_number = body.get("customer"), body.get("number", False)
-    if not isinstance(reference, str) or not reference.strip():
+    body = json_body()  # its shape: AttachCall (telephony.api.shapes.bodies)
+    reference, with_number = body["customer"], body.get("number", False)
+    if not reference.strip():
         raise Invalid("customer is required: the customer's reference")
-    if not isinstance(with_number, bool):
-        raise Invalid("number must be true or false")
     sess = session()
     done = attach.attach_call(
         sess,

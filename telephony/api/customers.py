@@ -7,7 +7,6 @@ from typing import Any
 from flask import g, jsonify
 
 from restrictions import attach, sent_letters
-from restrictions.errors import Invalid
 from restrictions.lifecycle import (
     add_restriction,
     clashes,
@@ -66,10 +65,8 @@ def show(reference: str) -> Any:
 @bp.patch("/customers/<path:reference>")
 @api_role(Role.SUPERVISOR)
 def update(reference: str) -> Any:
-    body = json_body()
+    body = json_body()  # its shape: CustomerChanges (telephony.api.shapes.bodies)
     past_calls = body.get("attach_past_calls")
-    if past_calls is not None and not isinstance(past_calls, bool):
-        raise Invalid("attach_past_calls must be true or false")
     sess = session()
     customer = get_customer(sess, reference)
     update_customer(
