@@ -431,16 +431,17 @@ def test_warns_are_settled_in_twilios_order_whatever_order_the_announcements_arr
     from telephony.database import database
 
     supervisor = make_staff("supervisor")
-    c = call()
-    leg = c.ring()
-    put_together(twilio, c.sid, leg)
-    for _ in range(2):
-        assert (
-            client.post(f"/api/v1/calls/{c.sid}/warn", headers=supervisor.headers).status_code
-            == 200
-        )
-    c.conference("announcement-end", None, 6)  # the second Warn's word comes first
-    c.conference("announcement-fail", None, 5)
+    with time_machine.travel(TUESDAY, tick=False):  # both announcements in the same second
+        c = call()
+        leg = c.ring()
+        put_together(twilio, c.sid, leg)
+        for _ in range(2):
+            assert (
+                client.post(f"/api/v1/calls/{c.sid}/warn", headers=supervisor.headers).status_code
+                == 200
+            )
+        c.conference("announcement-end", None, 6)  # the second Warn's word comes first
+        c.conference("announcement-fail", None, 5)
     with database(app).sessions() as sess:
         outcomes = [a.outcome for a in sess.scalars(select(AgentAction).order_by(AgentAction.id))]
     assert outcomes == ["failed", "ok"]
