@@ -10,6 +10,7 @@ prompt per language file, and its tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -188,7 +189,12 @@ _ROLES = (
 )
 
 
+NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a key in the prompt files, forms and the API
+
+
 def register(kind: Kind) -> Kind:
+    if not NAME.fullmatch(kind.name):
+        raise ValueError(f"kind {kind.name!r}: a name is lower-case letters, digits and _")
     if kind.effect is Effect.ENDS_CALL and not kind.message:
         raise ValueError(f"kind {kind.name}: a kind that ends the call needs a message key")
     for role, effect, type_, needed in _ROLES:

@@ -25,7 +25,8 @@ error = json_error
 def json_body(*, required: bool = True) -> dict[str, Any]:
     """The request's JSON object, in the shape its operation takes: a 400/415 when it is not a
     JSON object, a 422 naming the first field that does not fit (``required=False`` takes an
-    empty body as ``{}``). Called by a view, so the role is checked before the body."""
+    empty body as ``{}``). Called by a view after it has found what its path names, so the
+    role comes first, then a 404, then the body."""
     from telephony.api.openapi import check_body
 
     body = json_object(required=required)

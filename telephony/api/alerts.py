@@ -52,14 +52,9 @@ def show_alert(alert_id: int) -> Any:
 @bp.post("/alerts/<id:alert_id>/dismiss")
 @api_role(Role.SUPERVISOR)
 def dismiss_alert(alert_id: int) -> Any:
-    body = json_body()
     sess = session()
-    alert = domain.dismiss(
-        sess,
-        current_actor(),
-        domain.get_alert(sess, alert_id, for_decision=True),
-        body.get("reason"),
-    )
+    alert = domain.get_alert(sess, alert_id, for_decision=True)  # a 404 before the body's 422
+    alert = domain.dismiss(sess, current_actor(), alert, json_body().get("reason"))
     sess.commit()
     return jsonify(alert_json(alert))
 
@@ -68,9 +63,9 @@ def dismiss_alert(alert_id: int) -> Any:
 @api_role(Role.SUPERVISOR)
 def escalate_alert(alert_id: int) -> Any:
     """A person chooses the restriction; the body is the same as creating one."""
-    body = json_body()
     sess = session()
     alert = domain.get_alert(sess, alert_id, for_decision=True)
+    body = json_body()
     restriction = domain.escalate(sess, current_actor(), alert, body)
     letters.keep_notice_given(sess, current_actor(), restriction)
     sess.commit()

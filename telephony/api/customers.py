@@ -65,10 +65,10 @@ def show(reference: str) -> Any:
 @bp.patch("/customers/<path:reference>")
 @api_role(Role.SUPERVISOR)
 def update(reference: str) -> Any:
+    sess = session()
+    customer = get_customer(sess, reference)  # a 404 before the body's 422
     body = json_body()  # its shape: CustomerChanges (telephony.api.shapes.bodies)
     past_calls = body.get("attach_past_calls")
-    sess = session()
-    customer = get_customer(sess, reference)
     update_customer(
         sess,
         current_actor(),
@@ -96,9 +96,9 @@ def update(reference: str) -> Any:
 @api_role(Role.SUPERVISOR)
 def add_number(reference: str) -> Any:
     """A number is the customer's, and so are its past calls nobody was attached to."""
-    body = json_body()
     sess = session()
     customer = get_customer(sess, reference)
+    body = json_body()
     done = attach.attach_number(
         sess,
         redis_client(),
@@ -115,9 +115,9 @@ def add_number(reference: str) -> Any:
 @bp.post("/customers/<path:reference>/restrictions")
 @api_role(Role.SUPERVISOR)
 def restrict(reference: str) -> Any:
-    body = json_body()
     sess = session()
     customer = get_customer(sess, reference)
+    body = json_body()
     restriction = add_restriction(sess, current_actor(), customer, body, today=letters.today())
     letters.keep_notice_given(sess, current_actor(), restriction)  # recorded as sent already
     sess.commit()

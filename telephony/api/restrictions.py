@@ -29,9 +29,9 @@ def show_restriction(restriction_id: int) -> Any:
 @bp.post("/restrictions/<id:restriction_id>/end")
 @api_role(Role.SUPERVISOR)
 def end(restriction_id: int) -> Any:
-    body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
+    body = json_body()
     letters.send(
         sent_letters.end,
         sess,
@@ -47,9 +47,9 @@ def end(restriction_id: int) -> Any:
 def notice(restriction_id: int) -> Any:
     """The written notice was sent (``{sent_on, method}``): it applies from then, and its
     decision letter is drawn as of that day and kept as sent."""
-    body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
+    body = json_body()
     letters.send(
         sent_letters.record_notice,
         sess,
@@ -89,9 +89,9 @@ def sent_letter(letter_id: int) -> Any:
 @api_role(Role.SUPERVISOR)
 def review(restriction_id: int) -> Any:
     """``{outcome: continue|vary|end, notes, next_review_on?, successor?}``."""
-    body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
+    body = json_body()
     done, _ = letters.send(
         sent_letters.review,
         sess,
@@ -114,9 +114,9 @@ def reviews() -> Any:
 @api_role(Role.SUPERVISOR)
 def lodge_appeal(restriction_id: int) -> Any:
     """``{lodged_on, grounds, late_reason?}`` → 201 with the appeal."""
-    body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
+    body = json_body()
     appeal = appeals.lodge_appeal(sess, current_actor(), restriction, body, today=today())
     sess.commit()
     return jsonify(serialize.appeal(appeal)), 201
@@ -134,10 +134,10 @@ def decide_appeal(appeal_id: int) -> Any:
     """``{outcome: upheld|overturned|varied, notes, successor?, override_reason?}``, by someone
     who did not decide, review, vary or continue the restriction (an admin who did: with
     ``override_reason``, recorded)."""
-    body = json_body()
     sess = session()
     appeal = appeals.get_appeal(sess, appeal_id, for_decision=True)
     get_restriction(sess, appeal.restriction_id, for_decision=True)
+    body = json_body()
     letters.send(
         sent_letters.decide_appeal,
         sess,
@@ -154,9 +154,9 @@ def lapse_letter(restriction_id: int) -> Any:
     """The letter telling the customer their restriction lapsed was sent (``{sent_on,
     method?}``): the lapse letter is drawn as of that day and kept as sent. The restriction,
     with the kept letter under ``letter``."""
-    body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
+    body = json_body()
     kept = letters.send(
         sent_letters.lapse_letter_sent,
         sess,

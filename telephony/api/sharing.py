@@ -20,9 +20,9 @@ from telephony.database import session
 def share(restriction_id: int) -> Any:
     """``{shared_with, shared_on, purpose, lawful_basis}`` → 201 with the record; it is listed
     on the restriction (``sharing``) and audited."""
-    body = json_body()
     sess = session()
     restriction = get_restriction(sess, restriction_id, for_decision=True)
+    body = json_body()
     record = sharing.record_sharing(sess, current_actor(), restriction, body, today=letters.today())
     sess.commit()
     return jsonify(serialize.sharing_record(record)), 201

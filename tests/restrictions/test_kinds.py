@@ -307,6 +307,9 @@ def test_a_kind_whose_fields_contradict_its_effect_is_refused() -> None:
     text_person = Field("officer", "Officer", role=Role.PERSON)
     with pytest.raises(ValueError, match="contact"):
         kinds.register(Kind("text_person", "x", "x", Effect.PERSON, 50, fields=(text_person,)))
+    for odd in ("Email-Only", "email.only", "", "é_only"):  # a prompt key, a form's, the API's
+        with pytest.raises(ValueError, match="lower-case"):
+            kinds.register(Kind(odd, "x", "x", Effect.FLAG, 50))
     assert {"no_person", "flag_person", "limited_nothing", "text_person"}.isdisjoint(
         k.name for k in kinds.all_kinds()
     )

@@ -211,3 +211,125 @@ def test_problems_are_said_in_the_domains_words() -> None:
     assert shapes.check(strict, '{"customer": "R", "reason": "r", "number": "true"}') == (
         "number must be true or false"
     )
+
+
+def test_null_where_a_field_may_be_left_out_is_not_called_required() -> None:
+    new = TypeAdapter(bodies.NewCustomer)
+    person = '"reference": "R", "name": "P", "phone_numbers": ["1"]'
+    assert shapes.check(new, '{"reference": "R", "name": null, "phone_numbers": ["1"]}') == (
+        "name is required"
+    )
+    assert shapes.check(new, '{"reference": "R", "name": "P", "phone_numbers": [null]}') == (
+        "phone_numbers[0] must be text, not null"
+    )
+    unnamed = '{"customer": "R", "reason": "r", "number": null}'
+    assert shapes.check(TypeAdapter(bodies.AttachCall), unnamed) == (
+        "number must be true or false, not null"
+    )
+    assert shapes.check(new, "{" + person + ', "name": ""}') is None  # the domain says no to it
+
+
+def test_a_wrong_key_is_named_as_the_key_and_an_empty_text_as_empty() -> None:
+    body = TypeAdapter(bodies.kind_bodies()["warning"])
+    assert shapes.check(
+        body, '{"kind": "warning", "reason": "r", "reason_translations": {"xx-XX": "r"}}'
+    ) == ("reason_translations key must be one of en-GB, cy-GB, pl-PL, not 'xx-XX'")
+    assert shapes.check(
+        body, '{"kind": "warning", "reason": "r", "reason_translations": {"cy-GB": ""}}'
+    ) == ("reason_translations.cy-GB must not be empty")
+    assert shapes.check(body, '{"kind": "warning", "reason": "r", "decided_on": "²⁰²⁶"}') == (
+        'decided_on must be a date like 2026-03-01, not "²⁰²⁶"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (bodies.LapseLetter, {"sent_on": "2026-01-05", "method": "", "letter_method": None}),
+        (bodies.EndRestriction, {"reason": "r", "letter_method": ""}),
+        (bodies.ReviewBody, {"outcome": "continue", "notes": "n", "next_review_on": ""}),
+        (bodies.NewAppeal, {"grounds": "g", "lodged_on": ""}),
+    ],
+)
+def test_an_optional_date_or_method_sent_empty_is_left_out(
+    model: type[Any], body: dict[str, Any]
+) -> None:
+    assert shapes.check(TypeAdapter(model), json.dumps(body)) is None
+    wrong = {k: ("fax" if k.endswith("method") else "soon") for k, v in body.items() if v == ""}
+    assert shapes.check(TypeAdapter(model), json.dumps({**body, **wrong})) is not None
+
+
+def test_blank_and_null_are_documented_where_they_are_taken(doc: dict[str, Any]) -> None:
+    new = component(doc, "NewCustomer")
+    base = {"reference": "R", "name": "P", "phone_numbers": ["1"]}
+    for blank in ({"language": ""}, {"language": None}, {"postal_address": None}):
+        assert not list(new.iter_errors({**base, **blank})), blank
+    assert list(new.iter_errors({**base, "language": "xx"}))
+    warning = component(doc, "NewRestriction-warning")
+    assert not list(
+        warning.iter_errors(
+            {
+                "kind": "warning",
+                "reason": "r",
+                "decided_on": "",
+                "notice_sent_on": "",
+                "notice_method": "",
+            }
+        )
+    )
+
+
+def test_a_client_that_sends_empty_fields_for_left_out_ones_is_understood(
+    client: Any, supervisor: Any
+) -> None:
+    """As the API took them before its bodies were models: "" or null is "not given"."""
+    created = client.post(
+        "/api/v1/customers",
+        json={
+            "reference": "HMS-40",
+            "name": "Pat",
+            "phone_numbers": ["+447400100040"],
+            "language": "",
+            "postal_address": None,
+        },
+        headers=supervisor.headers,
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["language"] == "en-GB"
+    restriction = client.post(
+        "/api/v1/customers/HMS-40/restrictions",
+        json={
+            "kind": "warning",
+            "reason": "Swore at staff (4.3)",
+            "decided_on": "",
+            "notice_sent_on": "",
+            "notice_method": "",
+        },
+        headers=supervisor.headers,
+    )
+    assert restriction.status_code == 201, restriction.get_json()
+    assert restriction.get_json()["state"] == "awaiting_notice"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("post", "/api/v1/customers/NOBODY/restrictions", {"kind": 5}),
+        ("patch", "/api/v1/customers/NOBODY", {"name": 5}),
+        ("post", "/api/v1/customers/NOBODY/numbers", {}),
+        ("post", "/api/v1/restrictions/999999/notice", {"sent_on": "soon"}),
+        ("post", "/api/v1/restrictions/999999/review", {}),
+        ("post", "/api/v1/restrictions/999999/sharing", {}),
+        ("post", "/api/v1/appeals/999999/decision", {}),
+        ("post", "/api/v1/alerts/999999/dismiss", {}),
+    ],
+)
+def test_a_bad_body_sent_to_nothing_is_404_not_422(
+    client: Any, supervisor: Any, method: str, url: str, body: dict[str, Any]
+) -> None:
+    answer = getattr(client, method)(url, json=body, headers=supervisor.headers)
+    assert answer.status_code == 404, answer.get_json()
+
+
+def test_the_schemas_are_made_once_for_the_kinds_and_languages_there_are() -> None:
+    assert openapi.schemas() is openapi.schemas()

@@ -12,6 +12,7 @@ there are, the kinds registered) as ``Choice``, whose enum is read when the docu
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
@@ -65,6 +66,26 @@ class Choice:
         found = handler(schema)
         found["enum"] = list(self.values())
         return found
+
+
+class Blank:
+    """An optional field that also takes ``""`` as left out, as a form (or a client that fills
+    every field) sends one: ``Annotated[Day | None, Blank()]``. Checked as null, documented as
+    the field's type, ``""`` or null."""
+
+    TAG = "(or blank)"  # the union's name for each way through; never part of a field's place
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # A union, not a function before the type: JSON's own checks (strict, a date as text)
+        # apply only to what is parsed from JSON, and a function would hand the type a value.
+        blank = core_schema.no_info_after_validator_function(
+            lambda _: None, core_schema.literal_schema([""])
+        )
+        return core_schema.union_schema(
+            [(handler(source), self.TAG), (blank, self.TAG)], mode="left_to_right"
+        )
 
 
 class _Document(GenerateJsonSchema):
@@ -134,24 +155,51 @@ class AtMostAsMany:
 
 
 def _where(loc: Sequence[int | str]) -> str:
-    """A field's place as the messages name it: ``postal_address[2]``, ``representative.name``."""
+    """A field's place as the messages name it: ``postal_address[2]``, ``representative.name``,
+    ``reason_translations key`` (the key, not its value, is wrong)."""
+    parts = list(loc)
+    key = parts[-1:] == ["[key]"]
+    if key:
+        parts = parts[:-2]
     out = ""
-    for part in loc:
+    for part in (p for p in parts if p != Blank.TAG):
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "the body"
+    return (f"{out} key" if key else out) or "the body"
 
 
-def problem(exc: ValidationError) -> str:
-    """The first thing wrong with a body, in the words the domain's own checks use."""
+def _required(schema: JsonSchemaValue, loc: Sequence[int | str]) -> bool:
+    """Whether the field at ``loc`` must be given (is in its object's ``required``)."""
+    defs, parent, name = schema.get("$defs", {}), None, None
+    for part in (p for p in loc if p != Blank.TAG):
+        while "$ref" in schema or "anyOf" in schema:
+            if "$ref" in schema:
+                schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+            else:  # the object (or list) among the options
+                schema = next((o for o in schema["anyOf"] if "$ref" in o or "type" in o), {})
+        if isinstance(part, int):
+            schema, parent, name = schema.get("items", {}), None, None
+        else:
+            parent, name = schema, part
+            schema = schema.get("properties", {}).get(part, {})
+    return parent is not None and name in parent.get("required", ())
+
+
+def problem(exc: ValidationError, schema: JsonSchemaValue | None = None) -> str:
+    """The first thing wrong with a body, in the words the domain's own checks use. With the
+    body's ``schema``, a null where a field must be given says it is required."""
     error = exc.errors(include_url=False)[0]
     where, kind, ctx = _where(error["loc"]), error["type"], error.get("ctx") or {}
     given = error.get("input")
     if kind == "domain":  # the domain's own words (``domain_rule``)
         return str(error["msg"])
-    if kind == "missing" or (given is None and kind in ("string_type", "date_type")):
+    if kind == "missing" or (
+        given is None and schema is not None and _required(schema, error["loc"])
+    ):
         return f"{where} is required"
     if kind == "string_too_long":
         return f"{where} is longer than {ctx['max_length']} characters"
+    if kind == "string_too_short":
+        return f"{where} must not be empty"
     if kind == "too_short" and ctx["min_length"] == 1 and isinstance(given, list):
         return f"{where} must be a non-empty list"
     if kind in ("too_long", "too_short"):
@@ -159,8 +207,9 @@ def problem(exc: ValidationError) -> str:
         what = "entries" if isinstance(given, dict) else "items"
         bound = "may hold at most" if kind == "too_long" else "must hold at least"
         return f"{where} {bound} {n} {what}"
+    shown = json.dumps(given, ensure_ascii=False)[:40]
     if kind.startswith("date"):
-        return f"{where} must be a date like 2026-03-01, not {json.dumps(given)[:40]}"
+        return f"{where} must be a date like 2026-03-01, not {shown}"
     if kind in ("string_type", "bool_type", "int_type", "list_type", "dict_type", "model_type"):
         wanted = {
             "string_type": "text",
@@ -168,7 +217,7 @@ def problem(exc: ValidationError) -> str:
             "int_type": "a whole number",
             "list_type": "a list",
         }.get(kind, "an object")
-        return f"{where} must be {wanted}"
+        return f"{where} must be {wanted}" + (", not null" if given is None else "")
     message = str(error["msg"]).removeprefix("Value error, ")
     if message.startswith("must "):  # a Choice's own words
         return f"{where} {message}"
@@ -181,5 +230,10 @@ def check(adapter: TypeAdapter[Any], raw: bytes | str) -> str | None:
     try:
         adapter.validate_json(raw, strict=True)
     except ValidationError as exc:
-        return problem(exc)
+        return problem(exc, _schema(adapter))
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _schema(adapter: TypeAdapter[Any]) -> JsonSchemaValue:
+    return schema_of(adapter)

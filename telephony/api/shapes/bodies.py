@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import re
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import ConfigDict, Field, TypeAdapter, WithJsonSchema, create_model
@@ -15,8 +14,8 @@ import prompts
 from restrictions import appeals, kinds, reviews, sharing
 from restrictions.phone import MAX_NUMBER_LENGTH, MAX_NUMBERS
 from restrictions.validation import MAX_ADDRESS_LINE, MAX_ADDRESS_LINES
-from telephony.api.shapes import AtMostAsMany, Choice, Shape
-from telephony.api.shapes.common import Adjustments, Day, Method
+from telephony.api.shapes import AtMostAsMany, Blank, Choice, Shape
+from telephony.api.shapes.common import Adjustments, Day, Method, SomeDay, SomeMethod
 
 MAX_BODY_FIELDS = 40  # an object whose fields are not listed (a restriction's body in another)
 REASON = 5000  # the longest reason, note or explanation staff may write
@@ -48,7 +47,7 @@ AnyBody = Annotated[
     Field(max_length=MAX_BODY_FIELDS),
 ]
 LetterMethod = Annotated[
-    Method, Field(description="How the letter goes to the customer; post if left out.")
+    SomeMethod, Field(description="How the letter goes to the customer; post if left out.")
 ]
 
 
@@ -58,10 +57,12 @@ class NewCustomer(Shape):
     phone_numbers: list[PhoneNumber] = Field(
         description="The numbers they call from.", min_length=1, max_length=MAX_NUMBERS
     )
-    language: Language = prompts.DEFAULT
+    language: Annotated[Language | None, Blank()] = Field(
+        None, description=f"What callguard speaks to them in; {prompts.DEFAULT} if left out."
+    )
     adjustments: Adjustments | None = None
-    postal_address: PostalAddress = Field(
-        default_factory=list,
+    postal_address: PostalAddress | None = Field(
+        None,
         description="Their postal address, a line each, for the letters' window envelope.",
     )
 
@@ -115,7 +116,7 @@ class AttachNumber(Shape):
 
 class EndRestriction(Shape):
     reason: Text = Field(description="Why it ends (said in the end letter).")
-    letter_method: LetterMethod | None = None
+    letter_method: LetterMethod = None
 
 
 class NewSharing(Shape):
@@ -133,7 +134,7 @@ class NewSharing(Shape):
 
 
 class NewAppeal(Shape):
-    lodged_on: Day | None = Field(None, description="When it was lodged; today if left out.")
+    lodged_on: SomeDay = Field(None, description="When it was lodged; today if left out.")
     grounds: str = Field(description="The customer's grounds.", max_length=10000)
     late_reason: Text | None = Field(None, description="Why a late appeal is accepted (recorded).")
 
@@ -146,9 +147,9 @@ class Notice(Shape):
 class ReviewBody(Shape):
     outcome: Annotated[str, Choice(lambda: reviews.REVIEW_OUTCOMES)]
     notes: Text = Field(description="What the review found.")
-    next_review_on: Day | None = Field(None, description="For continue: at most 12 months.")
+    next_review_on: SomeDay = Field(None, description="For continue: at most 12 months.")
     successor: AnyBody | None = Field(None, description="For vary: a new restriction's body.")
-    letter_method: LetterMethod | None = None
+    letter_method: LetterMethod = None
 
 
 class AppealDecision(Shape):
@@ -163,17 +164,17 @@ class AppealDecision(Shape):
             "the audit trail; ignored from anyone else."
         ),
     )
-    letter_method: LetterMethod | None = None
+    letter_method: LetterMethod = None
 
 
 class LapseLetter(Shape):
     sent_on: Day = Field(
         description="When the letter about the lapse was sent (from the lapse to today)."
     )
-    method: Method | None = Field(
+    method: SomeMethod = Field(
         None, description="How the letter went to the customer; post if left out."
     )
-    letter_method: Method | None = Field(
+    letter_method: SomeMethod = Field(
         None,
         description=(
             "Another name for method (as the other steps call it); if both are given they must "
@@ -231,11 +232,11 @@ class RestrictionCommon(Shape):
         ),
         examples=[{"cy-GB": "Gweiddi ar weithiwr atgyweirio ar 3 Rhagfyr (polisi 4.3)"}],
     )
-    decided_on: Day | None = Field(None, description="The decision's date (today if left out).")
-    notice_sent_on: Day | None = Field(
+    decided_on: SomeDay = Field(None, description="The decision's date (today if left out).")
+    notice_sent_on: SomeDay = Field(
         None, description="When the customer was sent notice: it applies from then."
     )
-    notice_method: Method | None = None
+    notice_method: SomeMethod = None
     apply_now: bool | None = Field(
         None, description="Apply at once, for danger (4.6); needs urgent_reason."
     )
@@ -247,8 +248,8 @@ def _no_default(schema: dict[str, Any]) -> None:
 
 
 def component_name(name: str) -> str:
-    """A kind's body's component key (letters, digits, ``.``, ``-``, ``_``)."""
-    return f"NewRestriction-{re.sub(r'[^A-Za-z0-9_-]', '_', name)}"
+    """A kind's body's component key (a kind's name is letters, digits and ``_``)."""
+    return f"NewRestriction-{name}"
 
 
 def kind_body(kind: kinds.Kind) -> type[Shape]:

@@ -8,12 +8,15 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from restrictions import adjustments, lifecycle
-from telephony.api.shapes import Choice, Shape, domain_rule
+from telephony.api.shapes import Blank, Choice, Shape, domain_rule
 
 Day = date  # an ISO date, "2026-03-01"
 Moment = datetime  # an ISO moment with its offset, "2026-03-01T10:30:00+00:00"
 # how a letter or notice went: post, email, hand or portal
 Method = Annotated[str, Choice(lambda: lifecycle.NOTICE_METHODS)]
+# optional ones, where "" (as a form sends an empty field) is left out too
+SomeDay = Annotated[Day | None, Blank()]
+SomeMethod = Annotated[Method | None, Blank()]
 
 
 class Representative(Shape):
