@@ -37,3 +37,9 @@ def test_no_source_file_spells_a_key_of_its_own() -> None:
 
 def test_a_family_key_names_its_member() -> None:
     assert redis_keys.CALLER.of("+447400100001") == "cg:caller:v2:+447400100001"
+
+
+def test_the_readme_lists_every_key() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `(cg:[^`]*)` \|", readme, flags=re.MULTILINE)
+    assert listed == [k.key for k in redis_keys.REGISTER]
