@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -112,8 +113,10 @@ def store(
     sequence: int,
     event: str,
     payload: Mapping[str, Any],
+    received_at: datetime | None = None,
 ) -> int | None:
-    """Insert the event once; returns its id, or None when it was already stored."""
+    """Insert the event once; returns its id, or None when it was already stored.
+    ``received_at``: when callguard took it, if that was earlier than now (kept in Redis)."""
     bind = sess.get_bind() if isinstance(sess, Session) else sess
     values = {
         "source": source,
@@ -122,7 +125,7 @@ def store(
         "sequence_number": sequence,
         "event": event,
         "payload": dict(payload),
-        "received_at": utcnow(),
+        "received_at": received_at or utcnow(),
     }
     stored: int | None = sess.scalar(_insert_once(bind.dialect.name), values)
     return stored
@@ -144,7 +147,11 @@ def _insert_once(dialect: str) -> Any:
 
 # --- events kept in Redis while PostgreSQL cannot take them --------------------------------------
 
+log = logging.getLogger(__name__)
+
 BUFFER = redis_keys.EVENTS_BUFFERED.key
+UNREADABLE = redis_keys.EVENTS_UNREADABLE.key
+UNREADABLE_KEPT = 10_000  # the most entries kept aside (the oldest go first)
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,9 @@ class EventRecord:
     payload: dict[str, Any]
 
 
-def store_record(sess: Session | Connection, record: EventRecord) -> int | None:
+def store_record(
+    sess: Session | Connection, record: EventRecord, received_at: datetime | None = None
+) -> int | None:
     return store(
         sess,
         source=record.source,
@@ -168,13 +177,48 @@ def store_record(sess: Session | Connection, record: EventRecord) -> int | None:
         sequence=record.sequence,
         event=record.event,
         payload=record.payload,
+        received_at=received_at,
     )
 
 
 def buffer(redis: Redis, record: EventRecord) -> None:
     """Keep an event in a Redis stream (acknowledged by Redis; with AOF on, durable) until
     PostgreSQL can take it."""
-    redis.xadd(BUFFER, {"event": json.dumps(asdict(record))})
+    redis.xadd(BUFFER, {"event": json.dumps(asdict(record)), "received_at": utcnow().isoformat()})
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "source": (str,),
+    "resource_sid": (str,),
+    "call_sid": (str, type(None)),
+    "sequence": (int,),
+    "event": (str,),
+    "payload": (dict,),
+}
+
+
+def read_entry(fields: Mapping[bytes, bytes]) -> tuple[EventRecord, datetime | None]:
+    """A buffered entry's event and when it was received (None from a release that did not
+    say). Fields a later release adds are ignored; ValueError when it cannot be read."""
+    try:
+        data = json.loads(fields[b"event"])
+    except (KeyError, ValueError) as exc:  # no event, not UTF-8, not JSON
+        raise ValueError(f"the event is not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError("the event is not a JSON object")
+    for name, types in _TYPES.items():
+        value = data.get(name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ValueError(f"the event's {name} is missing or of the wrong type")
+    received_at = None
+    if b"received_at" in fields:
+        try:
+            received_at = datetime.fromisoformat(fields[b"received_at"].decode())
+        except ValueError:
+            received_at = None  # the event is still good; it was received by now at the latest
+        if received_at is not None and received_at.tzinfo is None:
+            received_at = received_at.replace(tzinfo=UTC)
+    return EventRecord(**{name: data[name] for name in _TYPES}), received_at
 
 
 def drain(
@@ -185,16 +229,35 @@ def drain(
 ) -> int:
     """Move buffered events into PostgreSQL, each exactly once (storing is idempotent on the
     event's key, and an entry leaves the stream only after its commit); the sweep processes
-    them with the rest of what is stored. Returns how many entries were moved."""
+    them with the rest of what is stored. An entry that cannot be read is set aside, whole, in
+    its own stream and logged, so it never holds up the ones behind it. Returns how many entries
+    were moved."""
     moved = 0
     while True:
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(BUFFER, count=batch))
         if not entries:
             return moved
         for entry_id, fields in entries:
-            record = EventRecord(**json.loads(fields[b"event"]))
+            try:
+                record, received_at = read_entry(fields)
+            except ValueError as exc:
+                set_aside(redis, entry_id, fields, str(exc))
+                continue
             with sessions() as sess:
-                store_record(sess, record)
+                store_record(sess, record, received_at)
                 sess.commit()
             redis.xdel(BUFFER, entry_id)
             moved += 1
+
+
+def set_aside(redis: Redis, entry_id: bytes, fields: Mapping[bytes, bytes], why: str) -> None:
+    """Keep an unreadable entry for a person to look at, then let the buffer go on."""
+    kept = {**fields, b"buffered_as": entry_id, b"why": why.encode()}
+    redis.xadd(UNREADABLE, kept, maxlen=UNREADABLE_KEPT, approximate=True)  # type: ignore[arg-type]
+    redis.xdel(BUFFER, entry_id)
+    log.error(
+        "a callback kept in Redis could not be read (%s): set aside as %s in %s",
+        why,
+        entry_id.decode(errors="replace"),
+        UNREADABLE,
+    )

@@ -93,6 +93,15 @@ EVENTS_BUFFERED = RedisKey(
     "restrictions.events.drain (the sweep)",
     "lost: those callbacks (only while PostgreSQL was also away)",
 )
+EVENTS_UNREADABLE = RedisKey(
+    "cg:events:unreadable",
+    "stream: entries of cg:events:buffered that could not be read (each with `why` and the id "
+    "it was buffered as), set aside so the ones behind them are stored",
+    "none; capped at about 10,000 entries, the oldest going first",
+    "restrictions.events.drain",
+    "a person (`redis-cli XRANGE cg:events:unreadable - +`), after the error in the log",
+    "lost: what could not be stored anyway",
+)
 EVENTS_READY = RedisKey(
     "cg:events:ready",
     "list of stored event ids waiting to be processed",
@@ -204,6 +213,7 @@ REGISTER: tuple[RedisKey, ...] = (
     MOVED,
     STOPPED,
     EVENTS_BUFFERED,
+    EVENTS_UNREADABLE,
     EVENTS_READY,
     EVENTS_READY_QUEUED,
     COUNT_CALLS,

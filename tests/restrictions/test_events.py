@@ -4,9 +4,11 @@ PostgreSQL is away it waits in a Redis stream, and leaves it only once committed
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 import time_machine
@@ -321,3 +323,62 @@ def test_an_entry_leaves_the_stream_only_once_its_event_is_committed(
     assert events.drain(sessions_on(sess), redis_conn) == 2  # moved when PostgreSQL is back
     assert redis_conn.xlen(events.BUFFER) == 0
     assert len(stored(sess, call_sid(30), call_sid(31))) == 2
+
+
+def test_a_kept_event_is_stored_as_received_when_it_was_kept_not_when_it_was_moved(
+    sess: Session, redis_conn: Redis
+) -> None:
+    with time_machine.travel(NOW, tick=False):
+        events.buffer(redis_conn, record(40, "completed", 2))
+    with time_machine.travel(NOW + timedelta(minutes=20), tick=False):  # PostgreSQL back
+        assert events.drain(sessions_on(sess), redis_conn) == 1
+    (row,) = stored(sess, call_sid(40))
+    assert row.received_at == NOW
+
+
+def test_an_entry_kept_by_an_earlier_release_is_read_as_received_by_now(
+    sess: Session, redis_conn: Redis
+) -> None:
+    """Entries from before received_at was kept, and fields a later release adds, still move."""
+    older = json.dumps({**asdict(record(41, "completed", 2))})
+    newer = json.dumps({**asdict(record(42, "completed", 2)), "region": "ie1"})
+    redis_conn.xadd(events.BUFFER, {"event": older})
+    redis_conn.xadd(events.BUFFER, {"event": newer, "received_at": "not a time"})
+    with time_machine.travel(NOW, tick=False):
+        assert events.drain(sessions_on(sess), redis_conn) == 2
+    assert [r.received_at for r in stored(sess, call_sid(41), call_sid(42))] == [NOW, NOW]
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"event": "{not json"}, "not readable JSON"),
+        ({"something": "else"}, "not readable JSON"),
+        ({"event": "[1, 2]"}, "not a JSON object"),
+        ({"event": json.dumps({**asdict(record(43)), "sequence": "7"})}, "sequence"),
+        ({"event": json.dumps({**asdict(record(43)), "payload": None})}, "payload"),
+        ({"event": json.dumps({"source": "status"})}, "resource_sid"),
+    ],
+)
+def test_an_entry_that_cannot_be_read_is_set_aside_and_the_rest_still_move(
+    sess: Session,
+    redis_conn: Redis,
+    caplog: pytest.LogCaptureFixture,
+    fields: dict[str, str],
+    why: str,
+) -> None:
+    events.buffer(redis_conn, record(44, "completed", 1))
+    bad = redis_conn.xadd(events.BUFFER, fields)  # type: ignore[arg-type]
+    events.buffer(redis_conn, record(45, "completed", 1))
+
+    assert events.drain(sessions_on(sess), redis_conn) == 2
+
+    assert redis_conn.xlen(events.BUFFER) == 0
+    assert len(stored(sess, call_sid(44), call_sid(45))) == 2
+    ((_, kept),) = cast(
+        list[tuple[bytes, dict[bytes, bytes]]], redis_conn.xrange(events.UNREADABLE)
+    )
+    assert kept[b"buffered_as"] == bad
+    assert why in kept[b"why"].decode()
+    assert {k.encode(): v.encode() for k, v in fields.items()}.items() <= kept.items()
+    assert any(r.levelname == "ERROR" and why in r.getMessage() for r in caplog.records)
