@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from restrictions.resilience import Breaker
+from restrictions.resilience import Breaker, database_unavailable
 
 # Session.info keys the domain reads: the Redis client the routing cache is written to.
 CACHE_REDIS = "callguard.cache_redis"
@@ -96,9 +96,11 @@ class Database:
         # breaker per kind of work, so a slow callback insert does not turn callers away from
         # a PostgreSQL that answers the call path's reads
         self.breakers = {
-            "call-path": Breaker("postgresql", threshold=CALL_PATH_FAILURES),
-            "callbacks": Breaker("postgresql (callbacks)"),
-            "health": Breaker("postgresql (readiness)"),
+            "call-path": Breaker(
+                "postgresql", threshold=CALL_PATH_FAILURES, outage=database_unavailable
+            ),
+            "callbacks": Breaker("postgresql (callbacks)", outage=database_unavailable),
+            "health": Breaker("postgresql (readiness)", outage=database_unavailable),
         }
         self.breaker = self.breakers["call-path"]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -109,9 +109,19 @@ class Breaker:
     ``cooldown`` seconds (going straight to their fallback) instead of each waiting out its own
     deadline; then one call at a time probes it again."""
 
-    def __init__(self, name: str, cooldown: float = 3.0, threshold: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        cooldown: float = 3.0,
+        threshold: int = 1,
+        outage: Callable[[BaseException], bool] | None = None,
+    ) -> None:
         self.name = name
         self.cooldown = cooldown
+        # which errors say the dependency is failing (None: all of them); any other (a bug, bad
+        # data in one request) means it answered, so one caller's bad record never turns the
+        # rest away
+        self.outage = outage
         # failures in a row before it opens: one slow query under load is not an outage, and
         # opening on it sent every caller of the next few seconds down the fallback
         self.threshold = max(threshold, 1)
@@ -158,8 +168,11 @@ class Breaker:
             raise DependencyDown(f"{self.name} is being skipped after a failure")
         try:
             result = within_pool(pool, seconds, fn, *args, **kwargs)
-        except Exception:
-            self.failed()
+        except Exception as exc:
+            if self.outage is None or self.outage(exc):
+                self.failed()
+            else:
+                self.succeeded()
             raise
         self.succeeded()
         return result

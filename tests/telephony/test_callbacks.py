@@ -200,6 +200,24 @@ def test_when_postgresql_fails_mid_work_nothing_of_it_stays_and_the_record_waits
     assert not database(app).breaker.is_open  # and callers still read PostgreSQL
 
 
+def test_a_bug_in_one_callbacks_work_keeps_it_in_redis_but_does_not_turn_the_next_away(
+    app: Flask,
+) -> None:
+    """PostgreSQL answered: the breaker stays closed, so the next callback is stored at once."""
+    broken = status_record()
+
+    def work(sess: Session) -> str:
+        store_record(sess, broken)
+        raise ValueError("a bug, or data nobody expected")
+
+    assert callbacks.keep(app, broken, work) is None
+    assert in_redis(app) == 1  # still kept, for the sweep
+    assert not database(app).breakers["callbacks"].is_open
+    after = status_record(PERSON)
+    assert callbacks.keep_event(app, after) is not None  # straight into PostgreSQL
+    assert in_redis(app) == 1
+
+
 # --- within the deadline -------------------------------------------------------------------------
 
 
