@@ -190,11 +190,29 @@ _ROLES = (
 
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a key in the prompt files, forms and the API
+# A kind's fields sit beside the restriction's own keys, in a new restriction's body and in the
+# answers about it (a restriction, a live call's): none may take one of those names.
+RESERVED_FIELD_NAMES = frozenset(
+    {
+        "id", "customer", "kind", "label", "reason", "reason_translations", "details",
+        "active", "state", "decided_at", "decided_by", "decided_on", "notice_sent_on",
+        "notice_method", "apply_now", "urgent_reason", "notice_due_on", "takes_effect_on",
+        "review_due_on", "last_reviewed_on", "replaces", "appeals", "sharing", "ended_at",
+        "ended_by", "end_reason", "in_force", "lapsed_on", "lapse_letter_sent_on", "since",
+        "terms", "spoc_name", "warnings", "successor",
+    }
+)  # fmt: skip
 
 
 def register(kind: Kind) -> Kind:
     if not NAME.fullmatch(kind.name):
         raise ValueError(f"kind {kind.name!r}: a name is lower-case letters, digits and _")
+    for f in kind.fields:
+        if not NAME.fullmatch(f.name) or f.name in RESERVED_FIELD_NAMES:
+            raise ValueError(
+                f"kind {kind.name}: field {f.name!r} must be lower-case letters, digits and _, "
+                "and not a name the restriction itself uses"
+            )
     if kind.effect is Effect.ENDS_CALL and not kind.message:
         raise ValueError(f"kind {kind.name}: a kind that ends the call needs a message key")
     for role, effect, type_, needed in _ROLES:

@@ -310,6 +310,11 @@ def test_a_kind_whose_fields_contradict_its_effect_is_refused() -> None:
     for odd in ("Email-Only", "email.only", "", "é_only"):  # a prompt key, a form's, the API's
         with pytest.raises(ValueError, match="lower-case"):
             kinds.register(Kind(odd, "x", "x", Effect.FLAG, 50))
+    for taken in ("reason", "state", "terms", "Address"):  # beside the restriction's own keys
+        with pytest.raises(ValueError, match="field"):
+            kinds.register(
+                Kind("odd_field", "x", "x", Effect.FLAG, 50, fields=(Field(taken, "x"),))
+            )
     assert {"no_person", "flag_person", "limited_nothing", "text_person"}.isdisjoint(
         k.name for k in kinds.all_kinds()
     )

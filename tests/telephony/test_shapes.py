@@ -192,6 +192,27 @@ def test_an_answer_outside_its_shape_fails_the_test_that_made_it(
         client.post("/api/v1/customers", json=body, headers=supervisor.headers)
 
 
+def test_a_field_sent_without_being_documented_fails_the_test_that_sent_it(
+    client: Any, supervisor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = serialize.customer
+
+    def with_more(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**real(*args, **kwargs), "shoe_size": 9}
+
+    monkeypatch.setattr(serialize, "customer", with_more)
+    body = {"reference": "HMS-10", "name": "Pat", "phone_numbers": ["+447400100010"]}
+    with pytest.raises(AssertionError, match="shoe_size"):
+        client.post("/api/v1/customers", json=body, headers=supervisor.headers)
+
+
+def test_the_document_leaves_answers_open_to_fields_added_later(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    assert "additionalProperties" not in schemas["Customer"]
+    assert "additionalProperties" not in schemas["LiveCall"]
+    assert schemas["Adjustments"]["additionalProperties"] is False  # taken as well as given
+
+
 # --- the words of a problem ---------------------------------------------------------------------
 
 

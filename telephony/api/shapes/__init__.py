@@ -41,6 +41,14 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Answer(Shape):
+    """A JSON answer. Under test it is checked strictly, so a field its model does not name
+    fails the test that made it (nothing is sent undocumented); the document leaves it open, so
+    a client accepts a field added later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Choice:
     """A string from a list known only at run time (``prompts.languages``, say): checked on each
     request against the list as it is then, and listed as an ``enum`` when the document is made.
@@ -96,6 +104,8 @@ class _Document(GenerateJsonSchema):
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         found = super().model_schema(schema)
+        if issubclass(schema["cls"], Answer) and found.get("additionalProperties") is False:
+            del found["additionalProperties"]  # open to fields added later
         if not schema["cls"].model_config.get("title"):
             found.pop("title", None)
         if isinstance(found.get("description"), str):  # a docstring, as one paragraph

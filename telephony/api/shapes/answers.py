@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 
 from restrictions import sent_letters, sharing, voicemails
 from restrictions.models import AlertStatus
-from telephony.api.shapes import Choice, Shape
+from telephony.api.shapes import Answer, Choice
 from telephony.api.shapes.common import Adjustments, AdjustmentTexts, Day, Method, Moment
 
 # --- examples, as serialize makes them (kinds from restrictions.kinds, with their examples) -------
@@ -189,6 +189,7 @@ _LIVE_CALL_EXAMPLE: dict[str, Any] = {
         "reference": "HMS-0001",
         "name": "Pat Example",
         "language": "en-GB",
+        "language_name": "English",
         "adjustments": {"slow_speech": True},
         "adjustment_texts": [
             "Speaks English",
@@ -204,6 +205,9 @@ _LIVE_CALL_EXAMPLE: dict[str, Any] = {
             "label": "Not engaging on an issue",
             "since": "2026-06-02",
             "issue": "the 2019 boundary fence dispute",
+            "in_force": True,
+            "terms": ["Issue not to be engaged on: the 2019 boundary fence dispute"],
+            "spoc_name": None,
         }
     ],
     "route": "default",
@@ -213,6 +217,9 @@ _LIVE_CALL_EXAMPLE: dict[str, Any] = {
     "started": "2026-06-04T10:02:11+00:00",
     "warned": False,
     "warning": None,
+    "spoc_name": None,
+    "wrap_up_note": None,
+    "simulated": False,
 }
 _VOICEMAIL_EXAMPLE: dict[str, Any] = {
     "id": 7,
@@ -247,7 +254,7 @@ def _examples(*examples: dict[str, Any]) -> dict[str, Any]:
 # --- errors ---------------------------------------------------------------------------------------
 
 
-class Error(Shape):
+class Error(Answer):
     """Every error answer."""
 
     model_config = ConfigDict(
@@ -260,7 +267,7 @@ class Error(Shape):
 # --- calls, agents' presses, the audit trail, letters ---------------------------------------------
 
 
-class Call(Shape):
+class Call(Answer):
     """One inbound call as callguard recorded it."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_CALL_EXAMPLE))
@@ -279,7 +286,7 @@ class Call(Shape):
     flags: list[str]
 
 
-class AgentAction(Shape):
+class AgentAction(Answer):
     """An agent's Warn or End press, with its outcome."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_ACTION_EXAMPLE))
@@ -302,7 +309,7 @@ class AgentAction(Shape):
     at: Moment | None
 
 
-class AuditEntry(Shape):
+class AuditEntry(Answer):
     """One entry of the audit trail: who did what to which record, before and after."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_AUDIT_EXAMPLE))
@@ -317,7 +324,7 @@ class AuditEntry(Shape):
     note: str | None
 
 
-class SentLetter(Shape):
+class SentLetter(Answer):
     """A letter as it was sent, kept unchanged."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_LETTER_EXAMPLE))
@@ -344,7 +351,7 @@ class SentLetter(Shape):
 # --- restrictions: appeals, sharing, reviews, what is due -----------------------------------------
 
 
-class Appeal(Shape):
+class Appeal(Answer):
     """An appeal against a restriction (policy section 12) and, once decided, its outcome."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_APPEAL_EXAMPLE))
@@ -365,7 +372,7 @@ class Appeal(Shape):
     )
 
 
-class SharingRecord(Shape):
+class SharingRecord(Answer):
     """Information shared with another agency, as recorded."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_SHARING_EXAMPLE))
@@ -380,7 +387,7 @@ class SharingRecord(Shape):
     recorded_at: Moment | None = None
 
 
-class AppealCountedFrom(Shape):
+class AppealCountedFrom(Answer):
     """The letter the appeal's last day counts from."""
 
     letter: Literal["decision", "urgent_notice", "review"] = Field(
@@ -389,7 +396,7 @@ class AppealCountedFrom(Shape):
     dated: Day
 
 
-class Restriction(Shape):
+class Restriction(Answer):
     """A restriction. The kind's own fields also appear at the top level, as in details."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_examples(_RESTRICTION_EXAMPLE))
@@ -491,7 +498,7 @@ class LapseLetterRecorded(Restriction):
     letter: SentLetter
 
 
-class Review(Shape):
+class Review(Answer):
     """A review of a restriction (policy 10.4) and what it decided."""
 
     model_config = ConfigDict(
@@ -527,7 +534,7 @@ class Review(Shape):
     restriction: Restriction
 
 
-class DueItem(Shape):
+class DueItem(Answer):
     """Something a supervisor must do about a restriction, and by when."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_DUE_EXAMPLE))
@@ -549,7 +556,7 @@ class DueItem(Shape):
     escalations: int = Field(0, description="On how many days this overdue review was pressed.")
 
 
-class DueList(Shape):
+class DueList(Answer):
     """Everything due: letters, notices, reviews, appeals and lapse letters, oldest first."""
 
     model_config = ConfigDict(json_schema_extra=_examples({"due": [_DUE_EXAMPLE]}))
@@ -557,7 +564,7 @@ class DueList(Shape):
     due: list[DueItem]
 
 
-class ReviewsDue(Shape):
+class ReviewsDue(Answer):
     """Restrictions due for review within 30 days, and overdue ones, oldest first."""
 
     model_config = ConfigDict(json_schema_extra=_examples({"reviews": [_DUE_EXAMPLE]}))
@@ -568,7 +575,7 @@ class ReviewsDue(Shape):
 # --- customers ------------------------------------------------------------------------------------
 
 
-class Customer(Shape):
+class Customer(Answer):
     """A customer: who they are, how callguard speaks to them, their restrictions in force."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_CUSTOMER_EXAMPLE))
@@ -606,7 +613,7 @@ class CustomerRecord(Customer):
     letters: list[SentLetter] = Field(description="Every letter sent to them, newest first.")
 
 
-class Attached(Shape):
+class Attached(Answer):
     """What attaching did: counts and alerts moved with the calls."""
 
     model_config = ConfigDict(
@@ -631,7 +638,7 @@ class Attached(Shape):
 # --- alerts ---------------------------------------------------------------------------------------
 
 
-class Alert(Shape):
+class Alert(Answer):
     """Excessive contact (policy section 6): evidence for a person to decide on."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_ALERT_EXAMPLE))
@@ -650,7 +657,7 @@ class Alert(Shape):
     restriction_id: int | None
 
 
-class AlertList(Shape):
+class AlertList(Answer):
     """Contact alerts, newest first."""
 
     model_config = ConfigDict(json_schema_extra=_examples({"alerts": [_ALERT_EXAMPLE]}))
@@ -663,27 +670,37 @@ class AlertList(Shape):
 FlagText = Annotated[str, Field(description="A flag in words.")]
 
 
-class LiveCustomer(Shape):
+class LiveCustomer(Answer):
     """The customer on the call, with their adjustments."""
 
     reference: str
     name: str
     language: str
+    language_name: str = Field(description="Their language as staff read it: Welsh (Cymraeg).")
     adjustments: Adjustments
     adjustment_texts: AdjustmentTexts
 
 
-class LiveRestriction(Shape):
-    """An active restriction, with the kind's own fields."""
+class LiveRestriction(Answer):
+    """An active restriction, with the kind's own fields (as recorded) and its terms in words."""
 
     model_config = ConfigDict(extra="allow")
 
     kind: str
     label: str
     since: Day
+    in_force: bool = Field(
+        description="It routes calls now (false while its notice has not been sent)."
+    )
+    terms: list[str] = Field(
+        description='The kind\'s own fields in words: "Permitted days and times: …".'
+    )
+    spoc_name: str | None = Field(
+        description="The person this kind puts calls through to, as staff know them."
+    )
 
 
-class LiveCall(Shape):
+class LiveCall(Answer):
     """A live call, with what the agent must know about it."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_LIVE_CALL_EXAMPLE))
@@ -714,9 +731,16 @@ class LiveCall(Shape):
             "The latest Warn: pending until Twilio says it played (ok) or could not (failed)."
         )
     )
+    spoc_name: str | None = Field(
+        description="The person a restriction puts the caller's calls through to, if any."
+    )
+    wrap_up_note: str | None = Field(description="The agent's note on the call so far.")
+    simulated: bool = Field(
+        description="A practice call from the simulator: Warn and End are recorded, not sent."
+    )
 
 
-class LiveCallList(Shape):
+class LiveCallList(Answer):
     """The calls going on now."""
 
     model_config = ConfigDict(json_schema_extra=_examples({"calls": [_LIVE_CALL_EXAMPLE]}))
@@ -724,21 +748,21 @@ class LiveCallList(Shape):
     calls: list[LiveCall]
 
 
-class CallerCustomer(Shape):
+class CallerCustomer(Answer):
     """The customer whose number it is."""
 
     reference: str
     name: str
 
 
-class CallerRestriction(Shape):
+class CallerRestriction(Answer):
     """An active restriction, by kind and label."""
 
     kind: str
     label: str
 
 
-class CallerDecision(Shape):
+class CallerDecision(Answer):
     """callguard's decision for a caller."""
 
     model_config = ConfigDict(
@@ -792,14 +816,14 @@ class CallerDecision(Shape):
 # --- voicemails, parked events --------------------------------------------------------------------
 
 
-class VoicemailCustomer(Shape):
+class VoicemailCustomer(Answer):
     """The customer who called, when the number is theirs."""
 
     reference: str
     name: str
 
 
-class Voicemail(Shape):
+class Voicemail(Answer):
     """A message a customer left for their named contact (SPOC)."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_VOICEMAIL_EXAMPLE))
@@ -818,7 +842,7 @@ class Voicemail(Shape):
     audio_url: str = Field(description="Where its audio is fetched through callguard.")
 
 
-class VoicemailList(Shape):
+class VoicemailList(Answer):
     """Voicemails left for named contacts, newest first."""
 
     model_config = ConfigDict(json_schema_extra=_examples({"voicemails": [_VOICEMAIL_EXAMPLE]}))
@@ -826,7 +850,7 @@ class VoicemailList(Shape):
     voicemails: list[Voicemail]
 
 
-class ParkedEvent(Shape):
+class ParkedEvent(Answer):
     """A Twilio callback set aside because it could not be processed."""
 
     model_config = ConfigDict(json_schema_extra=_examples(_EVENT_EXAMPLE))
@@ -841,7 +865,7 @@ class ParkedEvent(Shape):
     reason: str | None = Field(None, description="Why it was parked (null once it is put back).")
 
 
-class ParkedEventList(Shape):
+class ParkedEventList(Answer):
     """The parked callbacks, oldest first."""
 
     model_config = ConfigDict(json_schema_extra=_examples({"events": [_EVENT_EXAMPLE]}))
