@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from restrictions.errors import NotFound
 from restrictions.events import FINAL, twilio_time
 from restrictions.models import AgentAction, Call, CallEvent, PhoneNumber
 from restrictions.phone import caller_e164
@@ -55,6 +56,13 @@ ROW_FIELDS = (
     "fallback",
     "conference_name",
 )
+
+
+def require_call(sess: Session, call_sid: str) -> None:
+    """NotFound (404) unless callguard has a call ``call_sid``: checked before a request's body,
+    so asking about a call that is not there says so, whatever the body."""
+    if sess.scalar(select(Call.id).where(Call.call_sid == call_sid)) is None:
+        raise NotFound(f"no call {call_sid}")
 
 
 def connected_directly(call: Call) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,7 +36,8 @@ class FakeTwilio:
     """Twilio's REST API as a real HTTP server on localhost: records requests, answers like Twilio.
 
     ``fail(path_contains, status, message)`` makes matching requests fail; ``delay`` slows every
-    answer (to provoke the client's timeout).
+    answer (to provoke the client's timeout); ``before_answering(path_contains, fn)`` runs ``fn``
+    when a matching request arrives, before it is answered (Twilio's callback racing its answer).
     """
 
     url: str = ""
@@ -47,8 +49,10 @@ class FakeTwilio:
     # SID (made blank when first asked for): a POST updates them, as Twilio does.
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     workspaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hooks: list[tuple[str, Callable[[TwilioRequest], None]]] = field(default_factory=list)
 
     def reset(self) -> None:
+        self.hooks.clear()
         self.requests.clear()
         self.numbers.clear()
         self.workspaces.clear()
@@ -66,6 +70,9 @@ class FakeTwilio:
         error ``code`` (for example 21220, the call is not in progress)."""
         self.failures.append((path_contains, status, message, code))
 
+    def before_answering(self, path_contains: str, fn: Callable[[TwilioRequest], None]) -> None:
+        self.hooks.append((path_contains, fn))
+
     def _sid(self, prefix: str) -> str:
         """A new SID, never one the tests' webhooks use (theirs start with zeros)."""
         self._counter += 1
@@ -79,6 +86,9 @@ class FakeTwilio:
         self.requests.append(record)
         if self.delay:
             time.sleep(self.delay)
+        for needle, hook in list(self.hooks):
+            if needle in request.path:
+                hook(record)
         for needle, status, message, code in self.failures:
             if needle in request.path:
                 payload = {

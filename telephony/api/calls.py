@@ -8,6 +8,7 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 
 from restrictions import agent_actions, attach
+from restrictions.calls import require_call
 from restrictions.errors import Invalid
 from restrictions.lifecycle import get_customer
 from restrictions.models import AgentAction, Role
@@ -49,6 +50,7 @@ def active_calls() -> Any:
 
 def _press(kind: str, call_sid: str) -> Any:
     sess = session()
+    require_call(sess, call_sid)  # a 404 before the body's 422
     body = json_body(required=False)
     try:
         action = live.press(sess, g.user, call_sid, kind, body.get("reason"))
@@ -74,11 +76,12 @@ def end_call(call_sid: str) -> Any:
 def attach_call(call_sid: str) -> Any:
     """An unidentified call was the customer's (and, with ``number``, its number is theirs and
     so are its past calls): its counts and alerts move to them, on the audit trail."""
+    sess = session()
+    require_call(sess, call_sid)  # a 404 before the body's 422
     body = json_body()  # its shape: AttachCall (telephony.api.shapes.bodies)
     reference, with_number = body["customer"], body.get("number", False)
     if not reference.strip():
         raise Invalid("customer is required: the customer's reference")
-    sess = session()
     done = attach.attach_call(
         sess,
         redis_client(),

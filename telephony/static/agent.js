@@ -71,6 +71,14 @@
     if (kind === "warn") {
       // Twilio says later whether it played: the next polls bring its word
       card._warning = data.outcome;
+      if (data.outcome === "ok") {
+        // Twilio said it played before the answer came back: End needs no reason from now on,
+        // not only after the next poll
+        call.warned = true;
+        const end = card.querySelector(".end");
+        end.textContent = "End call";
+        end.setAttribute("aria-label", "End call: " + callerOf(call));
+      }
       outcome.textContent = WARNING_WORDS[data.outcome] || "";
       announce(ANNOUNCED_WARNING[data.outcome] ? ANNOUNCED_WARNING[data.outcome] + " " + callerOf(call) : "");
     } else {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,8 +27,9 @@ POLL_MS = 1000  # the console asks for the live calls once a second
 
 @pytest.fixture
 def page(browser: Any, live_server: str) -> Iterator[Any]:
-    """A tab whose clock the test moves on, so the console's next poll comes when the test says
-    (a context of its own: a clock once installed stays for the context's life)."""
+    """A tab whose clock the test can move on, so the console's next poll comes when the test
+    says (a context of its own: a clock once installed stays for the context's life). It still
+    runs on its own as well: a test that must see no poll in between pauses it."""
     context = browser.new_context(base_url=live_server)
     tab = context.new_page()
     tab.set_default_timeout(15000)
@@ -113,8 +115,10 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
         "SequenceNumber": "4",
     }
     assert twilio.post("/twilio/conference/events", played).status_code == 204
-    page.clock.run_for(POLL_MS)
+    with page.expect_response(lambda r: "/agent/live.json" in r.url):
+        page.clock.run_for(POLL_MS)  # this poll brings Twilio's word
     page.get_by_text("Warning played. The call continues.").wait_for()
+    card.get_by_role("button", name=re.compile(r"^End call: ")).wait_for()
 
     card.get_by_role("button", name="End call").click()  # warned already: no reason needed
     page.get_by_text("Call ended.").wait_for()
@@ -129,6 +133,48 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
             (a.kind, a.outcome) for a in sess.scalars(select(AgentAction).order_by(AgentAction.id))
         ]
     assert kinds == [("warn", "ok"), ("end", "ok")]
+
+
+def test_a_warning_twilio_played_before_answering_lets_end_go_without_a_reason_at_once(
+    app: Flask,
+    page: Any,
+    agent: Any,
+    sign_in: Callable[..., None],
+    connect_call: Callable[[], None],
+    fake_twilio: Any,
+    twilio: Any,
+) -> None:
+    """Twilio's announcement-end arrives before its answer to the announce request: the Warn's
+    own answer says it played, and End needs no reason without waiting for a poll."""
+    played = {
+        "AccountSid": ACCOUNT,
+        "ConferenceSid": CONFERENCE,
+        "FriendlyName": f"cg-{CALLER}",
+        "StatusCallbackEvent": "announcement-end",
+        "SequenceNumber": "4",
+    }
+    sign_in(page, agent)
+    connect_call()
+    fake_twilio.before_answering(
+        f"/Conferences/{CONFERENCE}.json",
+        lambda _: twilio.post("/twilio/conference/events", played),
+    )
+    page.clock.run_for(POLL_MS)
+    card = page.locator(f'section.call[data-call-sid="{CALLER}"]')
+    card.wait_for()
+    page.clock.pause_at(datetime.now(UTC) + timedelta(seconds=5))  # no poll from here on
+    card.get_by_role("button", name="Warn").click()
+    card.get_by_role("button", name="Play the warning to").click()
+    card.get_by_text("Warning played. The call continues.").wait_for()
+    # no poll since: the page knows from the Warn's answer
+    card.get_by_role("button", name=re.compile(r"^End call: ")).click()
+    card.get_by_text("Call ended.").wait_for()
+    with database(app).sessions() as sess:
+        kinds = [
+            (a.kind, a.outcome, a.reason)
+            for a in sess.scalars(select(AgentAction).order_by(AgentAction.id))
+        ]
+    assert kinds == [("warn", "ok", None), ("end", "ok", None)]
 
 
 def test_ending_without_a_warning_asks_for_a_reason(
@@ -284,7 +330,10 @@ def test_announcements_say_what_matters_and_can_be_paused(
 ) -> None:
     sign_in(page, agent)
     announcer = page.locator("#announcer")
-    page.clock.run_for(POLL_MS)
+    # the poll's answer has come back before the call comes in: else it may see the call
+    # waiting, and the next poll announces it put through instead of arrived
+    with page.expect_response(lambda r: "/agent/live.json" in r.url):
+        page.clock.run_for(POLL_MS)
     assert announcer.inner_text() == ""  # polls with nothing new say nothing
     connect_call()
     page.clock.run_for(POLL_MS)

@@ -95,7 +95,12 @@ def test_wrong_json_types_are_4xx_with_the_reason(
     assert response.status_code == status and message in response.get_json()["error"]
 
 
-def test_a_console_press_whose_body_is_not_an_object_is_a_400(client: Any, agent: Any) -> None:
+def test_a_console_press_whose_body_is_not_an_object_is_a_400(
+    client: Any, agent: Any, twilio: Any, run_jobs: Callable[[], int]
+) -> None:
+    sid = "CA" + "c" * 32
+    twilio.post("/twilio/voice/incoming", twilio.call_params("+447400100001", CallSid=sid))
+    run_jobs()  # the call is known: the body, not the path, is what is wrong
     response = client.post(
         "/api/v1/calls/CA" + "c" * 32 + "/end",
         data="[]",

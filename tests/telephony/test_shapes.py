@@ -343,6 +343,8 @@ def test_a_client_that_sends_empty_fields_for_left_out_ones_is_understood(
         ("post", "/api/v1/restrictions/999999/sharing", {}),
         ("post", "/api/v1/appeals/999999/decision", {}),
         ("post", "/api/v1/alerts/999999/dismiss", {}),
+        ("post", f"/api/v1/calls/CA{'0' * 32}/end", {"reason": 5}),
+        ("post", f"/api/v1/calls/CA{'0' * 32}/attach", {"customer": 5}),
     ],
 )
 def test_a_bad_body_sent_to_nothing_is_404_not_422(
