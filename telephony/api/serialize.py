@@ -200,7 +200,8 @@ def audit_entry(a: AuditEntry) -> dict[str, Any]:
     }
 
 
-def agent_action(a: AgentAction) -> dict[str, Any]:
+def agent_action(a: AgentAction, *, sensitive: bool = False) -> dict[str, Any]:
+    """A press; the supervisor's review note only for supervisors (``sensitive``)."""
     return {
         "id": a.id,
         "kind": a.kind,
@@ -211,6 +212,9 @@ def agent_action(a: AgentAction) -> dict[str, Any]:
         "error": a.error,
         "detail": a.detail,
         "at": _iso(a.created_at),
+        "reviewed_at": _iso(a.reviewed_at),
+        "reviewed_by": a.reviewed_by.name if a.reviewed_by else None,
+        "review_note": a.review_note if sensitive else None,
     }
 
 
@@ -238,7 +242,7 @@ def customer(
     if calls is not None:
         data["recent_calls"] = [call(x) for x in calls]
     if actions is not None:
-        data["agent_actions"] = [agent_action(x) for x in actions]
+        data["agent_actions"] = [agent_action(x, sensitive=sensitive) for x in actions]
     if audit is not None:
         data["audit"] = [audit_entry(x) for x in audit]
     if letters is not None:

@@ -295,6 +295,28 @@ def test_every_press_is_on_the_customers_record_and_audited(
         assert {"agent.warn", "agent.end"} <= actions
 
 
+def test_a_reviewed_press_says_who_reviewed_it_and_only_supervisors_read_the_note(
+    app: Flask, client: Any, agent: Any, supervisor: Any, live_call: str
+) -> None:
+    from restrictions import agent_actions
+
+    pressed = client.post(f"/api/v1/calls/{CALLER}/warn", headers=agent.headers).get_json()
+    with database(app).sessions() as sess:
+        reviewer = sess.merge(supervisor.user)
+        agent_actions.mark_reviewed(sess, reviewer, pressed["id"], "Fair: the caller swore twice")
+        sess.commit()
+    as_supervisor = client.get("/api/v1/customers/HMS-0001", headers=supervisor.headers)
+    (action,) = as_supervisor.get_json()["agent_actions"]
+    assert (action["reviewed_by"], action["review_note"]) == (
+        supervisor.user.name,
+        "Fair: the caller swore twice",
+    )
+    assert action["reviewed_at"] is not None
+    as_agent = client.get("/api/v1/customers/HMS-0001", headers=agent.headers).get_json()
+    (seen,) = as_agent["agent_actions"]
+    assert (seen["reviewed_by"], seen["review_note"]) == (supervisor.user.name, None)
+
+
 def test_unknown_call_is_404_and_a_finished_call_is_409(
     client: Any, agent: Any, live_call: str, conference_event: Callable[..., Any]
 ) -> None:

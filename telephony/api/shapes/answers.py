@@ -115,6 +115,9 @@ _ACTION_EXAMPLE: dict[str, Any] = {
     "error": None,
     "detail": None,
     "at": "2026-06-04T10:05:40+00:00",
+    "reviewed_at": None,
+    "reviewed_by": None,
+    "review_note": None,
 }
 _AUDIT_EXAMPLE: dict[str, Any] = {
     "at": "2026-06-02T09:30:00+00:00",
@@ -307,6 +310,13 @@ class AgentAction(Answer):
         description="What happened beyond the outcome (the caller had already left, say)."
     )
     at: Moment | None
+    reviewed_at: Moment | None = Field(
+        None, description="When a supervisor reviewed the press as an incident (policy 10.2)."
+    )
+    reviewed_by: str | None = Field(None, description="Who reviewed it.")
+    review_note: str | None = Field(
+        None, description="The reviewer's note: in a supervisor's answer only (null for agents)."
+    )
 
 
 class AuditEntry(Answer):
