@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
@@ -113,10 +113,8 @@ def store(
     sequence: int,
     event: str,
     payload: Mapping[str, Any],
-    received_at: datetime | None = None,
 ) -> int | None:
-    """Insert the event once; returns its id, or None when it was already stored.
-    ``received_at``: when callguard took it, if that was earlier than now (kept in Redis)."""
+    """Insert the event once; returns its id, or None when it was already stored."""
     bind = sess.get_bind() if isinstance(sess, Session) else sess
     values = {
         "source": source,
@@ -125,7 +123,7 @@ def store(
         "sequence_number": sequence,
         "event": event,
         "payload": dict(payload),
-        "received_at": received_at or utcnow(),
+        "received_at": utcnow(),
     }
     stored: int | None = sess.scalar(_insert_once(bind.dialect.name), values)
     return stored
@@ -152,6 +150,7 @@ log = logging.getLogger(__name__)
 BUFFER = redis_keys.EVENTS_BUFFERED.key
 UNREADABLE = redis_keys.EVENTS_UNREADABLE.key
 UNREADABLE_KEPT = 10_000  # the most entries kept aside (the oldest go first)
+UNREADABLE_DAYS = 30  # and for at most this long: they hold callers' numbers
 
 
 @dataclass(frozen=True)
@@ -166,9 +165,7 @@ class EventRecord:
     payload: dict[str, Any]
 
 
-def store_record(
-    sess: Session | Connection, record: EventRecord, received_at: datetime | None = None
-) -> int | None:
+def store_record(sess: Session | Connection, record: EventRecord) -> int | None:
     return store(
         sess,
         source=record.source,
@@ -177,14 +174,13 @@ def store_record(
         sequence=record.sequence,
         event=record.event,
         payload=record.payload,
-        received_at=received_at,
     )
 
 
 def buffer(redis: Redis, record: EventRecord) -> None:
     """Keep an event in a Redis stream (acknowledged by Redis; with AOF on, durable) until
     PostgreSQL can take it."""
-    redis.xadd(BUFFER, {"event": json.dumps(asdict(record)), "received_at": utcnow().isoformat()})
+    redis.xadd(BUFFER, {"event": json.dumps(asdict(record))})
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -197,9 +193,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def read_entry(fields: Mapping[bytes, bytes]) -> tuple[EventRecord, datetime | None]:
-    """A buffered entry's event and when it was received (None from a release that did not
-    say). Fields a later release adds are ignored; ValueError when it cannot be read."""
+def read_entry(fields: Mapping[bytes, bytes]) -> EventRecord:
+    """A buffered entry's event, stored as received when it is moved (``received_at`` is the
+    time it reached PostgreSQL: a TaskRouter event waits WAIT_FOR_CALL from then for its call).
+    Fields a later release adds are ignored; ValueError when it cannot be read."""
     try:
         data = json.loads(fields[b"event"])
     except (KeyError, ValueError) as exc:  # no event, not UTF-8, not JSON
@@ -210,15 +207,7 @@ def read_entry(fields: Mapping[bytes, bytes]) -> tuple[EventRecord, datetime | N
         value = data.get(name)
         if not isinstance(value, types) or isinstance(value, bool):
             raise ValueError(f"the event's {name} is missing or of the wrong type")
-    received_at = None
-    if b"received_at" in fields:
-        try:
-            received_at = datetime.fromisoformat(fields[b"received_at"].decode())
-        except ValueError:
-            received_at = None  # the event is still good; it was received by now at the latest
-        if received_at is not None and received_at.tzinfo is None:
-            received_at = received_at.replace(tzinfo=UTC)
-    return EventRecord(**{name: data[name] for name in _TYPES}), received_at
+    return EventRecord(**{name: data[name] for name in _TYPES})
 
 
 def drain(
@@ -232,6 +221,8 @@ def drain(
     them with the rest of what is stored. An entry that cannot be read is set aside, whole, in
     its own stream and logged, so it never holds up the ones behind it. Returns how many entries
     were moved."""
+    oldest = int((utcnow() - timedelta(days=UNREADABLE_DAYS)).timestamp() * 1000)
+    redis.xtrim(UNREADABLE, minid=oldest, approximate=False)  # they hold callers' numbers
     moved = 0
     while True:
         entries = cast(list[tuple[bytes, dict[bytes, bytes]]], redis.xrange(BUFFER, count=batch))
@@ -239,12 +230,12 @@ def drain(
             return moved
         for entry_id, fields in entries:
             try:
-                record, received_at = read_entry(fields)
+                record = read_entry(fields)
             except ValueError as exc:
                 set_aside(redis, entry_id, fields, str(exc))
                 continue
             with sessions() as sess:
-                store_record(sess, record, received_at)
+                store_record(sess, record)
                 sess.commit()
             redis.xdel(BUFFER, entry_id)
             moved += 1

@@ -199,7 +199,8 @@ RESERVED_FIELD_NAMES = frozenset(
         "notice_method", "apply_now", "urgent_reason", "notice_due_on", "takes_effect_on",
         "review_due_on", "last_reviewed_on", "replaces", "appeals", "sharing", "ended_at",
         "ended_by", "end_reason", "in_force", "lapsed_on", "lapse_letter_sent_on", "since",
-        "terms", "spoc_name", "warnings", "successor",
+        "terms", "spoc_name", "warnings", "successor", "appeal_last_day",
+        "appeal_counted_from", "letter",
     }
 )  # fmt: skip
 

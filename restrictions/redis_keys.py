@@ -97,7 +97,7 @@ EVENTS_UNREADABLE = RedisKey(
     "cg:events:unreadable",
     "stream: entries of cg:events:buffered that could not be read (each with `why` and the id "
     "it was buffered as), set aside so the ones behind them are stored",
-    "none; capped at about 10,000 entries, the oldest going first",
+    "30 days (trimmed by each drain), and at most about 10,000 entries",
     "restrictions.events.drain",
     "a person (`redis-cli XRANGE cg:events:unreadable - +`), after the error in the log",
     "lost: what could not be stored anyway",

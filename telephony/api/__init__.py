@@ -67,6 +67,15 @@ def _documented_queries() -> dict[tuple[str, str], frozenset[str]]:
 
 
 @bp.before_request
+def _body_read_first() -> None:
+    """The whole body (bounded by MAX_API_BODY_BYTES) is read off the socket before the view
+    runs: a view finds and locks its row before it checks the body (a 404 before a 422), and a
+    client sending slowly must not hold that lock or its pooled connection meanwhile."""
+    if request.method in ("POST", "PUT", "PATCH"):
+        request.get_data(cache=True)
+
+
+@bp.before_request
 def _known_queries_only() -> Response | None:
     """A query parameter the operation does not take is a 400 naming it, never silently
     ignored (a misspelt filter would otherwise return everything)."""

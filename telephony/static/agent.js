@@ -73,11 +73,12 @@
       card._warning = data.outcome;
       if (data.outcome === "ok") {
         // Twilio said it played before the answer came back: End needs no reason from now on,
-        // not only after the next poll
-        call.warned = true;
+        // not only once a poll says so (a poll read before it would say it had not played)
+        card._warnedOk = true;
+        card._call.warned = true;
         const end = card.querySelector(".end");
         end.textContent = "End call";
-        end.setAttribute("aria-label", "End call: " + callerOf(call));
+        end.setAttribute("aria-label", "End call: " + callerOf(card._call));
       }
       outcome.textContent = WARNING_WORDS[data.outcome] || "";
       announce(ANNOUNCED_WARNING[data.outcome] ? ANNOUNCED_WARNING[data.outcome] + " " + callerOf(call) : "");
@@ -232,6 +233,7 @@
     items(card.querySelector(".restrictions"), call.restrictions.map(restrictionText));
     // the reasonable adjustments in words (the language first, by its name)
     items(card.querySelector(".adjustments"), call.customer ? call.customer.adjustment_texts : []);
+    if (card._warnedOk) call.warned = true;  // its own Warn's answer said it played
     const end = card.querySelector(".end");
     end.textContent = call.warned ? "End call" : "End call (reason needed)";
     // every control names its caller for assistive technology (the visible words first)

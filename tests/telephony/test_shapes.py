@@ -356,3 +356,34 @@ def test_a_bad_body_sent_to_nothing_is_404_not_422(
 
 def test_the_schemas_are_made_once_for_the_kinds_and_languages_there_are() -> None:
     assert openapi.schemas() is openapi.schemas()
+
+
+def test_the_body_is_off_the_socket_before_the_view_locks_its_row(
+    client: Any,
+    supervisor: Any,
+    make_customer: Callable[..., Any],
+    restrict: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view finds (and locks) its row before it checks the body: a client sending its body
+    slowly must not hold the lock meanwhile, so the body has been read already."""
+    from flask import request
+
+    from telephony.api import restrictions as views
+
+    unread: list[bytes] = []
+    real = getattr(views, "get_restriction")  # noqa: B009  (the name the view calls)
+
+    def locking(*args: Any, **kwargs: Any) -> Any:
+        unread.append(request.stream.read(1))  # what is still waiting on the socket
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "get_restriction", locking)
+    restriction = restrict(make_customer(), kind="warning", notice_sent_on=None)
+    answer = client.post(
+        f"/api/v1/restrictions/{restriction.id}/notice",
+        json={"sent_on": "soon", "method": "post"},
+        headers=supervisor.headers,
+    )
+    assert unread == [b""]
+    assert answer.status_code == 422, answer.get_json()  # and the body was still all there
