@@ -49,6 +49,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
+from bench import servers
 from bench.inbound import BASE, TOKEN, app_for, fresh_database
 from restrictions import counting
 from restrictions.lifecycle import Actor, add_restriction, create_customer
@@ -708,7 +709,7 @@ def main() -> None:
     fakes = fake_twilio()
     fake = next(fakes)
     app = app_for(TWILIO_API_BASE_URL=fake.url, TWILIO_REST_TIMEOUT_SECONDS=2)
-    app.extensions["callguard.redis"].flushdb()
+    servers.empty_redis(app.extensions["callguard.redis"])
     with time_machine.travel(START - timedelta(days=1)):
         limited, token = seed(app)
     client = app.test_client()

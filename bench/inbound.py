@@ -121,14 +121,14 @@ def main() -> None:
     app = app_for()
     seed(app)
     redis = app.extensions["callguard.redis"]
-    redis.flushdb()
+    servers.empty_redis(redis)
     measure("unknown caller, cache miss", app, lambda i: f"+4479{i:08d}")
     measure("customer, cache hit", app, lambda i: f"+4474001{i % 1000:05d}")
     measure(
         "customer, cache miss (PostgreSQL)",
         app,
         lambda i: f"+4474001{i % 1000:05d}",
-        before=redis.flushdb,
+        before=lambda: servers.empty_redis(redis),
     )
     measure(
         "Redis down (PostgreSQL read)",
@@ -141,7 +141,7 @@ def main() -> None:
         app_for(DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/x"),
         lambda i: f"+4479{i:08d}",
         rounds=50,
-        before=redis.flushdb,
+        before=lambda: servers.empty_redis(redis),
     )
     port = hung_server()
     measure(
@@ -149,7 +149,7 @@ def main() -> None:
         app_for(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{port}/x"),
         lambda i: f"+4478{i:08d}",
         rounds=10,
-        before=redis.flushdb,
+        before=lambda: servers.empty_redis(redis),
     )
 
 

@@ -2,7 +2,8 @@
 benchmark asks, stopped when it exits, so a benchmark never flushes or drops anything on the
 machine's shared servers. ``CALLGUARD_BENCH_POSTGRES`` (a server's URL, e.g.
 ``postgresql+psycopg://postgres@127.0.0.1:5432``) and ``CALLGUARD_BENCH_REDIS_URL`` point a run
-at servers of your choosing instead (whose named database and Redis db it will then empty)."""
+at servers of your choosing instead: a run then drops and makes only its own named database, and
+empties only callguard's and rq's keys in that Redis db (``empty_redis``), never all of it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from redis import Redis
 
 from bench.infra import Postgres, accepts, free_port, postgres_bin, wait_for
 
@@ -72,3 +75,23 @@ def redis_url() -> str:
     atexit.register(server.terminate)
     wait_for("the benchmarks' Redis", lambda: accepts(port))
     return f"redis://127.0.0.1:{port}/0"
+
+
+OURS = ("cg:*", "rq:*", "LIMITS*")  # callguard's keys, rq's, and the sign-in limiter's
+
+
+def empty_redis(redis: Redis) -> None:
+    """Start a run on an empty Redis: the benchmarks' own is flushed; one given with
+    CALLGUARD_BENCH_REDIS_URL loses only the keys a run writes, whatever else it holds."""
+    if not os.environ.get("CALLGUARD_BENCH_REDIS_URL"):
+        redis.flushdb()
+        return
+    for pattern in OURS:
+        batch: list[bytes] = []
+        for key in redis.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                redis.delete(*batch)
+                batch.clear()
+        if batch:
+            redis.delete(*batch)

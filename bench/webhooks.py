@@ -324,7 +324,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         for size in SIZES:
-            redis.flushdb()
+            servers.empty_redis(redis)
             fresh_database(DB)
             began = time.perf_counter()
             seed(size, env, tmp)
@@ -376,7 +376,7 @@ def main() -> None:
                         ),
                         flush=True,
                     )
-            redis.flushdb()
+            servers.empty_redis(redis)
 
 
 if __name__ == "__main__":
