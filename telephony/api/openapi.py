@@ -22,7 +22,6 @@ from typing import Any
 from flask import Response, current_app, has_app_context, jsonify, render_template
 from pydantic import TypeAdapter
 
-import prompts
 from restrictions import kinds
 from restrictions.errors import Invalid
 from restrictions.models import AlertStatus, Role
@@ -774,7 +773,7 @@ def _shape(name: str) -> TypeAdapter[Any]:
     """The shape a component names: a request body (``shapes.bodies``), an answer
     (``shapes.answers``) or the body for a new restriction, made from the registered kinds."""
     if name == "NewRestriction":
-        return _new_restriction(_declared())
+        return bodies.new_restriction()
     model = getattr(bodies, name, None) or getattr(answers, name)
     return _adapter(model)
 
@@ -823,21 +822,10 @@ def check_answer(method: str, path: str, status: int, answer: bytes) -> str | No
     return None if adapter is None else shapes.check(adapter, answer)
 
 
-def _declared() -> tuple[object, ...]:
-    """What the generated shapes depend on that can change while callguard runs: the kinds
-    registered and the languages there are (a test adds both)."""
-    return (*((kind.name, id(kind)) for kind in kinds.all_kinds()), *prompts.languages())
-
-
-@functools.lru_cache(maxsize=4)
-def _new_restriction(declared: tuple[object, ...]) -> TypeAdapter[Any]:
-    return bodies.new_restriction()
-
-
 def schemas() -> dict[str, Schema]:
     """The document's schemas: every operation's body and answer, the models they refer to, and
     the error answer. Made once for the kinds and languages there are; read it, never change it."""
-    return _schemas(_declared())
+    return _schemas(bodies.declared())
 
 
 @functools.lru_cache(maxsize=4)

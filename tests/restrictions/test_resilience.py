@@ -11,6 +11,14 @@ from sqlalchemy.exc import OperationalError
 from restrictions.resilience import Breaker, database_unavailable
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The breakers' monotonic clock, moved on by the test: ``clock[0] += 3.1``."""
+    now = [1000.0]
+    monkeypatch.setattr("restrictions.resilience.time.monotonic", lambda: now[0])
+    return now
+
+
 def test_a_breaker_opens_after_its_threshold_of_failures_in_a_row() -> None:
     breaker = Breaker("postgresql (test)", cooldown=60, threshold=3)
     breaker.failed()
@@ -35,10 +43,8 @@ def test_by_default_one_failure_opens_it() -> None:
 
 
 def test_once_the_cooldown_is_over_one_caller_probes_and_the_rest_still_skip(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("restrictions.resilience.time.monotonic", lambda: clock[0])
     breaker = Breaker("postgresql (test)", cooldown=3)
     breaker.failed()
     assert not breaker.allow()
@@ -49,11 +55,7 @@ def test_once_the_cooldown_is_over_one_caller_probes_and_the_rest_still_skip(
     assert breaker.allow() and breaker.allow() and not breaker.is_open
 
 
-def test_a_probe_that_fails_keeps_it_open_for_another_cooldown(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("restrictions.resilience.time.monotonic", lambda: clock[0])
+def test_a_probe_that_fails_keeps_it_open_for_another_cooldown(clock: list[float]) -> None:
     breaker = Breaker("postgresql (test)", cooldown=3, threshold=3)
     for _ in range(3):
         breaker.failed()
@@ -85,11 +87,7 @@ def test_an_error_that_is_not_an_outage_leaves_it_closed_and_is_raised_all_the_s
     assert breaker.is_open and not breaker.allow()
 
 
-def test_a_probe_that_meets_a_bug_closes_it_since_postgresql_answered(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("restrictions.resilience.time.monotonic", lambda: clock[0])
+def test_a_probe_that_meets_a_bug_closes_it_since_postgresql_answered(clock: list[float]) -> None:
     breaker = Breaker("postgresql (test)", cooldown=3, outage=database_unavailable)
     breaker.failed()
     clock[0] += 3.1

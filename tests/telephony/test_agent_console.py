@@ -23,6 +23,13 @@ CALLER = "CA" + "c" * 32
 AGENT_LEG = "CA" + "d" * 32
 CONFERENCE = "CF" + "f" * 32
 POLL_MS = 1000  # the console asks for the live calls once a second
+PLAYED = {  # Twilio: the Warn's announcement played
+    "AccountSid": ACCOUNT,
+    "ConferenceSid": CONFERENCE,
+    "FriendlyName": f"cg-{CALLER}",
+    "StatusCallbackEvent": "announcement-end",
+    "SequenceNumber": "4",
+}
 
 
 @pytest.fixture
@@ -107,14 +114,7 @@ def test_a_live_call_appears_then_the_agent_warns_and_ends_it(
     (announce,) = fake_twilio.posts("/Conferences/")
     assert announce.path.endswith(f"/Conferences/{CONFERENCE}.json")
     assert "/twilio/conference/announce/1?" in (announce.param("AnnounceUrl") or "")
-    played = {
-        "AccountSid": ACCOUNT,
-        "ConferenceSid": CONFERENCE,
-        "FriendlyName": f"cg-{CALLER}",
-        "StatusCallbackEvent": "announcement-end",
-        "SequenceNumber": "4",
-    }
-    assert twilio.post("/twilio/conference/events", played).status_code == 204
+    assert twilio.post("/twilio/conference/events", PLAYED).status_code == 204
     with page.expect_response(lambda r: "/agent/live.json" in r.url):
         page.clock.run_for(POLL_MS)  # this poll brings Twilio's word
     page.get_by_text("Warning played. The call continues.").wait_for()
@@ -146,18 +146,11 @@ def test_a_warning_twilio_played_before_answering_lets_end_go_without_a_reason_a
 ) -> None:
     """Twilio's announcement-end arrives before its answer to the announce request: the Warn's
     own answer says it played, and End needs no reason without waiting for a poll."""
-    played = {
-        "AccountSid": ACCOUNT,
-        "ConferenceSid": CONFERENCE,
-        "FriendlyName": f"cg-{CALLER}",
-        "StatusCallbackEvent": "announcement-end",
-        "SequenceNumber": "4",
-    }
     sign_in(page, agent)
     connect_call()
     fake_twilio.before_answering(
         f"/Conferences/{CONFERENCE}.json",
-        lambda _: twilio.post("/twilio/conference/events", played),
+        lambda _: twilio.post("/twilio/conference/events", PLAYED),
     )
     page.clock.run_for(POLL_MS)
     card = page.locator(f'section.call[data-call-sid="{CALLER}"]')

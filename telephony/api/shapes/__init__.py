@@ -217,8 +217,8 @@ def problem(exc: ValidationError, schema: JsonSchemaValue | None = None) -> str:
         what = "entries" if isinstance(given, dict) else "items"
         bound = "may hold at most" if kind == "too_long" else "must hold at least"
         return f"{where} {bound} {n} {what}"
-    shown = json.dumps(given, ensure_ascii=False)[:40]
     if kind.startswith("date"):
+        shown = json.dumps(given, ensure_ascii=False)[:40]  # "²⁰²⁶" as it was sent
         return f"{where} must be a date like 2026-03-01, not {shown}"
     if kind in ("string_type", "bool_type", "int_type", "list_type", "dict_type", "model_type"):
         wanted = {

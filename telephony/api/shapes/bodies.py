@@ -282,18 +282,30 @@ def kind_body(kind: kinds.Kind) -> type[Shape]:
     return model
 
 
+def declared() -> tuple[object, ...]:
+    """What the generated shapes depend on that can change while callguard runs: the kinds
+    registered and the languages there are (a test adds both). Shapes made from it are kept
+    until it changes."""
+    return (*((kind.name, id(kind)) for kind in kinds.all_kinds()), *prompts.languages())
+
+
 @functools.lru_cache(maxsize=8)
-def _kind_bodies(declared: tuple[tuple[str, int], ...]) -> dict[str, type[Shape]]:
+def _kind_bodies(declared: tuple[object, ...]) -> dict[str, type[Shape]]:
     return {kind.name: kind_body(kind) for kind in kinds.all_kinds()}
 
 
 def kind_bodies() -> dict[str, type[Shape]]:
     """Each registered kind's body, made again when a kind is registered or goes."""
-    return _kind_bodies(tuple((k.name, id(k)) for k in kinds.all_kinds()))
+    return _kind_bodies(declared())
 
 
 def new_restriction() -> TypeAdapter[Any]:
     """``NewRestriction``: one of the kinds' bodies, told apart by ``kind``."""
+    return _new_restriction(declared())
+
+
+@functools.lru_cache(maxsize=4)
+def _new_restriction(declared: tuple[object, ...]) -> TypeAdapter[Any]:
     bodies = list(kind_bodies().values())
     if not bodies:  # nothing can be recorded, but the document stays valid
         return TypeAdapter(RestrictionCommon)
